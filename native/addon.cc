@@ -1,0 +1,438 @@
+// The Node-API surface of kiln (typed once, in src/native/binding.ts). Small on purpose: build an
+// engine from a Plan, load one from bytes, run a plan once (constant folding), and the NativeEngine
+// object. Slow calls are AsyncWorkers that keep their owner alive while they run. Native failures reach
+// JS as Errors whose message starts with "[CODE] ", which src/errors.ts turns into KilnErrors.
+#include <napi.h>
+
+#include <atomic>
+#include <memory>
+#include <thread>
+
+#include "engine_format.h"
+#include "executor.h"
+#include "threadpool.h"
+
+#ifndef KILN_VERSION
+#define KILN_VERSION "0.0.0"
+#endif
+
+namespace kiln {
+
+namespace {
+
+Napi::Error to_js(Napi::Env env, const std::exception& e) {
+  if (auto* k = dynamic_cast<const Error*>(&e)) return Napi::Error::New(env, "[" + k->code() + "] " + k->what());
+  return Napi::Error::New(env, std::string("[INTERNAL] ") + e.what());
+}
+
+#define REQUIRE_ARG(cond, msg) \
+  if (!(cond)) throw Napi::TypeError::New(info.Env(), msg)
+
+// Copies a Uint8Array / Buffer argument.
+std::vector<uint8_t> bytes_arg(const Napi::Value& v, const char* what) {
+  if (!v.IsTypedArray()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Uint8Array");
+  auto a = v.As<Napi::TypedArray>();
+  auto* p = static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+  return std::vector<uint8_t>(p, p + a.ByteLength());
+}
+
+// A view of a typed array argument whose memory the caller keeps alive (by holding a reference).
+const void* view_arg(const Napi::Value& v, size_t* len) {
+  auto a = v.As<Napi::TypedArray>();
+  *len = a.ByteLength();
+  return static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+}
+
+std::string cpu_capability() {
+  std::string caps;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2")) caps += "avx2,";
+  if (__builtin_cpu_supports("fma")) caps += "fma,";
+  if (__builtin_cpu_supports("avx512f")) caps += "avx512f,";
+#endif
+  if (!caps.empty()) caps.pop_back();
+  return caps;
+}
+
+std::string cpu_device() {
+#if defined(__x86_64__)
+  return "cpu x86_64";
+#elif defined(__aarch64__)
+  return "cpu aarch64";
+#else
+  return "cpu";
+#endif
+}
+
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') { o += '\\'; o += c; }
+    else if (static_cast<unsigned char>(c) < 0x20) o += ' ';
+    else o += c;
+  }
+  return o;
+}
+
+// Validated run inputs: sizes checked against the plan (TS checked names, dtypes and shapes already).
+std::vector<const void*> gather_inputs(const Napi::Array& arr, const Plan& plan, std::vector<Napi::Reference<Napi::Value>>* keep) {
+  if (arr.Length() != plan.inputs.size())
+    throw Napi::TypeError::New(arr.Env(), "expected " + std::to_string(plan.inputs.size()) + " inputs, got " + std::to_string(arr.Length()));
+  std::vector<const void*> out;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value v = arr.Get(i);
+    if (!v.IsTypedArray()) throw Napi::TypeError::New(arr.Env(), "input " + std::to_string(i) + " must be a typed array");
+    size_t len;
+    const void* p = view_arg(v, &len);
+    const PlanTensor& t = plan.tensors[plan.inputs[i]];
+    if (len != t.nbytes())
+      throw Napi::RangeError::New(arr.Env(), "input '" + t.name + "' holds " + std::to_string(len) + " bytes, shape " +
+                                                 shape_str(t.shape) + " of " + dtype_name(t.dtype) + " needs " + std::to_string(t.nbytes()));
+    out.push_back(p);
+    if (keep) keep->push_back(Napi::Persistent(v));
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::FunctionReference* ctor(Napi::Env env) { return env.GetInstanceData<Napi::FunctionReference>(); }
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "NativeEngine",
+                       {InstanceMethod("infer", &EngineWrap::Infer), InstanceMethod("profile", &EngineWrap::Profile),
+                        InstanceMethod("serialize", &EngineWrap::Serialize), InstanceMethod("describe", &EngineWrap::Describe),
+                        InstanceMethod("dispose", &EngineWrap::Dispose)});
+  }
+  EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {}
+
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<Executor> ex, EngineHeader h, std::string meta,
+                           std::shared_ptr<const std::vector<uint8_t>> plan_bytes) {
+    Napi::Object o = ctor(env)->New({});
+    EngineWrap* w = Unwrap(o);
+    w->ex_ = std::move(ex);
+    w->header_ = std::move(h);
+    w->meta_ = std::move(meta);
+    w->plan_bytes_ = std::move(plan_bytes);
+    return o;
+  }
+
+ private:
+  std::shared_ptr<Executor> live(Napi::Env env) {
+    if (!ex_) throw Napi::Error::New(env, "[DISPOSED] the engine was disposed; load or build it again");
+    return ex_;
+  }
+
+  class RunWorker : public Napi::AsyncWorker {
+   public:
+    RunWorker(Napi::Env env, std::shared_ptr<Executor> ex, bool profile)
+        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), ex_(std::move(ex)), profile_(profile) {}
+    Napi::Promise promise() { return deferred_.Promise(); }
+    std::vector<const void*> inputs;
+    std::vector<void*> outputs;
+    std::vector<Napi::Reference<Napi::Value>> keep;
+    Napi::Reference<Napi::Array> out_arr;
+    void Execute() override {
+      try {
+        if (profile_) times_ = ex_->profile(inputs, outputs);
+        else ex_->run(inputs, outputs);
+      } catch (const std::exception& e) {
+        auto* k = dynamic_cast<const Error*>(&e);
+        SetError(k ? "[" + k->code() + "] " + k->what() : std::string("[INTERNAL] ") + e.what());
+      }
+    }
+    void OnOK() override {
+      Napi::Env env = Env();
+      if (!profile_) return deferred_.Resolve(out_arr.Value());
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("outputs", out_arr.Value());
+      Napi::Array t = Napi::Array::New(env, times_.size());
+      for (size_t i = 0; i < times_.size(); ++i) t.Set(static_cast<uint32_t>(i), times_[i]);
+      r.Set("times", t);
+      deferred_.Resolve(r);
+    }
+    void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+   private:
+    Napi::Promise::Deferred deferred_;
+    std::shared_ptr<Executor> ex_;
+    bool profile_;
+    std::vector<double> times_;
+  };
+
+  Napi::Value Run(const Napi::CallbackInfo& info, bool profile) {
+    Napi::Env env = info.Env();
+    auto ex = live(env);
+    REQUIRE_ARG(info.Length() >= 1 && info[0].IsArray(), "infer(inputs): inputs must be an array of typed arrays");
+    auto* w = new RunWorker(env, ex, profile);
+    try {
+      w->inputs = gather_inputs(info[0].As<Napi::Array>(), ex->plan(), &w->keep);
+      const Plan& p = ex->plan();
+      Napi::Array outs = Napi::Array::New(env, p.outputs.size());
+      for (size_t i = 0; i < p.outputs.size(); ++i) {
+        Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, std::max<size_t>(p.tensors[p.outputs[i]].nbytes(), 1));
+        w->outputs.push_back(ab.Data());
+        outs.Set(static_cast<uint32_t>(i), ab);
+      }
+      w->out_arr = Napi::Persistent(outs);
+      w->keep.push_back(Napi::Persistent(info.This()));  // the engine stays alive while the run is in flight
+    } catch (...) {
+      delete w;
+      throw;
+    }
+    Napi::Promise pr = w->promise();
+    w->Queue();
+    return pr;
+  }
+  Napi::Value Infer(const Napi::CallbackInfo& info) { return Run(info, false); }
+  Napi::Value Profile(const Napi::CallbackInfo& info) { return Run(info, true); }
+
+  Napi::Value Serialize(const Napi::CallbackInfo& info) {
+    auto ex = live(info.Env());
+    try {
+      auto bytes = write_engine(header_, *plan_bytes_, ex->choices(), meta_);
+      return Napi::Buffer<uint8_t>::Copy(info.Env(), bytes.data(), bytes.size());
+    } catch (const std::exception& e) {
+      throw to_js(info.Env(), e);
+    }
+  }
+
+  Napi::Value Describe(const Napi::CallbackInfo& info) {
+    auto ex = live(info.Env());
+    const Plan& p = ex->plan();
+    std::string j = "{\"header\":{\"formatVersion\":" + std::to_string(header_.format_version) + ",\"kilnVersion\":\"" +
+                    json_escape(header_.kiln_version) + "\",\"backend\":\"" + json_escape(header_.backend) + "\",\"device\":\"" +
+                    json_escape(header_.device) + "\",\"capability\":\"" + json_escape(header_.capability) +
+                    "\",\"libraries\":" + (header_.libraries.empty() ? "{}" : header_.libraries) +
+                    ",\"buildOptions\":" + (header_.build_options.empty() ? "{}" : header_.build_options) + "}";
+    j += ",\"memory\":{\"arenaBytes\":" + std::to_string(ex->arena_bytes()) + ",\"workspaceBytes\":" +
+         std::to_string(ex->workspace_bytes()) + ",\"constantBytes\":" + std::to_string(ex->constant_bytes()) + "}";
+    j += ",\"layers\":[";
+    for (size_t k = 0; k < p.ops.size(); ++k) {
+      const auto& c = ex->choices()[k];
+      j += std::string(k ? "," : "") + "{\"name\":\"" + json_escape(p.ops[k].name) + "\",\"kind\":\"" + json_escape(p.ops[k].kind) +
+           "\",\"tactic\":\"" + json_escape(c.tactic) + "\",\"candidates\":[";
+      for (size_t i = 0; i < c.candidates.size(); ++i)
+        j += std::string(i ? "," : "") + "{\"tactic\":\"" + json_escape(c.candidates[i].tactic) + "\",\"ms\":" +
+             (c.candidates[i].ms < 0 ? std::string("null") : std::to_string(c.candidates[i].ms)) + "}";
+      j += "]}";
+    }
+    j += "],\"plan\":" + plan_to_json(p) + ",\"meta\":" + (meta_.empty() ? "null" : meta_) + "}";
+    return Napi::String::New(info.Env(), j);
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    ex_.reset();  // in-flight runs hold their own reference; memory goes when the last finishes
+    plan_bytes_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<Executor> ex_;
+  EngineHeader header_;
+  std::string meta_;
+  std::shared_ptr<const std::vector<uint8_t>> plan_bytes_;
+};
+
+// ---------------------------------------------------------------------------------------------------
+class BuildWorker : public Napi::AsyncWorker {
+ public:
+  BuildWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  // Build inputs
+  bool loading = false;
+  std::shared_ptr<const std::vector<uint8_t>> bytes;
+  EngineHeader header;
+  std::string meta;
+  BuildOptions opts;
+  Napi::Reference<Napi::Value> cancel_ref;
+  std::atomic<int>* cancel_flag = nullptr;
+  Napi::ThreadSafeFunction progress;
+  bool has_progress = false;
+
+  void Execute() override {
+    try {
+      if (loading) {
+        EngineParts parts = read_engine(bytes->data(), bytes->size());
+        header = parts.header;
+        meta = parts.meta;
+        if (header.backend != "cpu")
+          fail("ENGINE_MISMATCH", "engine header: built for the '" + header.backend + "' backend on '" + header.device +
+                                      "', but this kiln addon has only the cpu backend; load it where " + header.backend +
+                                      " is available, or rebuild the engine with device: 'cpu'");
+        bytes = parts.plan;
+        auto plan = decode_plan(bytes, "engine section PLAN");
+        ex_ = Executor::load(plan, header.backend, parts.choices);
+      } else {
+        auto plan = decode_plan(bytes, "plan");
+        opts.cancel = cancel_flag;
+        if (has_progress)
+          opts.progress = [this](size_t done, size_t total, const std::string& name) {
+            progress.NonBlockingCall([done, total, name](Napi::Env env, Napi::Function cb) {
+              cb.Call({Napi::Number::New(env, static_cast<double>(done)), Napi::Number::New(env, static_cast<double>(total)),
+                       Napi::String::New(env, name)});
+            });
+          };
+        ex_ = Executor::build(plan, opts);
+      }
+    } catch (const std::exception& e) {
+      auto* k = dynamic_cast<const Error*>(&e);
+      SetError(k ? "[" + k->code() + "] " + k->what() : std::string("[INTERNAL] ") + e.what());
+    }
+    if (has_progress) progress.Release();
+  }
+  void OnOK() override {
+    deferred_.Resolve(EngineWrap::Wrap(Env(), std::move(ex_), header, meta, bytes));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<Executor> ex_;
+};
+
+// build(plan: Uint8Array, options: {backend, timing, meta, buildOptions}, progress?, cancel?: Int32Array)
+Napi::Value Build(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  REQUIRE_ARG(info.Length() >= 2 && info[1].IsObject(), "build(plan, options, progress?, cancel?)");
+  auto* w = new BuildWorker(env);
+  try {
+    w->bytes = std::make_shared<const std::vector<uint8_t>>(bytes_arg(info[0], "plan"));
+    Napi::Object o = info[1].As<Napi::Object>();
+    w->opts.backend = o.Has("backend") ? o.Get("backend").ToString().Utf8Value() : "cpu";
+    if (w->opts.backend != "cpu")
+      throw Napi::Error::New(env, "[UNSUPPORTED] device '" + w->opts.backend + "': this kiln addon was built with the cpu backend only");
+    w->opts.time_tactics = !o.Has("timing") || o.Get("timing").ToBoolean().Value();
+    w->meta = o.Has("meta") ? o.Get("meta").ToString().Utf8Value() : "";
+    w->header.kiln_version = KILN_VERSION;
+    w->header.backend = w->opts.backend;
+    w->header.device = cpu_device();
+    w->header.capability = cpu_capability();
+    w->header.libraries = "{}";
+    w->header.build_options = o.Has("buildOptions") ? o.Get("buildOptions").ToString().Utf8Value() : "{}";
+    if (info.Length() >= 3 && info[2].IsFunction()) {
+      w->progress = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "kiln-progress", 0, 1);
+      w->has_progress = true;
+    }
+    if (info.Length() >= 4 && info[3].IsTypedArray()) {
+      auto a = info[3].As<Napi::TypedArray>();
+      if (a.TypedArrayType() != napi_int32_array || a.ElementLength() < 1)
+        throw Napi::TypeError::New(env, "cancel must be an Int32Array of length >= 1");
+      w->cancel_flag = reinterpret_cast<std::atomic<int>*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+      w->cancel_ref = Napi::Persistent(info[3]);
+    }
+  } catch (...) {
+    if (w->has_progress) w->progress.Release();
+    delete w;
+    throw;
+  }
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+// load(engineBytes: Uint8Array) -> Promise<NativeEngine>
+Napi::Value Load(const Napi::CallbackInfo& info) {
+  REQUIRE_ARG(info.Length() >= 1 && info[0].IsTypedArray(), "load(bytes): bytes must be a Uint8Array");
+  auto* w = new BuildWorker(info.Env());
+  w->loading = true;
+  w->bytes = std::make_shared<const std::vector<uint8_t>>(bytes_arg(info[0], "engine bytes"));
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+// runPlan(plan: Uint8Array, inputs: TypedArray[], overrides?: {kind: tactic}) -> ArrayBuffer[]
+// Synchronous: constant folding and tactic tests. Without overrides the reference tactics run.
+Napi::Value RunPlan(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  REQUIRE_ARG(info.Length() >= 2 && info[1].IsArray(), "runPlan(plan, inputs, overrides?)");
+  try {
+    auto plan = decode_plan(std::make_shared<const std::vector<uint8_t>>(bytes_arg(info[0], "plan")), "plan");
+    std::vector<LayerChoice> choices;
+    Napi::Object ov = info.Length() >= 3 && info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);
+    for (const auto& op : plan->ops) {
+      LayerChoice c;
+      const auto& ts = tactics_for("cpu", op.kind);
+      if (ts.empty()) fail("UNSUPPORTED", "layer '" + op.name + "' (" + op.kind + "): the cpu backend has no kernel for this op kind");
+      c.tactic = ts[0]->name();
+      if (ov.Has(op.kind)) c.tactic = ov.Get(op.kind).ToString().Utf8Value();
+      choices.push_back(c);
+    }
+    auto ex = Executor::load(plan, "cpu", choices);
+    auto ins = gather_inputs(info[1].As<Napi::Array>(), *plan, nullptr);
+    Napi::Array outs = Napi::Array::New(env, plan->outputs.size());
+    std::vector<void*> out_ptrs;
+    for (size_t i = 0; i < plan->outputs.size(); ++i) {
+      Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, std::max<size_t>(plan->tensors[plan->outputs[i]].nbytes(), 1));
+      out_ptrs.push_back(ab.Data());
+      outs.Set(static_cast<uint32_t>(i), ab);
+    }
+    ex->run(ins, out_ptrs);
+    return outs;
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw to_js(env, e);
+  }
+}
+
+Napi::Value PlanToJson(const Napi::CallbackInfo& info) {
+  REQUIRE_ARG(info.Length() >= 1, "planToJson(plan)");
+  try {
+    auto plan = decode_plan(std::make_shared<const std::vector<uint8_t>>(bytes_arg(info[0], "plan")), "plan");
+    return Napi::String::New(info.Env(), plan_to_json(*plan));
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw to_js(info.Env(), e);
+  }
+}
+
+// tactics(backend?) -> { kind: [tactic names, reference first] }
+Napi::Value Tactics(const Napi::CallbackInfo& info) {
+  std::string backend = info.Length() >= 1 && info[0].IsString() ? info[0].ToString().Utf8Value() : "cpu";
+  Napi::Object o = Napi::Object::New(info.Env());
+  for (const auto& k : registered_kinds(backend)) {
+    const auto& ts = tactics_for(backend, k);
+    Napi::Array a = Napi::Array::New(info.Env(), ts.size());
+    for (size_t i = 0; i < ts.size(); ++i) a.Set(static_cast<uint32_t>(i), ts[i]->name());
+    o.Set(k, a);
+  }
+  return o;
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("version", KILN_VERSION);
+  Napi::Array b = Napi::Array::New(env, 1);
+  b.Set(0u, "cpu");
+  o.Set("backends", b);
+  o.Set("device", cpu_device());
+  o.Set("capability", cpu_capability());
+  o.Set("threads", ThreadPool::instance().size());
+  o.Set("engineFormatVersion", kEngineFormatVersion);
+  o.Set("planVersion", kPlanVersion);
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function engine = EngineWrap::Init(env);
+  env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(engine)));
+  exports.Set("build", Napi::Function::New(env, Build));
+  exports.Set("load", Napi::Function::New(env, Load));
+  exports.Set("runPlan", Napi::Function::New(env, RunPlan));
+  exports.Set("planToJson", Napi::Function::New(env, PlanToJson));
+  exports.Set("tactics", Napi::Function::New(env, Tactics));
+  exports.Set("info", Napi::Function::New(env, Info));
+  return exports;
+}
+
+}  // namespace kiln
+
+static Napi::Object InitKiln(Napi::Env env, Napi::Object exports) { return kiln::Init(env, exports); }
+NODE_API_MODULE(kiln, InitKiln)

@@ -1,0 +1,136 @@
+/**
+ * Element types. The numeric codes are ONNX's `TensorProto.DataType` values; the Plan and the native
+ * side use the same numbers, so nothing is translated at the boundary.
+ */
+export enum DataType {
+  UNDEFINED = 0,
+  FLOAT = 1,
+  UINT8 = 2,
+  INT8 = 3,
+  UINT16 = 4,
+  INT16 = 5,
+  INT32 = 6,
+  INT64 = 7,
+  STRING = 8,
+  BOOL = 9,
+  FLOAT16 = 10,
+  DOUBLE = 11,
+  UINT32 = 12,
+  UINT64 = 13,
+  COMPLEX64 = 14,
+  COMPLEX128 = 15,
+  BFLOAT16 = 16,
+  FLOAT8E4M3FN = 17,
+  FLOAT8E4M3FNUZ = 18,
+  FLOAT8E5M2 = 19,
+  FLOAT8E5M2FNUZ = 20,
+  UINT4 = 21,
+  INT4 = 22,
+  FLOAT4E2M1 = 23,
+  FLOAT8E8M0 = 24,
+  UINT2 = 25,
+  INT2 = 26,
+}
+
+/** The user-facing type names, spelled as onnxruntime-node spells them. */
+export type TensorType =
+  | 'float32'
+  | 'float16'
+  | 'bfloat16'
+  | 'float64'
+  | 'int8'
+  | 'int16'
+  | 'int32'
+  | 'int64'
+  | 'uint8'
+  | 'uint16'
+  | 'uint32'
+  | 'uint64'
+  | 'bool';
+
+export type TypedArray =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Int16Array
+  | Int32Array
+  | BigInt64Array
+  | Uint8Array
+  | Uint16Array
+  | Uint32Array
+  | BigUint64Array;
+
+type ArrayCtor = { new (n: number): TypedArray; new (b: ArrayBuffer, o: number, n: number): TypedArray; BYTES_PER_ELEMENT: number };
+
+interface TypeInfo {
+  type: TensorType;
+  code: DataType;
+  bytes: number;
+  array: ArrayCtor;
+}
+
+const INFO: TypeInfo[] = [
+  { type: 'float32', code: DataType.FLOAT, bytes: 4, array: Float32Array as unknown as ArrayCtor },
+  { type: 'float16', code: DataType.FLOAT16, bytes: 2, array: Uint16Array as unknown as ArrayCtor },
+  { type: 'bfloat16', code: DataType.BFLOAT16, bytes: 2, array: Uint16Array as unknown as ArrayCtor },
+  { type: 'float64', code: DataType.DOUBLE, bytes: 8, array: Float64Array as unknown as ArrayCtor },
+  { type: 'int8', code: DataType.INT8, bytes: 1, array: Int8Array as unknown as ArrayCtor },
+  { type: 'int16', code: DataType.INT16, bytes: 2, array: Int16Array as unknown as ArrayCtor },
+  { type: 'int32', code: DataType.INT32, bytes: 4, array: Int32Array as unknown as ArrayCtor },
+  { type: 'int64', code: DataType.INT64, bytes: 8, array: BigInt64Array as unknown as ArrayCtor },
+  { type: 'uint8', code: DataType.UINT8, bytes: 1, array: Uint8Array as unknown as ArrayCtor },
+  { type: 'uint16', code: DataType.UINT16, bytes: 2, array: Uint16Array as unknown as ArrayCtor },
+  { type: 'uint32', code: DataType.UINT32, bytes: 4, array: Uint32Array as unknown as ArrayCtor },
+  { type: 'uint64', code: DataType.UINT64, bytes: 8, array: BigUint64Array as unknown as ArrayCtor },
+  { type: 'bool', code: DataType.BOOL, bytes: 1, array: Uint8Array as unknown as ArrayCtor },
+];
+
+const BY_CODE = new Map(INFO.map((i) => [i.code, i]));
+const BY_NAME = new Map(INFO.map((i) => [i.type, i]));
+
+/** True when kiln can hold tensors of this ONNX type. */
+export function isSupported(code: DataType): boolean {
+  return BY_CODE.has(code);
+}
+
+export function dtypeName(code: DataType): string {
+  return BY_CODE.get(code)?.type ?? DataType[code]?.toLowerCase() ?? `dtype#${code}`;
+}
+
+export function dtypeFromName(name: string): DataType | undefined {
+  return BY_NAME.get(name as TensorType)?.code;
+}
+
+export function byteSize(code: DataType): number {
+  const info = BY_CODE.get(code);
+  if (!info) throw new Error(`unsupported data type ${dtypeName(code)}`);
+  return info.bytes;
+}
+
+export function arrayCtor(code: DataType): ArrayCtor {
+  const info = BY_CODE.get(code);
+  if (!info) throw new Error(`unsupported data type ${dtypeName(code)}`);
+  return info.array;
+}
+
+export function isFloat(code: DataType): boolean {
+  return code === DataType.FLOAT || code === DataType.DOUBLE || code === DataType.FLOAT16 || code === DataType.BFLOAT16;
+}
+
+export function isInteger(code: DataType): boolean {
+  return [DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64, DataType.UINT8, DataType.UINT16, DataType.UINT32, DataType.UINT64].includes(code);
+}
+
+/** The typed-array view of `bytes` for a dtype (copies when the offset is misaligned). */
+export function viewAs(code: DataType, bytes: Uint8Array): TypedArray {
+  const ctor = arrayCtor(code);
+  const n = bytes.byteLength / ctor.BYTES_PER_ELEMENT;
+  if (bytes.byteOffset % ctor.BYTES_PER_ELEMENT === 0) return new ctor(bytes.buffer as ArrayBuffer, bytes.byteOffset, n);
+  const copy = new Uint8Array(bytes);
+  return new ctor(copy.buffer, 0, n);
+}
+
+/** The raw little-endian bytes behind a typed array (no copy). */
+export function bytesOf(a: TypedArray): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}

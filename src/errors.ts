@@ -1,0 +1,35 @@
+/**
+ * Every error a user can cause is a KilnError whose message says where (ONNX node, input name, engine
+ * section, option) and why. `code` is stable and meant for programs; the message is for people.
+ */
+export type KilnErrorCode =
+  | 'INVALID_OPTION'
+  | 'INVALID_MODEL'
+  | 'UNSUPPORTED'
+  | 'SHAPE'
+  | 'INVALID_INPUT'
+  | 'INVALID_ENGINE'
+  | 'ENGINE_MISMATCH'
+  | 'CANCELLED'
+  | 'DISPOSED'
+  | 'RUNTIME'
+  | 'INTERNAL';
+
+export class KilnError extends Error {
+  readonly code: KilnErrorCode;
+  constructor(code: KilnErrorCode, message: string) {
+    super(message);
+    this.name = 'KilnError';
+    this.code = code;
+  }
+}
+
+/** Errors thrown by the addon carry a `[CODE] ` prefix; this turns them into KilnErrors. */
+export function fromNative(e: unknown): Error {
+  if (e instanceof KilnError) return e;
+  if (e instanceof Error) {
+    const m = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(e.message);
+    if (m) return new KilnError(m[1] as KilnErrorCode, m[2]);
+  }
+  return e instanceof Error ? e : new Error(String(e));
+}
