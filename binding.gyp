@@ -7,7 +7,7 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "KILN_VERSION=\"<!(node -p \"require('./package.json').version\")\""],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wno-unused-parameter"],
+      "cflags_cc": ["-std=c++20", "-O3", "-fexceptions", "-Wno-unused-parameter"],
       "ldflags": ["-pthread"]
     }
   ]

@@ -1,0 +1,161 @@
+/**
+ * compile(): ONNX model → Engine. Import, bind input shapes, infer and fold, optimize, lower to the
+ * Plan, and let the native backend pick a kernel per layer by timing. Cancellable; reports progress.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { DataType } from './dtype';
+import { Engine, EngineMeta, tensorInfo } from './engine';
+import { KilnError } from './errors';
+import { Graph, elementCount, formatShape, isStatic } from './ir/graph';
+import { inferGraph } from './ir/infer';
+import { lowerGraph } from './lower/lower';
+import { encodePlan } from './lower/plan';
+import { native, callAsync } from './native/binding';
+import { importModel } from './onnx/import';
+import './ops';
+import { CompileOptions, ProgressEvent, ResolvedOptions, resolveOptions } from './options';
+import { runPasses } from './passes/manager';
+
+export type ModelSource = Uint8Array | ArrayBuffer | string;
+
+async function readModel(model: ModelSource): Promise<{ bytes: Uint8Array; baseDir?: string }> {
+  if (typeof model === 'string') {
+    try {
+      return { bytes: await fs.promises.readFile(model), baseDir: path.dirname(path.resolve(model)) };
+    } catch (e) {
+      throw new KilnError('INVALID_MODEL', `model: cannot read '${model}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+  if (model instanceof ArrayBuffer) return { bytes: new Uint8Array(model) };
+  if (model instanceof Uint8Array) return { bytes: model };
+  throw new KilnError('INVALID_MODEL', `model: expected a Uint8Array, an ArrayBuffer or a file path, received ${model === null ? 'null' : typeof model}`);
+}
+
+/** Gives every symbolic input dim a value from options.shapes, or fails naming the input and dim. */
+export function bindShapes(g: Graph, shapes: Record<string, number[]>): void {
+  for (const name of Object.keys(shapes))
+    if (!g.inputs.includes(name))
+      throw new KilnError('INVALID_OPTION', `Option 'shapes' names '${name}', which is not an input of the model; its inputs are ${g.inputs.map((n) => `'${n}'`).join(', ')}`);
+  for (const name of g.inputs) {
+    const v = g.values.get(name)!;
+    const given = shapes[name];
+    if (!v.shape) {
+      if (!given) throw new KilnError('SHAPE', `input '${name}' has no shape in the model; give it one with the 'shapes' option, e.g. shapes: { ${name}: [1, 3, 224, 224] }`);
+      v.shape = [...given];
+      continue;
+    }
+    if (given) {
+      if (given.length !== v.shape.length)
+        throw new KilnError('SHAPE', `Option 'shapes.${name}' has rank ${given.length} but input '${name}' has shape ${formatShape(v.shape)} (rank ${v.shape.length})`);
+      v.shape.forEach((d, i) => {
+        if (typeof d === 'number' && d !== given[i])
+          throw new KilnError('SHAPE', `Option 'shapes.${name}' sets dim ${i} to ${given[i]} but the model fixes it at ${d}`);
+      });
+      v.shape = [...given];
+      continue;
+    }
+    const sym = v.shape.findIndex((d) => typeof d !== 'number');
+    if (sym >= 0) {
+      const example = v.shape.map((d) => (typeof d === 'number' ? d : 1));
+      throw new KilnError('SHAPE', `input '${name}' has symbolic dim '${v.shape[sym]}' (dim ${sym} of ${formatShape(v.shape)}); give it a value with the 'shapes' option, e.g. shapes: { ${name}: [${example.join(', ')}] }`);
+    }
+  }
+}
+
+function pickBackend(o: ResolvedOptions): 'cpu' | 'cuda' {
+  const have = native().info().backends;
+  if (o.device === 'cuda' && !have.includes('cuda'))
+    throw new KilnError('UNSUPPORTED', `Option 'device' is 'cuda' but this kiln addon was built without the CUDA backend (it has: ${have.join(', ')})`);
+  const backend = o.device === 'auto' ? (have.includes('cuda') ? 'cuda' : 'cpu') : o.device;
+  if (backend === 'cpu' && o.precision !== 'fp32')
+    throw new KilnError('UNSUPPORTED', `Option 'precision' is '${o.precision}' but the cpu backend runs fp32 only; use precision: 'fp32' or a CUDA device`);
+  return backend;
+}
+
+/**
+ * Compiles an ONNX model (bytes, or a file path — needed for external data) into an Engine.
+ * @throws KilnError naming the node, input or option at fault.
+ */
+export async function compile(model: ModelSource, options?: CompileOptions): Promise<Engine> {
+  const o = resolveOptions(options);
+  const start = Date.now();
+  const progress = (phase: ProgressEvent['phase'], done: number, total: number, layer?: string) =>
+    o.onProgress?.({ phase, done, total, layer, elapsed: (Date.now() - start) / 1000 });
+  const checkAbort = () => {
+    if (o.signal?.aborted) throw new KilnError('CANCELLED', 'build cancelled');
+  };
+  checkAbort();
+  const backend = pickBackend(o);
+  progress('import', 0, 1);
+  const { bytes, baseDir } = await readModel(model);
+  const g = importModel(bytes, { baseDir });
+  const onnxNodes = g.nodes.length;
+  progress('import', 1, 1);
+  checkAbort();
+  bindShapes(g, o.shapes);
+  progress('infer', 0, 1);
+  const stats = inferGraph(g);
+  progress('infer', 1, 1);
+  checkAbort();
+  progress('passes', 0, 1);
+  const passes = [
+    { name: 'constant-folding', changed: stats.folded.length, nodes: stats.folded },
+    ...runPasses(g, o.optimize),
+  ];
+  progress('passes', 1, 1);
+  checkAbort();
+  progress('lower', 0, 1);
+  const plan = lowerGraph(g);
+  const warnings: string[] = [];
+  const meta: EngineMeta = {
+    inputs: g.inputs.map((n) => info(g, n)),
+    outputs: g.outputs.map((n) => info(g, n)),
+    passes,
+    onnxNodes,
+    precision: o.precision,
+    warnings,
+    buildSeconds: 0,
+  };
+  progress('lower', 1, 1);
+  const cancel = new Int32Array(1);
+  const onAbort = () => {
+    cancel[0] = 1;
+  };
+  o.signal?.addEventListener('abort', onAbort);
+  try {
+    const buildOptions = JSON.stringify({ precision: o.precision, device: o.device, shapes: o.shapes, timing: o.timing, optimize: o.optimize, strict: o.strict });
+    const metaWithTime = () => JSON.stringify({ ...meta, buildSeconds: (Date.now() - start) / 1000 });
+    const nativeEngine = await callAsync(() =>
+      native().build(encodePlan(plan), { backend, timing: o.timing, meta: metaWithTime(), buildOptions }, (done, total, layer) =>
+        progress('tactics', done, total, layer),
+      cancel),
+    );
+    const engine = new Engine(nativeEngine);
+    progress('done', 1, 1);
+    return engine;
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+function info(g: Graph, name: string) {
+  const v = g.values.get(name)!;
+  if (!isStatic(v.shape) || !Number.isFinite(elementCount(v.shape)))
+    throw new KilnError('SHAPE', `'${name}' has shape ${formatShape(v.shape)}; engines need static shapes`);
+  return tensorInfo(name, v.dtype as DataType, v.shape);
+}
+
+/** Loads an engine from the bytes that Engine.serialize() gave. */
+export async function loadEngine(bytes: Uint8Array | ArrayBuffer): Promise<Engine> {
+  if (!(bytes instanceof Uint8Array) && !(bytes instanceof ArrayBuffer))
+    throw new KilnError('INVALID_ENGINE', `loadEngine: expected a Uint8Array or an ArrayBuffer, received ${bytes === null ? 'null' : typeof bytes}`);
+  const b = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes;
+  const ne = await callAsync(() => native().load(b));
+  try {
+    return new Engine(ne);
+  } catch (e) {
+    ne.dispose();
+    throw e;
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * Engine: a compiled model, ready to run. Built by compile() or loaded from bytes by loadEngine().
+ * infer() runs off the main thread and is safe to call many times at once.
+ */
+import { DataType, TypedArray, byteSize, dtypeFromName, dtypeName, viewAs } from './dtype';
+import { KilnError } from './errors';
+import { NativeEngine, callAsync, call } from './native/binding';
+import { Tensor, TensorLike } from './tensor';
+
+export interface TensorInfo {
+  name: string;
+  /** Element type name: 'float32', 'int64', … */
+  type: string;
+  dims: number[];
+}
+
+export interface PassReport {
+  name: string;
+  /** How many nodes the pass changed (removed, rewrote or fused). */
+  changed: number;
+  /** The nodes it changed. */
+  nodes: string[];
+}
+
+export interface LayerReport {
+  name: string;
+  /** Native op kind. */
+  kind: string;
+  /** The ONNX node names the layer was made from. */
+  fusedFrom: string[];
+  /** The kernel chosen, and every candidate's median time (ms; null when it was not timed). */
+  tactic: string;
+  candidates: { tactic: string; ms: number | null }[];
+  precision: string;
+}
+
+export interface EngineReport {
+  backend: string;
+  device: string;
+  precision: string;
+  kilnVersion: string;
+  buildOptions: Record<string, unknown>;
+  passes: PassReport[];
+  layers: LayerReport[];
+  /** Bytes of the activation arena (from tensor lifetimes), of the workspace and of the weights. */
+  memory: { arenaBytes: number; workspaceBytes: number; constantBytes: number };
+  /** ONNX node count before optimization and layer count after. */
+  onnxNodes: number;
+  buildSeconds?: number;
+  warnings: string[];
+}
+
+/** What TS stores in the engine's META section. */
+export interface EngineMeta {
+  inputs: TensorInfo[];
+  outputs: TensorInfo[];
+  passes: PassReport[];
+  onnxNodes: number;
+  precision: string;
+  warnings: string[];
+  buildSeconds?: number;
+}
+
+interface Described {
+  header: { kilnVersion: string; backend: string; device: string; capability: string; buildOptions: Record<string, unknown> };
+  memory: EngineReport['memory'];
+  layers: { name: string; kind: string; tactic: string; candidates: { tactic: string; ms: number | null }[] }[];
+  plan: { ops: { name: string; kind: string; origin: string[] }[] };
+  meta: EngineMeta | null;
+}
+
+export class Engine {
+  /** The engine's inputs, in order. */
+  readonly inputs: readonly TensorInfo[];
+  /** The engine's outputs, in order. */
+  readonly outputs: readonly TensorInfo[];
+  private native: NativeEngine | undefined;
+  private readonly described: Described;
+
+  /** @internal use compile() or loadEngine() */
+  constructor(native: NativeEngine) {
+    this.native = native;
+    this.described = JSON.parse(native.describe()) as Described;
+    const meta = this.described.meta;
+    if (!meta) throw new KilnError('INVALID_ENGINE', 'engine section META: missing the input and output descriptions');
+    this.inputs = Object.freeze(meta.inputs);
+    this.outputs = Object.freeze(meta.outputs);
+  }
+
+  private live(): NativeEngine {
+    if (!this.native) throw new KilnError('DISPOSED', 'the engine was disposed; load or build it again');
+    return this.native;
+  }
+
+  /** The build report: passes, layers with their tactics and fused-from nodes, memory plan. */
+  get report(): EngineReport {
+    const d = this.described;
+    const meta = d.meta!;
+    return {
+      backend: d.header.backend,
+      device: d.header.device,
+      precision: meta.precision,
+      kilnVersion: d.header.kilnVersion,
+      buildOptions: d.header.buildOptions,
+      passes: meta.passes,
+      layers: d.layers.map((l, i) => ({
+        name: l.name,
+        kind: l.kind,
+        fusedFrom: d.plan.ops[i]?.origin ?? [],
+        tactic: l.tactic,
+        candidates: l.candidates,
+        precision: meta.precision,
+      })),
+      memory: d.memory,
+      onnxNodes: meta.onnxNodes,
+      buildSeconds: meta.buildSeconds,
+      warnings: meta.warnings,
+    };
+  }
+
+  /**
+   * Runs the engine. `feeds` maps every input name to a Tensor (kiln's or onnxruntime-node's).
+   * Resolves to the outputs by name. Runs off the main thread; concurrent calls are safe.
+   */
+  async infer(feeds: Record<string, Tensor | TensorLike>): Promise<Record<string, Tensor>> {
+    const engine = this.live();
+    const arrays = this.checkFeeds(feeds);
+    const outs = await callAsync(() => engine.infer(arrays));
+    return this.wrapOutputs(outs);
+  }
+
+  /** Runs once and returns the outputs with each layer's wall time (ms). */
+  async profile(feeds: Record<string, Tensor | TensorLike>): Promise<{ outputs: Record<string, Tensor>; layers: { name: string; kind: string; ms: number }[] }> {
+    const engine = this.live();
+    const r = await callAsync(() => engine.profile(this.checkFeeds(feeds)));
+    return {
+      outputs: this.wrapOutputs(r.outputs),
+      layers: r.times.map((ms, i) => ({ name: this.described.layers[i].name, kind: this.described.layers[i].kind, ms })),
+    };
+  }
+
+  /** The engine's bytes, to store and load later with loadEngine(). */
+  serialize(): Uint8Array {
+    const engine = this.live();
+    const b = call(() => engine.serialize());
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  }
+
+  /** Frees the engine's memory. Runs already in flight finish first; later calls fail with DISPOSED. */
+  dispose(): void {
+    this.native?.dispose();
+    this.native = undefined;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+  }
+
+  private checkFeeds(feeds: Record<string, Tensor | TensorLike>): ArrayBufferView[] {
+    if (typeof feeds !== 'object' || feeds === null)
+      throw new KilnError('INVALID_INPUT', `infer: expected an object of input name → Tensor, received ${feeds === null ? 'null' : typeof feeds}`);
+    const names = new Set(this.inputs.map((i) => i.name));
+    for (const k of Object.keys(feeds))
+      if (!names.has(k)) throw new KilnError('INVALID_INPUT', `infer: unknown input '${k}'; the engine's inputs are ${[...names].map((n) => `'${n}'`).join(', ')}`);
+    return this.inputs.map((info) => {
+      const t = feeds[info.name];
+      if (t === undefined) throw new KilnError('INVALID_INPUT', `infer: missing input '${info.name}' (${info.type} [${info.dims.join(',')}])`);
+      if (typeof t !== 'object' || t === null || typeof t.type !== 'string' || !Array.isArray(t.dims) || !ArrayBuffer.isView(t.data))
+        throw new KilnError('INVALID_INPUT', `infer: input '${info.name}' must be a Tensor (type, data, dims)`);
+      const dims = [...t.dims];
+      if (t.type !== info.type || dims.length !== info.dims.length || dims.some((d, i) => d !== info.dims[i]))
+        throw new KilnError('INVALID_INPUT', `Expected ${info.type} for input '${info.name}' of shape [${info.dims.join(',')}] but received ${t.type} [${dims.join(',')}]`);
+      const code = dtypeFromName(info.type)!;
+      const data = t.data as TypedArray;
+      const need = info.dims.reduce((a, b) => a * b, 1) * byteSize(code);
+      if (data.byteLength !== need)
+        throw new KilnError('INVALID_INPUT', `infer: input '${info.name}' holds ${data.byteLength} bytes of data, ${info.type} [${info.dims.join(',')}] needs ${need}`);
+      return data;
+    });
+  }
+
+  private wrapOutputs(outs: ArrayBuffer[]): Record<string, Tensor> {
+    const result: Record<string, Tensor> = {};
+    this.outputs.forEach((info, i) => {
+      const code = dtypeFromName(info.type) as DataType;
+      const n = info.dims.reduce((a, b) => a * b, 1);
+      result[info.name] = Tensor.fromCode(code, viewAs(code, new Uint8Array(outs[i], 0, n * byteSize(code))), info.dims);
+    });
+    return result;
+  }
+}
+
+export function tensorInfo(name: string, dtype: DataType, dims: number[]): TensorInfo {
+  return { name, type: dtypeName(dtype), dims };
+}

@@ -1,0 +1,72 @@
+/**
+ * Lowering: the inferred, optimized graph becomes the Plan. Every node whose outputs are not all
+ * known at compile time lowers through its op's `lower` (default: one native op named after the ONNX
+ * op); values become the tensor table (inputs, constants, activations, outputs).
+ */
+import { KilnError } from '../errors';
+import { Graph, Node, Value, describeNode, formatShape, isStatic, lookupValue } from '../ir/graph';
+import { NativeOp, getOp, makeContext } from '../ops/registry';
+import { Plan, PlanTensor } from './plan';
+
+/** Layers of the Plan with the ONNX nodes each came from, for reports. */
+export interface LoweredLayer {
+  name: string;
+  kind: string;
+  origin: string[];
+}
+
+export function lowerGraph(g: Graph): Plan {
+  const plan: Plan = { tensors: [], ops: [], inputs: [], outputs: [] };
+  const index = new Map<string, number>();
+  const outputs = new Set(g.outputs);
+  const tensorOf = (name: string, where: string): number => {
+    if (name === '') return -1;
+    const have = index.get(name);
+    if (have !== undefined) return have;
+    const v = lookupValue(g, name);
+    if (!v) throw new KilnError('INTERNAL', `${where}: value '${name}' is unknown`);
+    if (!isStatic(v.shape))
+      throw new KilnError('SHAPE', `${where}: value '${name}' has shape ${formatShape(v.shape)}; engines need static shapes — give symbolic input dims values with the 'shapes' option`);
+    const t: PlanTensor = { name, dtype: v.dtype, shape: v.shape, kind: v.data ? 'constant' : outputs.has(name) ? 'output' : 'activation' };
+    if (v.data) t.data = new Uint8Array(v.data.buffer, v.data.byteOffset, v.data.byteLength);
+    const i = plan.tensors.push(t) - 1;
+    index.set(name, i);
+    return i;
+  };
+  for (const name of g.inputs) {
+    const i = tensorOf(name, `graph input '${name}'`);
+    plan.tensors[i].kind = 'input';
+    plan.inputs.push(i);
+  }
+  g.nodes.forEach((node, k) => {
+    const outs = node.outputs.filter((o) => o);
+    if (outs.length && outs.every((o) => g.values.get(o)?.data)) return; // folded
+    for (const op of lowerNode(g, node, k))
+      plan.ops.push({
+        kind: op.kind,
+        name: node.name,
+        inputs: op.inputs.map((n) => tensorOf(n, describeNode(node, k))),
+        outputs: op.outputs.map((n) => tensorOf(n, describeNode(node, k))),
+        attrs: op.attrs,
+        origin: node.origin,
+      });
+  });
+  for (const o of g.outputs) plan.outputs.push(tensorOf(o, `graph output '${o}'`));
+  return plan;
+}
+
+export function lowerNode(g: Graph, node: Node, k: number): NativeOp[] {
+  const def = getOp(node.domain, node.opType);
+  if (!def) throw new KilnError('UNSUPPORTED', `${describeNode(node, k)}: no implementation`);
+  const inputs = node.inputs.map((n) => (n === '' ? undefined : lookupValue(g, n)));
+  const ctx = makeContext(node, g, g.opsets.get(node.domain) ?? 1, inputs);
+  return def.lower ? def.lower(ctx) : [{ kind: node.opType, inputs: node.inputs, outputs: node.outputs, attrs: {} }];
+}
+
+let tempCounter = 0;
+/** A fresh intermediate value for lowerings that emit several native ops. */
+export function tempValue(g: Graph, base: string, v: Omit<Value, 'name'>): string {
+  const name = `${base}__t${tempCounter++}`;
+  g.values.set(name, { name, ...v });
+  return name;
+}

@@ -1,0 +1,2 @@
+/** Loads every op module (each registers itself). One line per module. */
+import './elementwise-binary';

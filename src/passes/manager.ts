@@ -1,0 +1,58 @@
+/**
+ * The pass manager: runs the passes in order to a bounded fixed point, checks the graph after every
+ * pass (every read value exists), and dumps the IR around each pass when KILN_DEBUG is set.
+ */
+import { KilnError } from '../errors';
+import { Graph, describeNode, lookupValue } from '../ir/graph';
+import { nodeReads } from '../ir/infer';
+import { deadLayerElimination } from './dead-layer-elimination';
+import { noopRemoval } from './noop-removal';
+import { Pass } from './pass';
+
+/** The passes in the order they run. */
+export const PASSES: Pass[] = [noopRemoval, deadLayerElimination];
+
+export interface PassSummary {
+  name: string;
+  changed: number;
+  nodes: string[];
+}
+
+function verify(g: Graph, after: string): void {
+  const produced = new Set<string>();
+  for (const n of g.nodes) {
+    for (const r of nodeReads(n)) {
+      const v = lookupValue(g, r);
+      if (!produced.has(r) && !(v && (v.data || g.inputs.includes(r) || (g.parent && lookupValue(g.parent, r)))))
+        throw new KilnError('INTERNAL', `after pass '${after}': ${describeNode(n)} reads '${r}', which nothing produces`);
+    }
+    for (const o of n.outputs) if (o) produced.add(o);
+  }
+}
+
+function dump(g: Graph, label: string): void {
+  if (!process.env.KILN_DEBUG) return;
+  const lines = g.nodes.map((n) => `  ${n.name}: ${n.opType}(${n.inputs.join(', ')}) -> ${n.outputs.join(', ')}`);
+  process.stderr.write(`[kiln] ${label} (${g.nodes.length} nodes)\n${lines.join('\n')}\n`);
+}
+
+/** Runs the enabled passes; `enabled` false turns all off, an object turns single passes off. */
+export function runPasses(g: Graph, enabled: boolean | Record<string, boolean>, maxRounds = 4): PassSummary[] {
+  const on = (p: Pass) => (typeof enabled === 'boolean' ? enabled : enabled[p.name] !== false);
+  const summary = new Map<string, PassSummary>(PASSES.filter(on).map((p) => [p.name, { name: p.name, changed: 0, nodes: [] }]));
+  for (let round = 0; round < maxRounds; round++) {
+    let any = false;
+    for (const p of PASSES.filter(on)) {
+      dump(g, `before ${p.name}`);
+      const r = p.run(g);
+      verify(g, p.name);
+      dump(g, `after ${p.name}`);
+      const s = summary.get(p.name)!;
+      s.changed += r.changed.length;
+      s.nodes.push(...r.changed);
+      any ||= r.changed.length > 0;
+    }
+    if (!any) break;
+  }
+  return [...summary.values()];
+}
