@@ -27,9 +27,11 @@ export class KilnError extends Error {
 /** Errors thrown by the addon carry a `[CODE] ` prefix; this turns them into KilnErrors. */
 export function fromNative(e: unknown): Error {
   if (e instanceof KilnError) return e;
-  if (e instanceof Error) {
-    const m = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(e.message);
+  // Native errors may come from another realm (jest's vm contexts): test the shape, not the class.
+  const message = typeof e === 'object' && e !== null ? (e as { message?: unknown }).message : undefined;
+  if (typeof message === 'string') {
+    const m = /^(?:Error: )?\[([A-Z_]+)\] ([\s\S]*)$/.exec(message);
     if (m) return new KilnError(m[1] as KilnErrorCode, m[2]);
   }
-  return e instanceof Error ? e : new Error(String(e));
+  return e instanceof Error ? e : new Error(typeof message === 'string' ? message : String(e));
 }
