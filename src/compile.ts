@@ -126,11 +126,24 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
   try {
     const buildOptions = JSON.stringify({ precision: o.precision, device: o.device, shapes: o.shapes, timing: o.timing, optimize: o.optimize, strict: o.strict });
     const metaWithTime = () => JSON.stringify({ ...meta, buildSeconds: (Date.now() - start) / 1000 });
+    // Native progress arrives through a thread-safe queue that may drain after the build resolves:
+    // late events are dropped and the phase is closed here, so events always come in phase order.
+    let finished = false;
+    let lastDone = -1;
     const nativeEngine = await callAsync(() =>
-      native().build(encodePlan(plan), { backend, timing: o.timing, meta: metaWithTime(), buildOptions }, (done, total, layer) =>
-        progress('tactics', done, total, layer),
-      cancel),
+      native().build(
+        encodePlan(plan),
+        { backend, timing: o.timing, meta: metaWithTime(), buildOptions },
+        (done, total, layer) => {
+          if (finished) return;
+          lastDone = done;
+          progress('tactics', done, total, layer);
+        },
+        cancel,
+      ),
     );
+    finished = true;
+    if (lastDone < plan.ops.length) progress('tactics', plan.ops.length, plan.ops.length);
     const engine = new Engine(nativeEngine);
     progress('done', 1, 1);
     return engine;
