@@ -1,2 +1,3 @@
 /** Loads every op module (each registers itself). One line per module. */
 import './elementwise-binary';
+import './elementwise-unary';
