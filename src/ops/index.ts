@@ -1,3 +1,5 @@
 /** Loads every op module (each registers itself). One line per module. */
 import './elementwise-binary';
 import './elementwise-unary';
+import './cast';
+import './where';
