@@ -3,3 +3,5 @@ import './elementwise-binary';
 import './elementwise-unary';
 import './cast';
 import './where';
+import './reduce';
+import './quantize';
