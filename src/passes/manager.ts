@@ -5,12 +5,15 @@
 import { KilnError } from '../errors';
 import { Graph, describeNode, lookupValue } from '../ir/graph';
 import { nodeReads } from '../ir/infer';
+import { batchnormFolding } from './batchnorm-folding';
 import { deadLayerElimination } from './dead-layer-elimination';
+import { geluRecognition } from './gelu-recognition';
+import { layernormRecognition } from './layernorm-recognition';
 import { noopRemoval } from './noop-removal';
 import { Pass } from './pass';
 
 /** The passes in the order they run. */
-export const PASSES: Pass[] = [noopRemoval, deadLayerElimination];
+export const PASSES: Pass[] = [noopRemoval, batchnormFolding, layernormRecognition, geluRecognition, deadLayerElimination];
 
 export interface PassSummary {
   name: string;
