@@ -1,0 +1,227 @@
+/**
+ * The `kiln` CLI end to end on a tiny model (z = (x + b)²): build → inspect --json → run (random and
+ * .npy input) → bench, and its error exits. main() runs in-process with captured streams; one test runs
+ * the built bin (dist/cli/main.js) as a child process for the shebang and the exit code.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Writable } from 'stream';
+import { onnx } from 'onnx-proto';
+import { main, parseShapes } from '../../src/cli/main';
+
+const B = [1, 2, 3, 4];
+let dir: string;
+let modelFile: string;
+let engineFile: string;
+
+function tinyModel(): Uint8Array {
+  const T = onnx.TensorProto.DataType.FLOAT;
+  const vi = (name: string) => ({ name, type: { tensorType: { elemType: T, shape: { dim: [{ dimParam: 'N' }, { dimValue: 4 }] } } } });
+  return onnx.ModelProto.encode({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: {
+      name: 'tiny',
+      node: [
+        { name: 'add', opType: 'Add', input: ['x', 'b'], output: ['y'] },
+        { name: 'square', opType: 'Mul', input: ['y', 'y'], output: ['z'] },
+      ],
+      initializer: [{ name: 'b', dims: [4], dataType: T, floatData: B }],
+      input: [vi('x')],
+      output: [vi('z')],
+    },
+  }).finish();
+}
+
+function npy(data: Float32Array, dims: number[]): Buffer {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${dims.join(', ')}${dims.length === 1 ? ',' : ''}), }`;
+  header += ' '.repeat(63 - ((10 + header.length) % 64)) + '\n';
+  const pre = Buffer.alloc(10);
+  pre[0] = 0x93;
+  pre.write('NUMPY', 1, 'latin1');
+  pre[6] = 1;
+  pre.writeUInt16LE(header.length, 8);
+  return Buffer.concat([pre, Buffer.from(header, 'latin1'), Buffer.from(data.buffer)]);
+}
+
+class Capture extends Writable {
+  text = '';
+  override _write(chunk: Buffer, _enc: string, done: () => void): void {
+    this.text += chunk.toString();
+    done();
+  }
+}
+
+async function kiln(args: string[], signal?: AbortSignal): Promise<{ code: number; out: string; err: string }> {
+  const stdout = new Capture();
+  const stderr = new Capture();
+  const code = await main(args, { stdout, stderr, signal });
+  return { code, out: stdout.text, err: stderr.text };
+}
+
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-cli-'));
+  modelFile = path.join(dir, 'tiny.onnx');
+  engineFile = path.join(dir, 'tiny.kiln');
+  fs.writeFileSync(modelFile, tinyModel());
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+describe('kiln CLI', () => {
+  test('build writes an engine and reports what it built', async () => {
+    const r = await kiln(['build', modelFile, '-o', engineFile, '--shapes', 'x=2x4']);
+    expect(r.err).not.toContain('kiln: ');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^kiln: wrote .*tiny\.kiln .* 2 layers from 2 ONNX nodes, cpu fp32/);
+    expect(fs.readFileSync(engineFile).subarray(0, 8).toString('latin1')).toBe('KILNENG\0');
+    // Progress goes to stderr, one line per phase when it is not a terminal.
+    expect(r.err).toMatch(/kiln build import/);
+    expect(r.err).toMatch(/kiln build tactics .* layer \d\/2/);
+  });
+
+  test('inspect --json gives header, sections, layers, memory and passes', async () => {
+    const r = await kiln(['inspect', engineFile, '--json']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.source).toBe('engine');
+    expect(j.header.formatVersion).toBe(1);
+    expect(j.header.backend).toBe('cpu');
+    expect(j.header.buildOptions.shapes).toEqual({ x: [2, 4] });
+    expect(j.header.sections.map((s: { tag: string }) => s.tag)).toEqual(['PLAN', 'TACT', 'META']);
+    expect(j.inputs).toEqual([{ name: 'x', type: 'float32', dims: [2, 4] }]);
+    expect(j.report.layers.map((l: { kind: string; fusedFrom: string[] }) => [l.kind, l.fusedFrom])).toEqual([
+      ['Binary', ['add']],
+      ['Binary', ['square']],
+    ]);
+    for (const l of j.report.layers) expect(l.candidates.map((c: { tactic: string }) => c.tactic)).toContain(l.tactic);
+    expect(j.report.memory).toEqual(expect.objectContaining({ arenaBytes: expect.any(Number), constantBytes: expect.any(Number) }));
+    expect(j.report.passes.map((p: { name: string }) => p.name)).toContain('constant-folding');
+  });
+
+  test('inspect prints a readable report, also straight from an .onnx model', async () => {
+    const r = await kiln(['inspect', modelFile, '--shapes', 'x=1x4']);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/ONNX model, built in/);
+    expect(r.out).toMatch(/layers \(2, from 2 ONNX nodes\)/);
+    expect(r.out).toMatch(/square\s+Binary/);
+  });
+
+  test('run with a .npy input prints the output statistics of (x + b)²', async () => {
+    const x = Float32Array.from([0, 1, -1, 2, 0.5, -2, 3, -4]);
+    fs.writeFileSync(path.join(dir, 'x.npy'), npy(x, [2, 4]));
+    const r = await kiln(['run', engineFile, '--input', `x=${path.join(dir, 'x.npy')}`, '--json']);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const z = Array.from(x, (v, i) => (v + B[i % 4]) ** 2);
+    const [out] = JSON.parse(r.out).outputs;
+    expect(out).toEqual(expect.objectContaining({ name: 'z', type: 'float32', dims: [2, 4], nan: 0 }));
+    expect(out.head).toEqual(z);
+    expect(out.min).toBeCloseTo(Math.min(...z), 5);
+    expect(out.max).toBeCloseTo(Math.max(...z), 5);
+  });
+
+  test('run with random inputs, and a raw .bin input', async () => {
+    const random = await kiln(['run', engineFile]);
+    expect(random.code).toBe(0);
+    expect(random.out).toMatch(/input {2}x float32 \[2,4\] random/);
+    expect(random.out).toMatch(/output z float32 \[2,4\] {2}min /);
+    fs.writeFileSync(path.join(dir, 'x.bin'), Buffer.from(new Float32Array(8).buffer));
+    const bin = await kiln(['run', engineFile, '--input', path.join(dir, 'x.bin'), '--json']);
+    expect(bin.code).toBe(0);
+    expect(JSON.parse(bin.out).outputs[0].head).toEqual([1, 4, 9, 16, 1, 4, 9, 16]);
+  });
+
+  test('bench reports percentiles and throughput', async () => {
+    const r = await kiln(['bench', engineFile, '--iterations', '20', '--warmup', '2', '--concurrency', '2', '--json']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.iterations).toBe(20);
+    expect(j.concurrency).toBe(2);
+    expect(j.p50_ms).toBeGreaterThan(0);
+    expect(j.p50_ms).toBeLessThanOrEqual(j.p90_ms);
+    expect(j.p90_ms).toBeLessThanOrEqual(j.p99_ms);
+    expect(j.throughput).toBeGreaterThan(0);
+    const table = await kiln(['bench', modelFile, '-n', '3', '--warmup', '0', '--shapes', 'x=1x4']);
+    expect(table.code).toBe(0);
+    expect(table.out).toMatch(/latency p99 +[\d.]+ ms/);
+  });
+
+  test('doctor lists backends, device and versions', async () => {
+    const r = await kiln(['doctor', '--json']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.backends).toContain('cpu');
+    expect(j.threads).toBeGreaterThan(0);
+    expect(j.engineFormatVersion).toBe(1);
+    expect(j.node).toBe(process.versions.node);
+  });
+
+  test.each([
+    [['build', '/nonexistent/m.onnx'], /\nkiln: model: cannot read '\/nonexistent\/m\.onnx' \(ENOENT\)\n$/],
+    [['frobnicate'], /^kiln: unknown command 'frobnicate'; the commands are build, run, inspect, bench, doctor\n/],
+    [['run', 'a', 'b'], /^kiln: run: expected one model file, received a b\n/],
+    [['build', 'm.onnx', '--fast'], /^kiln: Unknown option '--fast'/],
+    [['bench', 'm.kiln', '--iterations', '0'], /^kiln: --iterations: expected an integer >= 1, received '0'\n/],
+  ])('%p fails with exit code 1 and a one-line reason', async (args, message) => {
+    const r = await kiln(args);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(message);
+    expect(r.err).not.toMatch(/\n\s+at /);
+  });
+
+  test('compile errors are KilnErrors: printed without a stack, exit 1', async () => {
+    const r = await kiln(['build', modelFile, '-o', path.join(dir, 'x.kiln'), '-q']);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe("kiln: input 'x' has symbolic dim 'N' (dim 0 of [N,4]); give it a value with the 'shapes' option, e.g. shapes: { x: [1, 4] }\n");
+    expect(fs.existsSync(path.join(dir, 'x.kiln'))).toBe(false);
+    const bad = await kiln(['build', modelFile, '--shapes', 'x=1xfour']);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/^kiln: --shapes: expected name=DxDx… \(e\.g\. input=1x3x224x224\), received 'x=1xfour'\n/);
+    const precision = await kiln(['build', modelFile, '--shapes', 'x=1x4', '--precision', 'fp7', '-q']);
+    expect(precision.err).toBe("kiln: Expected 'fp32' | 'fp16' | 'int8' | 'best' for option 'precision' but received 'fp7'\n");
+  });
+
+  test('a corrupted engine is refused naming the check that failed', async () => {
+    const bytes = fs.readFileSync(engineFile);
+    bytes[bytes.length - 20] ^= 0xff;
+    const file = path.join(dir, 'bad.kiln');
+    fs.writeFileSync(file, bytes);
+    const r = await kiln(['run', file]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe('kiln: engine trailer: checksum mismatch; the engine bytes are corrupt\n');
+    const flags = await kiln(['run', engineFile, '--shapes', 'x=1x4']);
+    expect(flags.code).toBe(1);
+    expect(flags.err).toMatch(/^kiln: --shapes applies to ONNX models;/);
+  });
+
+  test('a cancelled build exits 130 with "build cancelled" and writes nothing', async () => {
+    const ac = new AbortController();
+    ac.abort();
+    const out = path.join(dir, 'cancelled.kiln');
+    const r = await kiln(['build', modelFile, '-o', out, '--shapes', 'x=1x4'], ac.signal);
+    expect(r.code).toBe(130);
+    expect(r.err).toMatch(/kiln: build cancelled\n$/);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  test('parseShapes reads several inputs', () => {
+    expect(parseShapes('input_ids=1x128, mask=1x128')).toEqual({ input_ids: [1, 128], mask: [1, 128] });
+  });
+});
+
+// The bin itself, as `npm install` leaves it (dist/ comes from `tsc`, run by npm's prepare script).
+const BIN = path.join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
+const binBuilt = fs.existsSync(BIN) && fs.statSync(BIN).mtimeMs >= fs.statSync(path.join(__dirname, '..', '..', 'src', 'cli', 'main.ts')).mtimeMs;
+(binBuilt ? describe : describe.skip)('the kiln bin (dist/cli/main.js; skipped when dist is older than src: run npm run build:ts)', () => {
+  test('has a node shebang, exits 1 with a one-line error, 0 on success', () => {
+    expect(fs.readFileSync(BIN, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    const fail = spawnSync(process.execPath, [BIN, 'run', path.join(dir, 'missing.kiln')], { encoding: 'utf8' });
+    expect(fail.status).toBe(1);
+    expect(fail.stderr).toMatch(/^kiln: cannot read '.*missing\.kiln' \(ENOENT\)\n$/);
+    const ok = spawnSync(process.execPath, [BIN, 'run', engineFile], { encoding: 'utf8' });
+    expect(ok.stderr).toBe('');
+    expect(ok.status).toBe(0);
+  });
+});
