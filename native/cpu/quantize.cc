@@ -3,6 +3,8 @@
 //                     `precision` (a float element type: float16/bfloat16 results are rounded to it).
 //   DequantizeLinear  y = (x - zp) * scale, computed in float (double for a double output).
 //   DynamicQuantizeLinear  uint8 y with the scale and zero point that map [min(0,x), max(0,x)] to [0,255].
+//   QMatMul, QConv    integer matmul / N-d convolution (MatMulInteger, QLinearMatMul, ConvInteger,
+//                     QLinearConv), reference kernels only.
 // The scale (and zero point) index of an element follows attribute `mode`: 0 one scale, 1 one per index
 // of `axis`, 2 one per block of `block` indices along `axis` (scale has x's rank). Variants: the
 // reference for each kind, and a threaded QuantizeLinear/DequantizeLinear over the outer dims.
@@ -198,10 +200,166 @@ class DynamicQuantizeRef : public Tactic {
   }
 };
 
+// ---- QMatMul and QConv: integer matmul / convolution, reference kernels. ----
+// Inputs: [A|x, B|w, a_zp, b_zp, a_scale, b_scale, y_scale, y_zp(, bias)], absent ones omitted. The
+// accumulator is exact (int64, stored as int32 like the ONNX int32 result); with `requant` the output is
+// saturate(round_half_even(acc * a_scale * b_scale / y_scale) + y_zp).
+
+const Tensor* opt(const LayerInfo& L, const Tensor* in, size_t i) { return i < L.in.size() && in[i].data ? &in[i] : nullptr; }
+
+// Integer tensor values as int32.
+std::vector<int32_t> as_int32(const LayerInfo& L, const Tensor& t) {
+  std::vector<int32_t> v(t.numel());
+  dispatch_int(t.dtype, L, [&]<typename T>() {
+    const T* p = t.as<T>();
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<int32_t>(p[i]);
+  });
+  return v;
+}
+
+// A small per-tensor-or-per-index parameter: one value, or `n` values.
+struct Param {
+  std::vector<double> v;
+  double at(int64_t i) const { return v.size() == 1 ? v[0] : v[i]; }
+};
+Param param(const LayerInfo& L, const Tensor* in, size_t i, int64_t n, double dflt, const char* what) {
+  const Tensor* t = opt(L, in, i);
+  if (!t) return Param{{dflt}};
+  if (t->numel() != 1 && t->numel() != n)
+    fail("INVALID_INPUT", "layer '" + L.op->name + "': " + what + " has " + std::to_string(t->numel()) + " elements, expected 1 or " +
+                              std::to_string(n));
+  return Param{as_doubles(L, *t)};
+}
+
+// Writes acc (index i, row scale index ai, column scale index bi) to the output.
+struct Output {
+  const LayerInfo& L;
+  Tensor& out;
+  bool requant;
+  Param as, bs, ys, yzp;
+  void check() const {
+    if (requant) dispatch_int(out.dtype, L, []<typename>() {});
+    else if (out.dtype != DType::I32) unsupported_dtype(L, out.dtype);
+  }
+  void put(int64_t i, int64_t acc, int64_t ai, int64_t bi) const {
+    if (!requant) {
+      out.as<int32_t>()[i] = static_cast<int32_t>(acc);
+      return;
+    }
+    double r = std::nearbyint(static_cast<double>(acc) * (as.at(ai) * bs.at(bi) / ys.at(0))) + yzp.at(0);
+    dispatch_int(out.dtype, L, [&]<typename Q>() { out.as<Q>()[i] = saturate_q<Q>(r); });
+  }
+};
+
+class QMatMulRef : public Tactic {
+ public:
+  const char* name() const override { return "cpu.qmatmul"; }
+  bool reference() const override { return true; }
+  void run(const LayerInfo& L, LayerState*, const Tensor* in, Tensor* out, RunContext&) const override {
+    Shape a = in[0].shape, b = in[1].shape;
+    if (a.empty() || b.empty()) fail("INVALID_INPUT", "layer '" + L.op->name + "': matmul operands need rank >= 1");
+    if (a.size() == 1) a.insert(a.begin(), 1);
+    if (b.size() == 1) b.push_back(1);
+    int64_t M = a[a.size() - 2], K = a.back(), N = b.back();
+    if (b[b.size() - 2] != K) fail("INVALID_INPUT", "layer '" + L.op->name + "': inner dims differ");
+    Shape ba(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2), bo;
+    size_t rank = std::max(ba.size(), bb.size());
+    for (size_t d = 0; d < rank; ++d) {
+      int64_t x = d + ba.size() >= rank ? ba[d + ba.size() - rank] : 1, y = d + bb.size() >= rank ? bb[d + bb.size() - rank] : 1;
+      if (x != y && x != 1 && y != 1) fail("INVALID_INPUT", "layer '" + L.op->name + "': batch dims do not broadcast");
+      bo.push_back(std::max(x, y));
+    }
+    if (out[0].numel() != numel(bo) * M * N) fail("INTERNAL", "layer '" + L.op->name + "': output size mismatch");
+    std::vector<int32_t> A = as_int32(L, in[0]), B = as_int32(L, in[1]);
+    Param azp = param(L, in, 2, M, 0, "a_zero_point"), bzp = param(L, in, 3, N, 0, "b_zero_point");
+    bool rq = L.op->i("requant") != 0;
+    Output o{L, out[0], rq, param(L, in, 4, M, 1, "a_scale"), param(L, in, 5, N, 1, "b_scale"), param(L, in, 6, 1, 1, "y_scale"),
+             param(L, in, 7, 1, 0, "y_zero_point")};
+    o.check();
+    std::vector<int64_t> sa = broadcast_strides(ba, bo), sb = broadcast_strides(bb, bo);
+    MultiIndex<2> it(bo);
+    it.strides[0] = &sa;
+    it.strides[1] = &sb;
+    it.seek(0);
+    int64_t nb = numel(bo);
+    for (int64_t bi = 0; bi < nb; ++bi, it.next()) {
+      const int32_t* pa = A.data() + it.off[0] * M * K;
+      const int32_t* pb = B.data() + it.off[1] * K * N;
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+          int64_t acc = 0;
+          for (int64_t k = 0; k < K; ++k)
+            acc += static_cast<int64_t>(pa[m * K + k] - static_cast<int64_t>(azp.at(m))) * (pb[k * N + n] - static_cast<int64_t>(bzp.at(n)));
+          o.put((bi * M + m) * N + n, acc, m, n);
+        }
+    }
+  }
+};
+
+class QConvRef : public Tactic {
+ public:
+  const char* name() const override { return "cpu.qconv"; }
+  bool reference() const override { return true; }
+  void run(const LayerInfo& L, LayerState*, const Tensor* in, Tensor* out, RunContext&) const override {
+    const Shape& xs = in[0].shape;
+    const Shape& ws = in[1].shape;
+    const Shape& os = out[0].shape;
+    size_t nsp = xs.size() - 2;
+    const auto& strides = L.op->ints("strides");
+    const auto& dil = L.op->ints("dilations");
+    const auto& pads = L.op->ints("pads");
+    int64_t group = L.op->i("group");
+    if (xs.size() < 3 || ws.size() != xs.size() || os.size() != xs.size() || strides.size() != nsp || dil.size() != nsp ||
+        pads.size() != 2 * nsp || group < 1 || ws[0] % group || ws[1] * group != xs[1] || os[1] != ws[0])
+      fail("INVALID_INPUT", "layer '" + L.op->name + "': QConv shapes/attributes do not fit: x " + shape_str(xs) + ", w " + shape_str(ws));
+    int64_t OC = ws[0], ICg = ws[1], OCg = OC / group;
+    std::vector<int32_t> X = as_int32(L, in[0]), W = as_int32(L, in[1]);
+    Param xzp = param(L, in, 2, 1, 0, "x_zero_point"), wzp = param(L, in, 3, OC, 0, "w_zero_point");
+    const Tensor* bias = opt(L, in, 8);
+    if (bias && bias->numel() != OC) fail("INVALID_INPUT", "layer '" + L.op->name + "': bias must have " + std::to_string(OC) + " elements");
+    std::vector<int32_t> B = bias ? as_int32(L, *bias) : std::vector<int32_t>(OC, 0);
+    Output o{L, out[0], L.op->i("requant") != 0, param(L, in, 4, 1, 1, "x_scale"), param(L, in, 5, OC, 1, "w_scale"),
+             param(L, in, 6, 1, 1, "y_scale"), param(L, in, 7, 1, 0, "y_zero_point")};
+    o.check();
+    Shape ksp(ws.begin() + 2, ws.end()), osp(os.begin() + 2, os.end()), isp(xs.begin() + 2, xs.end());
+    int64_t kn = numel(ksp), on = numel(osp), inn = numel(isp);
+    std::vector<int64_t> opos(nsp), kpos(nsp);
+    for (int64_t n = 0; n < xs[0]; ++n)
+      for (int64_t oc = 0; oc < OC; ++oc) {
+        int64_t g = oc / OCg;
+        for (int64_t op = 0; op < on; ++op) {
+          for (int64_t d = nsp, r = op; d-- > 0;) opos[d] = r % osp[d], r /= osp[d];
+          int64_t acc = B[oc];
+          for (int64_t kp = 0; kp < kn; ++kp) {
+            int64_t ioff = 0;
+            bool inside = true;
+            for (int64_t d = nsp, r = kp; d-- > 0;) {
+              int64_t k = r % ksp[d];
+              r /= ksp[d];
+              int64_t c = opos[d] * strides[d] - pads[d] + k * dil[d];
+              if (c < 0 || c >= isp[d]) inside = false;
+              kpos[d] = c;
+            }
+            if (!inside) continue;  // padding holds the zero point: contributes 0
+            for (size_t d = 0; d < nsp; ++d) ioff = ioff * isp[d] + kpos[d];
+            for (int64_t ic = 0; ic < ICg; ++ic) {
+              int64_t xv = X[((n * xs[1]) + g * ICg + ic) * inn + ioff] - static_cast<int64_t>(xzp.at(0));
+              int64_t wv = W[(oc * ICg + ic) * kn + kp] - static_cast<int64_t>(wzp.at(oc));
+              acc += xv * wv;
+            }
+          }
+          o.put((n * OC + oc) * on + op, acc, 0, oc);
+        }
+      }
+  }
+};
+
 }  // namespace
 KILN_REGISTER_TACTIC_EXPR("cpu", "QuantizeLinear", std::make_unique<QuantRef<true>>(false));
 KILN_REGISTER_TACTIC_EXPR("cpu", "QuantizeLinear", std::make_unique<QuantRef<true>>(true));
 KILN_REGISTER_TACTIC_EXPR("cpu", "DequantizeLinear", std::make_unique<QuantRef<false>>(false));
 KILN_REGISTER_TACTIC_EXPR("cpu", "DequantizeLinear", std::make_unique<QuantRef<false>>(true));
 KILN_REGISTER_TACTIC("cpu", "DynamicQuantizeLinear", DynamicQuantizeRef);
+KILN_REGISTER_TACTIC("cpu", "QMatMul", QMatMulRef);
+KILN_REGISTER_TACTIC("cpu", "QConv", QConvRef);
 }  // namespace kiln

@@ -5,9 +5,9 @@
  * 1 (one scale per index of `axis`) or 2 (blocks of `block` along `axis`); `axis` is normalized.
  */
 import { DataType, dtypeName } from '../dtype';
-import { int } from '../lower/plan';
+import { int, ints } from '../lower/plan';
 import { NativeOp, OpContext, registerOp } from './registry';
-import { normAxis } from './util';
+import { broadcastShapes, normAxis } from './util';
 
 const Q_TYPES = [DataType.INT8, DataType.UINT8, DataType.INT16, DataType.UINT16];
 const SCALE_TYPES = [DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE];
@@ -97,3 +97,109 @@ registerOp({
   },
   lower: (ctx) => [{ kind: 'DynamicQuantizeLinear', inputs: [ctx.node.inputs[0]], outputs: ctx.node.outputs.slice(0, 3), attrs: {} }],
 });
+
+// ---- Integer matmul and convolution (reference kernels): native kinds 'QMatMul' and 'QConv'. ----
+// Inputs are always [A/x, B/w, a_zp, b_zp, a_scale, b_scale, y_scale, y_zp(, bias)] ('' where absent);
+// `requant` 1 gives y = saturate(round_half_even(acc * a_scale * b_scale / y_scale) + y_zp), 0 the int32 acc.
+
+const Q8 = [DataType.INT8, DataType.UINT8];
+
+/** numpy matmul output shape (1-D operands promoted and their dim dropped). */
+function matmulShape(ctx: OpContext, ai: number, bi: number): number[] {
+  const a = ctx.shapeOf(ai), b = ctx.shapeOf(bi);
+  if (a.length === 0 || b.length === 0) ctx.fail('matmul operands must have rank >= 1', 'SHAPE');
+  const a2 = a.length === 1 ? [1, a[0]] : a, b2 = b.length === 1 ? [b[0], 1] : b;
+  const K = a2[a2.length - 1];
+  if (b2[b2.length - 2] !== K) ctx.fail(`inner dims differ: [${a.join(',')}] x [${b.join(',')}]`, 'SHAPE');
+  const batch = broadcastShapes(ctx, [a2.slice(0, -2), b2.slice(0, -2)]) as number[];
+  return [...batch, ...(a.length === 1 ? [] : [a2[a2.length - 2]]), ...(b.length === 1 ? [] : [b2[b2.length - 1]])];
+}
+
+function inputsAt(ctx: OpContext, idx: (number | undefined)[]): string[] {
+  return idx.map((i) => (i === undefined ? '' : ctx.node.inputs[i] ?? ''));
+}
+
+function checkQ(ctx: OpContext, i: number, what: string): void {
+  if (ctx.inputs[i]) checkType(ctx, ctx.inputs[i]!.dtype, Q8, what);
+}
+
+registerOp({
+  opType: 'MatMulInteger',
+  infer(ctx) {
+    checkQ(ctx, 0, 'A');
+    checkQ(ctx, 1, 'B');
+    return [{ dtype: DataType.INT32, shape: matmulShape(ctx, 0, 1) }];
+  },
+  lower: (ctx) => [{ kind: 'QMatMul', inputs: inputsAt(ctx, [0, 1, 2, 3]), outputs: [ctx.node.outputs[0]], attrs: { requant: int(0) } }],
+});
+
+registerOp({
+  opType: 'QLinearMatMul',
+  infer(ctx) {
+    checkQ(ctx, 0, 'a');
+    checkQ(ctx, 3, 'b');
+    checkQ(ctx, 7, 'y_zero_point');
+    return [{ dtype: ctx.input(7).dtype, shape: matmulShape(ctx, 0, 3) }];
+  },
+  lower: (ctx) => [{ kind: 'QMatMul', inputs: inputsAt(ctx, [0, 3, 2, 5, 1, 4, 6, 7]), outputs: [ctx.node.outputs[0]], attrs: { requant: int(1) } }],
+});
+
+/** Conv geometry with ONNX defaults and auto_pad resolved: strides, dilations, pads [begins..., ends...], output dims. */
+function convGeometry(ctx: OpContext, xi: number, wi: number) {
+  const x = ctx.shapeOf(xi), w = ctx.shapeOf(wi);
+  const nsp = x.length - 2;
+  if (nsp < 1 || w.length !== x.length) ctx.fail(`x [${x.join(',')}] and w [${w.join(',')}] must have one rank >= 3`, 'SHAPE');
+  const group = ctx.int('group', 1);
+  if (group < 1 || x[1] % group !== 0 || w[0] % group !== 0 || w[1] * group !== x[1])
+    ctx.fail(`channels do not fit group ${group}: x has ${x[1]}, w is [${w.join(',')}]`, 'SHAPE');
+  const kernel = w.slice(2);
+  const ks = ctx.ints('kernel_shape');
+  if (ks && ks.some((k, i) => k !== kernel[i])) ctx.fail(`kernel_shape [${ks.join(',')}] differs from w's [${kernel.join(',')}]`, 'SHAPE');
+  const strides = ctx.ints('strides') ?? kernel.map(() => 1);
+  const dilations = ctx.ints('dilations') ?? kernel.map(() => 1);
+  let pads = ctx.ints('pads') ?? new Array(2 * nsp).fill(0);
+  const autoPad = ctx.string('auto_pad', 'NOTSET');
+  if (strides.length !== nsp || dilations.length !== nsp || pads.length !== 2 * nsp) ctx.fail('strides/dilations/pads do not match the spatial rank', 'SHAPE');
+  if (autoPad === 'VALID') pads = new Array(2 * nsp).fill(0);
+  else if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+    pads = new Array(2 * nsp).fill(0);
+    for (let d = 0; d < nsp; d++) {
+      const out = Math.ceil(x[d + 2] / strides[d]);
+      const total = Math.max(0, (out - 1) * strides[d] + (kernel[d] - 1) * dilations[d] + 1 - x[d + 2]);
+      const small = Math.floor(total / 2);
+      pads[d] = autoPad === 'SAME_UPPER' ? small : total - small;
+      pads[d + nsp] = total - pads[d];
+    }
+  } else if (autoPad !== 'NOTSET') ctx.fail(`unknown auto_pad '${autoPad}'`);
+  const spatial = kernel.map((k, d) => Math.floor((x[d + 2] + pads[d] + pads[d + nsp] - ((k - 1) * dilations[d] + 1)) / strides[d]) + 1);
+  if (spatial.some((s) => s < 1)) ctx.fail(`output spatial dims [${spatial.join(',')}] are empty`, 'SHAPE');
+  return { group, strides, dilations, pads, shape: [x[0], w[0], ...spatial] };
+}
+
+for (const [opType, requant] of [
+  ['ConvInteger', false],
+  ['QLinearConv', true],
+] as const) {
+  // input positions: x, w, x_zp, w_zp, x_scale, w_scale, y_scale, y_zp, bias
+  const at = requant ? [0, 3, 2, 5, 1, 4, 6, 7, 8] : [0, 1, 2, 3];
+  registerOp({
+    opType,
+    infer(ctx) {
+      checkQ(ctx, at[0], 'x');
+      checkQ(ctx, at[1], 'w');
+      const g = convGeometry(ctx, at[0], at[1]);
+      return [{ dtype: requant ? ctx.input(7).dtype : DataType.INT32, shape: g.shape }];
+    },
+    lower(ctx) {
+      const g = convGeometry(ctx, at[0], at[1]);
+      return [
+        {
+          kind: 'QConv',
+          inputs: inputsAt(ctx, at),
+          outputs: [ctx.node.outputs[0]],
+          attrs: { requant: int(requant), group: int(g.group), strides: ints(g.strides), dilations: ints(g.dilations), pads: ints(g.pads) },
+        },
+      ];
+    },
+  });
+}
