@@ -1,5 +1,5 @@
 import { DataType } from '../../../src/dtype';
-import { attrI, f32, runNode } from './run-node';
+import { attrI, attrS, f32, runNode } from './run-node';
 
 const roundEven = (x: number) => {
   const r = Math.round(x);
@@ -98,5 +98,84 @@ describe('DynamicQuantizeLinear', () => {
     expect(Array.from(new Uint8Array(y.data))).toEqual(xs.map((x) => sat(roundEven(Math.fround(Math.fround(x) / scale)) + zp, 0, 255)));
     const [y2, s2, z2] = runNode({ op: 'DynamicQuantizeLinear', inputs: [f32([2], [0, 0])], outputs: 3 });
     expect([...new Uint8Array(y2.data), new Float32Array(s2.data)[0], new Uint8Array(z2.data)[0]]).toEqual([0, 0, 0, 0]);
+  });
+});
+
+describe('integer matmul and convolution', () => {
+  test('MatMulInteger with batch broadcast and per-row / per-column zero points', () => {
+    // A [2,2,3] uint8, B [3,2] int8; a_zp per row [2], b_zp per column [2]
+    const A = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+    const B = [1, -1, 2, 0, -3, 5];
+    const azp = [1, 2], bzp = [0, -1];
+    const [y] = runNode({ op: 'MatMulInteger', inputs: [u8([2, 2, 3], A, false), i8([3, 2], B, false), u8([2], azp), i8([2], bzp)], opset: 10 });
+    expect(y.dtype).toBe(DataType.INT32);
+    expect(y.shape).toEqual([2, 2, 2]);
+    const want: number[] = [];
+    for (let b = 0; b < 2; b++)
+      for (let m = 0; m < 2; m++)
+        for (let n = 0; n < 2; n++) {
+          let acc = 0;
+          for (let k = 0; k < 3; k++) acc += (A[b * 6 + m * 3 + k] - azp[m]) * (B[k * 2 + n] - bzp[n]);
+          want.push(acc);
+        }
+    expect(Array.from(new Int32Array(y.data))).toEqual(want);
+  });
+
+  test('QLinearMatMul requantizes with rounding half to even', () => {
+    const a = u8([1, 2], [10, 20], false), b = u8([2, 1], [3, 4], false);
+    // acc = (10-0)*(3-1) + (20-0)*(4-1) = 80; 80 * 0.5 * 0.25 / 4 = 2.5 -> 2 (+ zp 100)
+    const [y] = runNode({
+      op: 'QLinearMatMul',
+      inputs: [a, f32([], [0.5], true), u8([], [0]), b, f32([], [0.25], true), u8([], [1]), f32([], [4], true), u8([], [100])],
+      opset: 21,
+    });
+    expect(y.dtype).toBe(DataType.UINT8);
+    expect(Array.from(new Uint8Array(y.data))).toEqual([102]);
+  });
+
+  test('ConvInteger against a JS reference (pads, stride, zero points) and SAME_UPPER shapes', () => {
+    // x [1,1,4,4], w [2,1,3,3], pads 1, stride 2
+    const X = Array.from({ length: 16 }, (_, i) => (i * 7) % 13);
+    const Wt = Array.from({ length: 18 }, (_, i) => ((i * 5) % 7) - 3);
+    const xzp = 3;
+    const [y] = runNode({
+      op: 'ConvInteger',
+      inputs: [u8([1, 1, 4, 4], X, false), i8([2, 1, 3, 3], Wt), u8([], [xzp])],
+      attrs: { pads: { type: 'ints', value: [1, 1, 1, 1] }, strides: { type: 'ints', value: [2, 2] } },
+      opset: 10,
+    });
+    expect(y.shape).toEqual([1, 2, 2, 2]);
+    const want: number[] = [];
+    for (let oc = 0; oc < 2; oc++)
+      for (let oy = 0; oy < 2; oy++)
+        for (let ox = 0; ox < 2; ox++) {
+          let acc = 0;
+          for (let ky = 0; ky < 3; ky++)
+            for (let kx = 0; kx < 3; kx++) {
+              const iy = oy * 2 - 1 + ky, ix = ox * 2 - 1 + kx;
+              if (iy < 0 || iy >= 4 || ix < 0 || ix >= 4) continue;
+              acc += (X[iy * 4 + ix] - xzp) * Wt[oc * 9 + ky * 3 + kx];
+            }
+          want.push(acc);
+        }
+    expect(Array.from(new Int32Array(y.data))).toEqual(want);
+    const [s] = runNode({ op: 'ConvInteger', inputs: [u8([1, 1, 5, 5], new Array(25).fill(1), false), i8([1, 1, 2, 2], [1, 1, 1, 1])], attrs: { auto_pad: attrS('SAME_UPPER'), strides: { type: 'ints', value: [2, 2] } }, opset: 10 });
+    expect(s.shape).toEqual([1, 1, 3, 3]);
+    // SAME_UPPER: total pad 1 at the end: the last row/column sees half the window
+    expect(Array.from(new Int32Array(s.data))).toEqual([4, 4, 2, 4, 4, 2, 2, 2, 1]);
+  });
+
+  test('QLinearConv with bias and per-channel weight scales', () => {
+    // 1x1 conv, x [1,2,1,1], w [2,2,1,1]
+    const x = u8([1, 2, 1, 1], [4, 6], false);
+    const w = i8([2, 2, 1, 1], [1, 2, -1, 1]);
+    const bias = { dtype: DataType.INT32, shape: [2], data: Int32Array.from([10, -10]), constant: true };
+    const [y] = runNode({
+      op: 'QLinearConv',
+      inputs: [x, f32([], [1], true), u8([], [2]), w, f32([2], [1, 2], true), i8([], [0]), f32([], [2], true), u8([], [128]), bias],
+      opset: 10,
+    });
+    // acc0 = 10 + (2*1 + 4*2) = 20 -> 20*1*1/2 = 10 -> 138; acc1 = -10 + (2*-1 + 4*1) = -8 -> -8*1*2/2 = -8 -> 120
+    expect(Array.from(new Uint8Array(y.data))).toEqual([138, 120]);
   });
 });
