@@ -1,5 +1,6 @@
 import { DataType } from '../../../src/dtype';
-import { attrI, attrS, f32, runNode } from './run-node';
+import { AttrValue } from '../../../src/ir/graph';
+import { NodeInput, NodeSpec, attrI, attrS, f32, runNode } from './run-node';
 
 const roundEven = (x: number) => {
   const r = Math.round(x);
@@ -46,11 +47,12 @@ describe('QuantizeLinear', () => {
     expect(Array.from(new Int8Array(pb.data))).toEqual(wantB);
 
     const big = Array.from({ length: 40000 }, (_, i) => Math.sin(i) * 300);
-    for (const [scale, attrs] of [
+    const cases: [NodeInput, Record<string, AttrValue>][] = [
       [f32([], [1.3], true), {}],
       [f32([4], [0.5, 1, 2, 4], true), { axis: attrI(1) }],
-    ] as const) {
-      const spec = { op: 'QuantizeLinear', inputs: [f32([100, 4, 100], big), scale], attrs };
+    ];
+    for (const [scale, attrs] of cases) {
+      const spec: NodeSpec = { op: 'QuantizeLinear', inputs: [f32([100, 4, 100], big), scale], attrs };
       expect(new Uint8Array(runNode(spec, { QuantizeLinear: 'cpu.quantize.threaded' })[0].data)).toEqual(new Uint8Array(runNode(spec)[0].data));
     }
   });
