@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# kiln's one command for the GPU machine (the device tool's `run`; see docs/gpu.md).
+#
+#   scripts/gpu.sh STAGE...        stages run in order; logs and results go to $OUT
+#     info     nvidia-smi, toolchain and Python package versions            -> $OUT/info.txt
+#     export   scripts/gpu/export_models.py (PyTorch's ONNX exporters)      -> $OUT/models.tar,
+#              $OUT/summary.json, $OUT/export.log  (models.tar.part-* if over 15 MiB)
+#     test     unpack the carried node and node_modules, build the addon with cmake-js, run the
+#              `npm test` script (and `npm run test:gpu` when test/gpu holds tests)
+#              -> $OUT/build.log, $OUT/test.log, $OUT/jest.json
+#
+# `test` needs .gpu/ made by scripts/gpu-pack.sh and carried: run({ command: 'scripts/gpu.sh test',
+# carry: ['.gpu'] }). `export` needs nothing carried. The exit status is the first failing stage's.
+set -uo pipefail
+
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+[ $# -gt 0 ] || { usage; exit 2; }
+for s in "$@"; do
+  case "$s" in info|export|test) ;; -h|--help) usage; exit 0 ;; *) echo "gpu.sh: unknown stage '$s'" >&2; usage >&2; exit 2 ;; esac
+done
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+OUT="${OUT:-$ROOT/out-gpu}"
+mkdir -p "$OUT"
+WORK="$(mktemp -d /tmp/kiln-gpu.XXXXXX)"
+status=0
+
+stage_info() {
+  {
+    date -u; uname -a
+    nvidia-smi 2>&1 | head -20
+    nvcc --version 2>&1 | tail -2
+    cmake --version 2>&1 | head -1; g++ --version 2>&1 | head -1
+    python3 -c 'import sys; print("python", sys.version.split()[0])'
+    python3 -m pip list 2>/dev/null | grep -iE '^(torch|torchvision|onnx|onnxruntime|onnxscript|onnx-ir|transformers|numpy) '
+    nproc
+  } > "$OUT/info.txt" 2>&1
+  cat "$OUT/info.txt"
+}
+
+stage_export() {
+  local dir="$WORK/export" rc
+  PYTHONUNBUFFERED=1 python3 scripts/gpu/export_models.py --out "$dir/models" 2>&1 | tee "$OUT/export.log"
+  rc=${PIPESTATUS[0]}
+  [ -f "$dir/models/summary.json" ] && cp "$dir/models/summary.json" "$OUT/summary.json"
+  if ls "$dir"/models/*.onnx >/dev/null 2>&1; then
+    tar -C "$dir" -cf "$dir/models.tar" models
+    if [ "$(stat -c %s "$dir/models.tar")" -gt $((15 * 1024 * 1024)) ]; then
+      split -b 15m "$dir/models.tar" "$OUT/models.tar.part-"   # join with: cat models.tar.part-* > models.tar
+    else
+      cp "$dir/models.tar" "$OUT/models.tar"
+    fi
+  fi
+  return "$rc"
+}
+
+stage_test() {
+  local g="$ROOT/.gpu" rc=0
+  for f in node.xz node_modules.tar.xz; do
+    [ -f "$g/$f" ] || { echo "gpu.sh test: .gpu/$f is missing: run scripts/gpu-pack.sh test here and carry .gpu" >&2; return 1; }
+  done
+  mkdir -p "$WORK/bin"
+  xz -dc "$g/node.xz" > "$WORK/bin/node" && chmod +x "$WORK/bin/node" || return 1
+  export PATH="$ROOT/node_modules/.bin:$WORK/bin:$PATH"
+  node --version || return 1
+  [ -d node_modules ] || tar -xJf "$g/node_modules.tar.xz" || return 1
+  if [ -f "$g/onnx-conformance.tar.xz" ]; then
+    tar -C "$WORK" -xJf "$g/onnx-conformance.tar.xz" && export KILN_CONFORMANCE_DIR="$WORK/onnx-conformance"
+  fi
+  # The addon: cmake-js builds offline from node-api-headers (package.json "binary.napi_versions").
+  KILN_BUILD_JOBS="$(nproc)" node scripts/build-native.js > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; return 1; }
+  tail -5 "$OUT/build.log"
+  node -e "console.log(JSON.stringify(require('./build/Release/kiln.node').info()))" 2>&1 | tee -a "$OUT/build.log"
+  # Exactly the package.json scripts, as npm would run them (npm itself is not carried).
+  local cmd
+  cmd="$(node -p "require('./package.json').scripts.test")"
+  sh -c "$cmd \"\$@\"" npm-test --json --outputFile="$OUT/jest.json" > "$OUT/test.log" 2>&1 || rc=$?
+  grep -E '^(Tests|Test Suites|Snapshots|Time):' "$OUT/test.log"
+  if ls test/gpu/*.test.ts test/gpu/**/*.test.ts >/dev/null 2>&1; then
+    cmd="$(node -p "require('./package.json').scripts['test:gpu']")"
+    sh -c "$cmd \"\$@\"" npm-test-gpu > "$OUT/test-gpu.log" 2>&1 || rc=$?
+    grep -E '^(Tests|Test Suites):' "$OUT/test-gpu.log"
+  fi
+  return "$rc"
+}
+
+for s in "$@"; do
+  echo "=== gpu.sh $s ==="
+  start=$(date +%s)
+  "stage_$s"; rc=$?
+  echo "=== gpu.sh $s: exit $rc in $(( $(date +%s) - start )) s ==="
+  [ "$rc" -ne 0 ] && [ "$status" -eq 0 ] && status=$rc
+done
+rm -rf "$WORK"
+exit "$status"
