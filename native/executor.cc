@@ -267,6 +267,9 @@ std::unique_ptr<Executor> Executor::build(std::shared_ptr<Plan> plan, const Buil
   }
   e->choices_.resize(n);
   e->prepare_layers();
+  // Timing runs every candidate in one context: its workspace must fit the largest candidate's.
+  for (size_t k = 0; k < n; ++k)
+    for (const Tactic* t : cands[k]) e->workspace_bytes_ = std::max(e->workspace_bytes_, align_up(t->workspace(e->layers_[k])));
   bool any_choice = false;
   for (auto& c : cands) any_choice |= c.size() > 1;
   // Timing runs the plan once on generated inputs so that every layer sees realistic data.

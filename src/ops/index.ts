@@ -5,3 +5,7 @@ import './cast';
 import './where';
 import './reduce';
 import './quantize';
+import './gemm';
+import './matmul';
+import './conv';
+import './conv-transpose';

@@ -1,0 +1,161 @@
+// Gemm: batched matrix products with a fused epilogue, the native kind of ONNX Gemm and MatMul.
+//   out[b, m, n] = act(alpha * sum_k A[b](m, k) * B[b](k, n) + beta * C[b, m, n])
+// Attributes (all resolved by TS): M, N, K; transA/transB (A stored [K, M] / B stored [N, K]); alpha,
+// beta; batch (the output's batch dims), a_batch_strides / b_batch_strides (element strides of each
+// batch dim, 0 where broadcast); c_strides (strides of the optional C over [batch..., M, N], 0 where
+// broadcast); activation ('none' | 'relu' | 'clip'). The output is contiguous [batch..., M, N].
+// Variants: cpu.gemm.ref (plain triple loop, double accumulation, float16/bfloat16/float32/float64)
+// and cpu.gemm.blocked (float32: packed panels, AVX2/FMA microkernel, threaded; sgemm.h).
+#include <algorithm>
+
+#include "kernel_util.h"
+#include "sgemm.h"
+
+namespace kiln {
+namespace {
+
+struct GemmState : LayerState {
+  int64_t M = 0, N = 0, K = 0;
+  bool ta = false, tb = false;
+  double alpha = 1, beta = 0;
+  std::vector<int64_t> batch, sa, sb, sc;  // sc: batch dims then M, N
+  bool has_c = false;
+  int64_t nbatch = 1;
+  Activation act;
+
+  // Offsets of batch item `b` into A, B and C.
+  void offsets(int64_t b, int64_t& oa, int64_t& ob, int64_t& oc) const {
+    oa = ob = oc = 0;
+    for (int d = static_cast<int>(batch.size()) - 1; d >= 0; --d) {
+      int64_t i = b % batch[d];
+      b /= batch[d];
+      oa += i * sa[d];
+      ob += i * sb[d];
+      if (has_c) oc += i * sc[d];
+    }
+  }
+};
+
+std::unique_ptr<GemmState> make_state(const LayerInfo& L) {
+  const PlanOp& op = *L.op;
+  auto st = std::make_unique<GemmState>();
+  auto bad = [&](const std::string& why) {
+    fail("INVALID_ENGINE", "layer '" + op.name + "' (Gemm): " + why);
+  };
+  if (L.in.size() < 2 || !L.in[0] || !L.in[1] || L.out.empty() || !L.out[0]) bad("needs inputs A, B and an output");
+  st->M = op.i("M");
+  st->N = op.i("N");
+  st->K = op.i("K");
+  st->ta = op.i("transA") != 0;
+  st->tb = op.i("transB") != 0;
+  st->alpha = op.f("alpha");
+  st->beta = op.f("beta");
+  st->batch = op.ints("batch");
+  st->sa = op.ints("a_batch_strides");
+  st->sb = op.ints("b_batch_strides");
+  st->has_c = L.in.size() > 2 && L.in[2] != nullptr;
+  if (st->has_c) st->sc = op.ints("c_strides");
+  st->act = parse_activation(L);
+  size_t nb = st->batch.size();
+  if (st->M < 0 || st->N < 0 || st->K < 0) bad("negative matrix size");
+  if (st->sa.size() != nb || st->sb.size() != nb || (st->has_c && st->sc.size() != nb + 2)) bad("batch stride lists do not match the batch rank");
+  for (int64_t d : st->batch) {
+    if (d < 0) bad("negative batch dim");
+    st->nbatch *= d;
+  }
+  // Every element an index can reach must lie inside its tensor.
+  auto reach = [&](const std::vector<int64_t>& s, size_t n) {
+    int64_t m = 0;
+    for (size_t d = 0; d < n; ++d) {
+      if (s[d] < 0) bad("negative stride");
+      m += (st->batch[d] - 1) * s[d];
+    }
+    return m;
+  };
+  if (st->nbatch > 0 && st->M > 0 && st->N > 0) {
+    if (st->K > 0) {
+      if (reach(st->sa, nb) + st->M * st->K > L.in[0]->numel()) bad("A is smaller than its strides reach");
+      if (reach(st->sb, nb) + st->K * st->N > L.in[1]->numel()) bad("B is smaller than its strides reach");
+    }
+    if (st->has_c) {
+      int64_t r = reach(st->sc, nb) + (st->M - 1) * st->sc[nb] + (st->N - 1) * st->sc[nb + 1];
+      if (st->sc[nb] < 0 || st->sc[nb + 1] < 0 || r >= L.in[2]->numel()) bad("C is smaller than its strides reach");
+    }
+  }
+  if (L.out[0]->numel() != st->nbatch * st->M * st->N) bad("output size does not match batch x M x N");
+  return st;
+}
+
+class GemmRef : public Tactic {
+ public:
+  const char* name() const override { return "cpu.gemm.ref"; }
+  bool reference() const override { return true; }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override { return make_state(L); }
+  void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const GemmState& st = *static_cast<GemmState*>(s);
+    dispatch_float(out[0].dtype, L, [&]<typename T>() {
+      const T* A = in[0].as<T>();
+      const T* B = in[1].as<T>();
+      const T* C = st.has_c ? in[2].as<T>() : nullptr;
+      T* O = out[0].as<T>();
+      int64_t M = st.M, N = st.N, K = st.K;
+      size_t nb = st.batch.size();
+      ctx.pool->parallel_for(st.nbatch * M, grain_for(N * K), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          int64_t b = r / M, m = r % M, oa, ob, oc;
+          st.offsets(b, oa, ob, oc);
+          for (int64_t n = 0; n < N; ++n) {
+            double acc = 0;
+            for (int64_t k = 0; k < K; ++k) {
+              double a = static_cast<double>(load(A[oa + (st.ta ? k * M + m : m * K + k)]));
+              double w = static_cast<double>(load(B[ob + (st.tb ? n * K + k : k * N + n)]));
+              acc += a * w;
+            }
+            double v = st.alpha * acc;
+            if (C) v += st.beta * static_cast<double>(load(C[oc + m * st.sc[nb] + n * st.sc[nb + 1]]));
+            store(O[r * N + n], st.act.apply(v));
+          }
+        }
+      });
+    });
+  }
+};
+
+class GemmBlocked : public Tactic {
+ public:
+  const char* name() const override { return "cpu.gemm.blocked"; }
+  bool can_implement(const LayerInfo& L) const override {
+    for (auto* t : L.in)
+      if (t && t->dtype != DType::F32) return false;
+    return !L.out.empty() && L.out[0] && L.out[0]->dtype == DType::F32;
+  }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override { return make_state(L); }
+  size_t workspace(const LayerInfo& L) const override {
+    return sgemm::workspace_floats(L.op->i("M"), L.op->i("N"), L.op->i("K")) * sizeof(float);
+  }
+  void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const GemmState& st = *static_cast<GemmState*>(s);
+    int64_t M = st.M, N = st.N, K = st.K;
+    size_t nb = st.batch.size();
+    const float* A = in[0].as<float>();
+    const float* B = in[1].as<float>();
+    float* O = out[0].as<float>();
+    for (int64_t b = 0; b < st.nbatch; ++b) {
+      int64_t oa, ob, oc;
+      st.offsets(b, oa, ob, oc);
+      sgemm::Matrix a{A + oa, st.ta ? 1 : K, st.ta ? M : 1};
+      sgemm::Matrix w{B + ob, st.tb ? 1 : N, st.tb ? K : 1};
+      sgemm::Epilogue ep;
+      ep.alpha = static_cast<float>(st.alpha);
+      ep.beta = static_cast<float>(st.beta);
+      if (st.has_c) ep.bias = {in[2].as<float>() + oc, st.sc[nb], st.sc[nb + 1]};
+      ep.act = st.act;
+      sgemm::gemm(M, N, K, a, w, O + b * M * N, N, ep, ctx.pool, static_cast<float*>(ctx.workspace));
+    }
+  }
+};
+
+}  // namespace
+KILN_REGISTER_TACTIC("cpu", "Gemm", GemmRef);
+KILN_REGISTER_TACTIC("cpu", "Gemm", GemmBlocked);
+}  // namespace kiln

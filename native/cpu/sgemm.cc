@@ -1,0 +1,216 @@
+// The float32 GEMM core (sgemm.h): packing, the AVX2/FMA and portable microkernels, the threaded
+// driver, and the epilogue (alpha, beta * bias, activation) applied as each C tile is stored.
+#include "sgemm.h"
+
+#include <algorithm>
+#include <cstring>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define KILN_X86 1
+#endif
+
+#include "../tactic.h"
+#include "../threadpool.h"
+
+namespace kiln {
+
+Activation parse_activation(const LayerInfo& L) {
+  Activation a;
+  std::string s = L.op->s("activation", "none");
+  if (s == "none") a.kind = Activation::None;
+  else if (s == "relu") a.kind = Activation::Relu;
+  else if (s == "clip") {
+    a.kind = Activation::Clip;
+    a.lo = static_cast<float>(L.op->f("activation_min"));
+    a.hi = static_cast<float>(L.op->f("activation_max"));
+  } else {
+    fail("INTERNAL", "layer '" + L.op->name + "' (" + L.op->kind + "): unknown epilogue activation '" + s + "'");
+  }
+  return a;
+}
+
+namespace sgemm {
+namespace {
+
+constexpr int64_t MR = 6, NR = 16;
+constexpr int64_t KC = 256;  // depth of one packed slice
+constexpr int64_t MC = 96;   // rows of C per task (16 panels of MR)
+constexpr int64_t NC = 192;  // columns of C per task (12 panels of NR)
+
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// acc[MR][NR] = sum_k a[k][0..MR) (outer) b[k][0..NR)
+void kernel_portable(int64_t kc, const float* a, const float* b, float* acc) {
+  float c[MR][NR] = {};
+  for (int64_t k = 0; k < kc; ++k, a += MR, b += NR)
+    for (int64_t r = 0; r < MR; ++r)
+      for (int64_t j = 0; j < NR; ++j) c[r][j] += a[r] * b[j];
+  std::memcpy(acc, c, sizeof(c));
+}
+
+#ifdef KILN_X86
+__attribute__((target("avx2,fma"))) void kernel_avx2(int64_t kc, const float* a, const float* b, float* acc) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+         c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int64_t k = 0; k < kc; ++k, a += MR, b += NR) {
+    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    __m256 x = _mm256_broadcast_ss(a + 0);
+    c00 = _mm256_fmadd_ps(x, b0, c00);
+    c01 = _mm256_fmadd_ps(x, b1, c01);
+    x = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(x, b0, c10);
+    c11 = _mm256_fmadd_ps(x, b1, c11);
+    x = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(x, b0, c20);
+    c21 = _mm256_fmadd_ps(x, b1, c21);
+    x = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(x, b0, c30);
+    c31 = _mm256_fmadd_ps(x, b1, c31);
+    x = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(x, b0, c40);
+    c41 = _mm256_fmadd_ps(x, b1, c41);
+    x = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(x, b0, c50);
+    c51 = _mm256_fmadd_ps(x, b1, c51);
+  }
+  _mm256_storeu_ps(acc + 0 * NR, c00);
+  _mm256_storeu_ps(acc + 0 * NR + 8, c01);
+  _mm256_storeu_ps(acc + 1 * NR, c10);
+  _mm256_storeu_ps(acc + 1 * NR + 8, c11);
+  _mm256_storeu_ps(acc + 2 * NR, c20);
+  _mm256_storeu_ps(acc + 2 * NR + 8, c21);
+  _mm256_storeu_ps(acc + 3 * NR, c30);
+  _mm256_storeu_ps(acc + 3 * NR + 8, c31);
+  _mm256_storeu_ps(acc + 4 * NR, c40);
+  _mm256_storeu_ps(acc + 4 * NR + 8, c41);
+  _mm256_storeu_ps(acc + 5 * NR, c50);
+  _mm256_storeu_ps(acc + 5 * NR + 8, c51);
+}
+#endif
+
+using Kernel = void (*)(int64_t, const float*, const float*, float*);
+
+bool detect_avx2() {
+#ifdef KILN_X86
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+Kernel pick_kernel() {
+#ifdef KILN_X86
+  if (has_avx2()) return kernel_avx2;
+#endif
+  return kernel_portable;
+}
+
+// Packs rows [i0, i0+MR) x depth [p0, p0+kc) of A as a[k][r], zero past M.
+void pack_a(const Matrix& A, int64_t M, int64_t i0, int64_t p0, int64_t kc, float* dst) {
+  int64_t rows = std::min(MR, M - i0);
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* src = A.p + (p0 + k) * A.cs + i0 * A.rs;
+    float* d = dst + k * MR;
+    int64_t r = 0;
+    for (; r < rows; ++r) d[r] = src[r * A.rs];
+    for (; r < MR; ++r) d[r] = 0.f;
+  }
+}
+
+// Packs depth [p0, p0+kc) x columns [j0, j0+NR) of B as b[k][c], zero past N.
+void pack_b(const Matrix& B, int64_t N, int64_t j0, int64_t p0, int64_t kc, float* dst) {
+  int64_t cols = std::min(NR, N - j0);
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* src = B.p + (p0 + k) * B.rs + j0 * B.cs;
+    float* d = dst + k * NR;
+    int64_t c = 0;
+    if (B.cs == 1)
+      for (; c < cols; ++c) d[c] = src[c];
+    else
+      for (; c < cols; ++c) d[c] = src[c * B.cs];
+    for (; c < NR; ++c) d[c] = 0.f;
+  }
+}
+
+// Stores one accumulated tile into C: the first depth slice sets, later ones add; the last one
+// applies beta * bias and the activation.
+void store_tile(const float* acc, int64_t i0, int64_t j0, int64_t rows, int64_t cols, float* C, int64_t ldc, const Epilogue& ep,
+                bool first, bool last) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* c = C + (i0 + r) * ldc + j0;
+    const float* a = acc + r * NR;
+    if (first)
+      for (int64_t j = 0; j < cols; ++j) c[j] = ep.alpha * a[j];
+    else
+      for (int64_t j = 0; j < cols; ++j) c[j] += ep.alpha * a[j];
+    if (!last) continue;
+    if (ep.bias.p) {
+      const float* b = ep.bias.p + (i0 + r) * ep.bias.rs + j0 * ep.bias.cs;
+      int64_t bs = ep.bias.cs;
+      for (int64_t j = 0; j < cols; ++j) c[j] += ep.beta * b[j * bs];
+    }
+    if (ep.act.kind != Activation::None)
+      for (int64_t j = 0; j < cols; ++j) c[j] = ep.act.apply(c[j]);
+  }
+}
+
+}  // namespace
+
+bool has_avx2() {
+  static const bool yes = detect_avx2();
+  return yes;
+}
+
+size_t workspace_floats(int64_t M, int64_t N, int64_t K) {
+  int64_t kc = std::min(K, KC);
+  return static_cast<size_t>((round_up(M, MR) + round_up(N, NR)) * kc + 16);
+}
+
+void gemm(int64_t M, int64_t N, int64_t K, Matrix A, Matrix B, float* C, int64_t ldc, const Epilogue& ep, ThreadPool* pool,
+          float* ws) {
+  if (M <= 0 || N <= 0) return;
+  auto par = [&](int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+    if (pool) pool->parallel_for(n, grain, fn);
+    else fn(0, n);
+  };
+  if (K <= 0) {
+    float zero[MR * NR] = {};
+    for (int64_t i = 0; i < M; i += MR)
+      for (int64_t j = 0; j < N; j += NR) store_tile(zero, i, j, std::min(MR, M - i), std::min(NR, N - j), C, ldc, ep, true, true);
+    return;
+  }
+  Kernel kern = pick_kernel();
+  int64_t mpanels = (M + MR - 1) / MR, npanels = (N + NR - 1) / NR;
+  float* Ap = ws;
+  float* Bp = ws + round_up(M, MR) * std::min(K, KC);
+  int64_t mblocks = (M + MC - 1) / MC, nblocks = (N + NC - 1) / NC;
+  for (int64_t p0 = 0; p0 < K; p0 += KC) {
+    int64_t kc = std::min(KC, K - p0);
+    bool first = p0 == 0, last = p0 + kc >= K;
+    par(mpanels, std::max<int64_t>(1, 4096 / (kc * MR)), [&](int64_t b, int64_t e) {
+      for (int64_t p = b; p < e; ++p) pack_a(A, M, p * MR, p0, kc, Ap + p * MR * kc);
+    });
+    par(npanels, std::max<int64_t>(1, 4096 / (kc * NR)), [&](int64_t b, int64_t e) {
+      for (int64_t p = b; p < e; ++p) pack_b(B, N, p * NR, p0, kc, Bp + p * NR * kc);
+    });
+    par(mblocks * nblocks, 1, [&](int64_t b, int64_t e) {
+      alignas(64) float acc[MR * NR];
+      for (int64_t t = b; t < e; ++t) {
+        int64_t mb = t / nblocks, nb = t % nblocks;
+        int64_t i_end = std::min(M, (mb + 1) * MC), j_end = std::min(N, (nb + 1) * NC);
+        for (int64_t j = nb * NC; j < j_end; j += NR) {
+          const float* bp = Bp + (j / NR) * NR * kc;
+          for (int64_t i = mb * MC; i < i_end; i += MR) {
+            kern(kc, Ap + (i / MR) * MR * kc, bp, acc);
+            store_tile(acc, i, j, std::min(MR, M - i), std::min(NR, N - j), C, ldc, ep, first, last);
+          }
+        }
+      }
+    });
+  }
+}
+
+}  // namespace sgemm
+}  // namespace kiln

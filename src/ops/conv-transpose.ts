@@ -1,0 +1,2 @@
+/** ConvTranspose (in progress). */
+export {};

@@ -1,0 +1,2 @@
+/** Conv (in progress). */
+export {};
