@@ -118,14 +118,21 @@ inline bool eval_bool(Op op, C x, const Params& p) {
   return std::isinf(x) && ((x < 0 && p.alpha != 0) || (x > 0 && p.beta != 0));
 }
 
+template <typename T>
+inline T neg_wrap(T x) {
+  using U = std::make_unsigned_t<T>;
+  return static_cast<T>(static_cast<U>(U(0) - static_cast<U>(x)));
+}
+
 // Integer ops that are exact on T. Clip's bounds come already converted to T.
 template <typename T>
 inline T eval_int(Op op, T x, T lo, T hi) {
   switch (op) {
+    // negation through the unsigned type: wraps (the minimum stays itself) instead of overflowing
     case Op::Abs:
-      if constexpr (std::is_signed_v<T>) return x < 0 ? static_cast<T>(-x) : x;
+      if constexpr (std::is_signed_v<T>) return x < 0 ? neg_wrap(x) : x;
       else return x;
-    case Op::Neg: return static_cast<T>(-x);
+    case Op::Neg: return neg_wrap(x);
     case Op::Sign: return static_cast<T>((x > T(0)) - (x < T(0)));
     case Op::Relu: return x < T(0) ? T(0) : x;
     case Op::BitwiseNot: return static_cast<T>(~x);

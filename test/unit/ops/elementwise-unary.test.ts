@@ -136,6 +136,9 @@ describe('Unary special cases', () => {
     expect(out('Sign')).toEqual([-1, 0, 1, -1]);
     expect(out('Relu')).toEqual([0, 0, 5, 0]);
     expect(out('BitwiseNot')).toEqual([6, -1, -6, 2147483646]);
+    const i64 = { dtype: DataType.INT64, shape: [3], data: BigInt64Array.from([-(2n ** 63n), -5n, 2n ** 62n]) };
+    expect(Array.from(new BigInt64Array(runNode({ op: 'Abs', inputs: [i64] })[0].data))).toEqual([-(2n ** 63n), 5n, 2n ** 62n]);
+    expect(Array.from(new BigInt64Array(runNode({ op: 'Neg', inputs: [i64] })[0].data))).toEqual([-(2n ** 63n), 5n, -(2n ** 62n)]);
     const u8 = { dtype: DataType.UINT8, shape: [3], data: Uint8Array.from([0, 1, 255]) };
     expect(Array.from(new Uint8Array(runNode({ op: 'BitwiseNot', inputs: [u8] })[0].data))).toEqual([255, 254, 0]);
     const b = { dtype: DataType.BOOL, shape: [2], data: Uint8Array.from([0, 1]) };
