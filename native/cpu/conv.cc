@@ -1,0 +1,219 @@
+// Conv: N-d convolution (1-D/2-D/3-D through conv_geom.h) with groups, strides, dilations, pads,
+// optional bias and a fused epilogue activation. Variants:
+//   cpu.conv.ref        direct loops, double accumulation, float16/bfloat16/float32/float64 (the oracle)
+//   cpu.conv.im2col     float32: per image and group, im2col into the workspace, then the blocked sgemm
+//   cpu.conv.pointwise  float32 1x1 kernels with stride 1 and no padding: the input already is the GEMM
+//                       operand, so plain sgemm with no im2col
+//   cpu.conv.depthwise  float32, group == C == M: per channel, row-wise multiply-adds over the valid range
+#include <algorithm>
+
+#include "conv_geom.h"
+
+namespace kiln {
+namespace {
+
+struct ConvState : LayerState {
+  ConvGeom g;
+};
+
+std::unique_ptr<LayerState> prepare_conv(const LayerInfo& L) {
+  auto st = std::make_unique<ConvState>();
+  st->g = conv_geom(L, false);
+  return st;
+}
+
+bool all_f32(const LayerInfo& L) {
+  for (auto* t : L.in)
+    if (t && t->dtype != DType::F32) return false;
+  return !L.out.empty() && L.out[0] && L.out[0]->dtype == DType::F32;
+}
+
+class ConvRef : public Tactic {
+ public:
+  const char* name() const override { return "cpu.conv.ref"; }
+  bool reference() const override { return true; }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override { return prepare_conv(L); }
+  void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const ConvGeom& g = static_cast<ConvState*>(s)->g;
+    dispatch_float(out[0].dtype, L, [&]<typename T>() {
+      const T* X = in[0].as<T>();
+      const T* W = in[1].as<T>();
+      const T* B = g.has_bias ? in[2].as<T>() : nullptr;
+      T* Y = out[0].as<T>();
+      int64_t isz = g.in_size(), osz = g.out_size(), ksz = g.k_size();
+      ctx.pool->parallel_for(g.N * g.M, grain_for(osz * g.Cg * ksz), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          int64_t n = r / g.M, m = r % g.M, grp = m / g.Mg;
+          const T* w = W + m * g.Cg * ksz;
+          T* y = Y + r * osz;
+          for (int64_t oz = 0; oz < g.out[0]; ++oz)
+            for (int64_t oy = 0; oy < g.out[1]; ++oy)
+              for (int64_t ox = 0; ox < g.out[2]; ++ox) {
+                double acc = B ? static_cast<double>(load(B[m])) : 0.0;
+                for (int64_t c = 0; c < g.Cg; ++c) {
+                  const T* x = X + (n * g.C + grp * g.Cg + c) * isz;
+                  for (int64_t kz = 0; kz < g.k[0]; ++kz) {
+                    int64_t iz = oz * g.s[0] - g.p[0] + kz * g.d[0];
+                    if (iz < 0 || iz >= g.in[0]) continue;
+                    for (int64_t ky = 0; ky < g.k[1]; ++ky) {
+                      int64_t iy = oy * g.s[1] - g.p[1] + ky * g.d[1];
+                      if (iy < 0 || iy >= g.in[1]) continue;
+                      for (int64_t kx = 0; kx < g.k[2]; ++kx) {
+                        int64_t ix = ox * g.s[2] - g.p[2] + kx * g.d[2];
+                        if (ix < 0 || ix >= g.in[2]) continue;
+                        acc += static_cast<double>(load(x[(iz * g.in[1] + iy) * g.in[2] + ix])) *
+                               static_cast<double>(load(w[((c * g.k[0] + kz) * g.k[1] + ky) * g.k[2] + kx]));
+                      }
+                    }
+                  }
+                }
+                store(y[(oz * g.out[1] + oy) * g.out[2] + ox], g.act.apply(acc));
+              }
+        }
+      });
+    });
+  }
+};
+
+// im2col + sgemm, or (pointwise) sgemm straight on the input.
+class ConvGemm : public Tactic {
+ public:
+  explicit ConvGemm(bool pointwise) : pointwise_(pointwise) {}
+  const char* name() const override { return pointwise_ ? "cpu.conv.pointwise" : "cpu.conv.im2col"; }
+  bool can_implement(const LayerInfo& L) const override {
+    if (!all_f32(L)) return false;
+    if (!pointwise_) return true;
+    ConvGeom g = conv_geom(L, false);
+    for (int i = 0; i < 3; ++i)
+      if (g.k[i] != 1 || g.s[i] != 1 || g.p[i] != 0 || g.in[i] != g.out[i]) return false;
+    return true;
+  }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override { return prepare_conv(L); }
+  size_t workspace(const LayerInfo& L) const override {
+    ConvGeom g = conv_geom(L, false);
+    int64_t kc = g.Cg * g.k_size(), P = g.out_size();
+    size_t col = pointwise_ ? 0 : static_cast<size_t>(kc * P + 16);  // +16 floats keeps the sgemm area aligned
+    return (col + sgemm::workspace_floats(g.Mg, P, kc)) * sizeof(float);
+  }
+  void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const ConvGeom& g = static_cast<ConvState*>(s)->g;
+    const float* X = in[0].as<float>();
+    const float* W = in[1].as<float>();
+    const float* B = g.has_bias ? in[2].as<float>() : nullptr;
+    float* Y = out[0].as<float>();
+    int64_t isz = g.in_size(), P = g.out_size(), ksz = g.k_size(), kc = g.Cg * ksz;
+    float* col = static_cast<float*>(ctx.workspace);
+    float* gws = pointwise_ ? col : col + ((kc * P + 16) / 16) * 16;
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t grp = 0; grp < g.G; ++grp) {
+        const float* x = X + (n * g.C + grp * g.Cg) * isz;
+        if (!pointwise_) {
+          ctx.pool->parallel_for(kc, grain_for(P), [&](int64_t r0, int64_t r1) {
+            for (int64_t r = r0; r < r1; ++r) im2col_row(g, x, r, col + r * P);
+          });
+        }
+        sgemm::Matrix a{W + grp * g.Mg * kc, kc, 1};
+        sgemm::Matrix b{pointwise_ ? x : col, P, 1};
+        sgemm::Epilogue ep;
+        if (B) ep.bias = {B + grp * g.Mg, 1, 0};
+        ep.beta = 1;
+        ep.act = g.act;
+        sgemm::gemm(g.Mg, P, kc, a, b, Y + (n * g.M + grp * g.Mg) * P, P, ep, ctx.pool, gws);
+      }
+  }
+
+ private:
+  // Row r = (c, kz, ky, kx) of the column matrix: the input samples that kernel tap meets at every
+  // output position, 0 in the padding.
+  static void im2col_row(const ConvGeom& g, const float* x, int64_t r, float* dst) {
+    int64_t kx = r % g.k[2], ky = (r / g.k[2]) % g.k[1], kz = (r / (g.k[2] * g.k[1])) % g.k[0], c = r / g.k_size();
+    const float* xc = x + c * g.in_size();
+    for (int64_t oz = 0; oz < g.out[0]; ++oz) {
+      int64_t iz = oz * g.s[0] - g.p[0] + kz * g.d[0];
+      for (int64_t oy = 0; oy < g.out[1]; ++oy, dst += g.out[2]) {
+        int64_t iy = oy * g.s[1] - g.p[1] + ky * g.d[1];
+        if (iz < 0 || iz >= g.in[0] || iy < 0 || iy >= g.in[1]) {
+          std::fill(dst, dst + g.out[2], 0.f);
+          continue;
+        }
+        const float* row = xc + (iz * g.in[1] + iy) * g.in[2];
+        int64_t base = kx * g.d[2] - g.p[2], s = g.s[2];
+        for (int64_t ox = 0; ox < g.out[2]; ++ox) {
+          int64_t ix = ox * s + base;
+          dst[ox] = ix >= 0 && ix < g.in[2] ? row[ix] : 0.f;
+        }
+      }
+    }
+  }
+  bool pointwise_;
+};
+
+// First output index whose input index o*s + base is >= 0, and one past the last one < limit.
+inline void valid_range(int64_t base, int64_t s, int64_t limit, int64_t n_out, int64_t& lo, int64_t& hi) {
+  lo = base >= 0 ? 0 : (-base + s - 1) / s;
+  hi = limit - 1 - base < 0 ? 0 : (limit - 1 - base) / s + 1;
+  lo = std::min(lo, n_out);
+  hi = std::min(hi, n_out);
+}
+
+class ConvDepthwise : public Tactic {
+ public:
+  const char* name() const override { return "cpu.conv.depthwise"; }
+  bool can_implement(const LayerInfo& L) const override {
+    if (!all_f32(L)) return false;
+    ConvGeom g = conv_geom(L, false);
+    return g.G == g.C && g.G == g.M && g.G > 1;
+  }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override { return prepare_conv(L); }
+  void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const ConvGeom& g = static_cast<ConvState*>(s)->g;
+    const float* X = in[0].as<float>();
+    const float* W = in[1].as<float>();
+    const float* B = g.has_bias ? in[2].as<float>() : nullptr;
+    float* Y = out[0].as<float>();
+    int64_t isz = g.in_size(), osz = g.out_size(), ksz = g.k_size();
+    ctx.pool->parallel_for(g.N * g.C, grain_for(osz * ksz), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        int64_t c = r % g.C;
+        const float* x = X + r * isz;
+        const float* w = W + c * ksz;
+        float* y = Y + r * osz;
+        float bias = B ? B[c] : 0.f;
+        for (int64_t oz = 0; oz < g.out[0]; ++oz)
+          for (int64_t oy = 0; oy < g.out[1]; ++oy) {
+            float* yr = y + (oz * g.out[1] + oy) * g.out[2];
+            std::fill(yr, yr + g.out[2], bias);
+            for (int64_t kz = 0; kz < g.k[0]; ++kz) {
+              int64_t iz = oz * g.s[0] - g.p[0] + kz * g.d[0];
+              if (iz < 0 || iz >= g.in[0]) continue;
+              for (int64_t ky = 0; ky < g.k[1]; ++ky) {
+                int64_t iy = oy * g.s[1] - g.p[1] + ky * g.d[1];
+                if (iy < 0 || iy >= g.in[1]) continue;
+                const float* xr = x + (iz * g.in[1] + iy) * g.in[2];
+                for (int64_t kx = 0; kx < g.k[2]; ++kx) {
+                  float wv = w[(kz * g.k[1] + ky) * g.k[2] + kx];
+                  int64_t base = kx * g.d[2] - g.p[2], st = g.s[2], lo, hi;
+                  valid_range(base, st, g.in[2], g.out[2], lo, hi);
+                  if (st == 1) {
+                    const float* xs = xr + base;
+                    for (int64_t ox = lo; ox < hi; ++ox) yr[ox] += wv * xs[ox];
+                  } else {
+                    for (int64_t ox = lo; ox < hi; ++ox) yr[ox] += wv * xr[ox * st + base];
+                  }
+                }
+              }
+            }
+            if (g.act.kind != Activation::None)
+              for (int64_t ox = 0; ox < g.out[2]; ++ox) yr[ox] = g.act.apply(yr[ox]);
+          }
+      }
+    });
+  }
+};
+
+}  // namespace
+KILN_REGISTER_TACTIC("cpu", "Conv", ConvRef);
+KILN_REGISTER_TACTIC_EXPR("cpu", "Conv", std::make_unique<ConvGemm>(false));
+KILN_REGISTER_TACTIC_EXPR("cpu", "Conv", std::make_unique<ConvGemm>(true));
+KILN_REGISTER_TACTIC("cpu", "Conv", ConvDepthwise);
+}  // namespace kiln

@@ -1,0 +1,67 @@
+// Geometry shared by the Conv and ConvTranspose kernels: shapes and attributes (group, strides,
+// dilations, pads as [begins..., ends...], activation) read from a layer, with 1-D and 2-D
+// convolutions canonicalized to 3-D (leading spatial dims of size 1), and validated so that the
+// kernels can index without further checks.
+#pragma once
+
+#include <string>
+
+#include "kernel_util.h"
+#include "sgemm.h"
+
+namespace kiln {
+
+struct ConvGeom {
+  int64_t N = 1, C = 1, M = 1, G = 1, Cg = 1, Mg = 1;
+  // Spatial dims, canonical 3-D. For Conv `in` is X's and `out` Y's; for ConvTranspose likewise
+  // (X is the small side there).
+  int64_t in[3] = {1, 1, 1}, out[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1}, p[3] = {0, 0, 0};
+  int rank = 0;
+  bool has_bias = false;
+  Activation act;
+  int64_t in_size() const { return in[0] * in[1] * in[2]; }
+  int64_t out_size() const { return out[0] * out[1] * out[2]; }
+  int64_t k_size() const { return k[0] * k[1] * k[2]; }
+};
+
+// transposed: W is [C, M/G, k...] (ConvTranspose) instead of [M, C/G, k...].
+inline ConvGeom conv_geom(const LayerInfo& L, bool transposed) {
+  const PlanOp& op = *L.op;
+  auto bad = [&](const std::string& why) { fail("INVALID_ENGINE", "layer '" + op.name + "' (" + op.kind + "): " + why); };
+  if (L.in.size() < 2 || !L.in[0] || !L.in[1] || L.out.empty() || !L.out[0]) bad("needs inputs X, W and an output");
+  const Shape& xs = L.in[0]->shape;
+  const Shape& ws = L.in[1]->shape;
+  const Shape& ys = L.out[0]->shape;
+  ConvGeom g;
+  g.rank = static_cast<int>(xs.size()) - 2;
+  if (g.rank < 1 || g.rank > 3) bad("supports 1 to 3 spatial dims, X has shape rank " + std::to_string(xs.size()));
+  if (ws.size() != xs.size() || ys.size() != xs.size()) bad("X, W and Y must have the same rank");
+  g.G = op.i("group");
+  auto strides = op.ints("strides"), dil = op.ints("dilations"), pads = op.ints("pads");
+  if (static_cast<int>(strides.size()) != g.rank || static_cast<int>(dil.size()) != g.rank || static_cast<int>(pads.size()) != 2 * g.rank)
+    bad("strides, dilations and pads do not match the spatial rank");
+  g.N = xs[0];
+  g.C = xs[1];
+  g.M = ys[1];
+  if (g.G < 1 || g.C % g.G || g.M % g.G) bad("group must divide the input and output channels");
+  g.Cg = g.C / g.G;
+  g.Mg = g.M / g.G;
+  if (ys[0] != g.N) bad("X and Y batch differ");
+  if (transposed ? (ws[0] != g.C || ws[1] != g.Mg) : (ws[0] != g.M || ws[1] != g.Cg)) bad("W's channel dims do not match X, Y and group");
+  int off = 3 - g.rank;
+  for (int i = 0; i < g.rank; ++i) {
+    g.in[off + i] = xs[2 + i];
+    g.out[off + i] = ys[2 + i];
+    g.k[off + i] = ws[2 + i];
+    g.s[off + i] = strides[i];
+    g.d[off + i] = dil[i];
+    g.p[off + i] = pads[i];
+    if (strides[i] < 1 || dil[i] < 1) bad("strides and dilations must be >= 1");
+  }
+  g.has_bias = L.in.size() > 2 && L.in[2] != nullptr;
+  if (g.has_bias && L.in[2]->numel() != g.M) bad("bias B must have M elements");
+  g.act = parse_activation(L);
+  return g;
+}
+
+}  // namespace kiln
