@@ -1,0 +1,174 @@
+// Pooling over the spatial dims of [N, C, spatial...] (1-D, 2-D, 3-D and beyond). Kind 'Pool', attr
+// `mode`: 'max' (optional output 1: the int64 index of each maximum in the flattened input, row-major,
+// or with `storage_order` 1 column-major over the spatial dims), 'avg' (`count_include_pad`: divide by
+// the window clipped to the padded input instead of by the valid elements), 'lp' ((Σ|x|^p)^(1/p),
+// padding counts as 0). Attrs `kernel`, `strides`, `dilations`, `pads` (begins then ends) are fully
+// resolved by TS (auto_pad, ceil_mode); the output's spatial shape comes from the output tensor.
+// Global pools are this kind with the kernel covering the whole spatial extent.
+// Variants: the reference (serial) and 'cpu.pool.mt' (the same per-plane code, threaded over N*C).
+#include <algorithm>
+#include <limits>
+
+#include "kernel_util.h"
+
+namespace kiln {
+namespace {
+
+enum class Mode { Max, Avg, Lp };
+
+struct PoolState : LayerState {
+  Mode mode;
+  int nd;
+  std::vector<int64_t> k, s, d, pb, pe, in, out;
+  bool include_pad, col_major;
+  double p;
+  int64_t in_plane = 1, out_plane = 1, kcount = 1;
+};
+
+std::unique_ptr<LayerState> make_state(const LayerInfo& L) {
+  auto st = std::make_unique<PoolState>();
+  const std::string& m = L.op->s("mode");
+  st->mode = m == "max" ? Mode::Max : m == "avg" ? Mode::Avg : m == "lp" ? Mode::Lp
+             : (fail("INTERNAL", "layer '" + L.op->name + "': unknown Pool mode '" + m + "'"), Mode::Max);
+  const Shape& xs = L.in[0]->shape;
+  const Shape& ys = L.out[0]->shape;
+  if (xs.size() < 3 || ys.size() != xs.size() || ys[0] != xs[0] || ys[1] != xs[1])
+    fail("INTERNAL", "layer '" + L.op->name + "': pool shapes " + shape_str(xs) + " → " + shape_str(ys) + " do not match");
+  st->nd = static_cast<int>(xs.size()) - 2;
+  st->k = L.op->ints("kernel");
+  st->s = L.op->ints("strides");
+  st->d = L.op->ints("dilations");
+  const auto& pads = L.op->ints("pads");
+  size_t nd = st->nd;
+  if (st->k.size() != nd || st->s.size() != nd || st->d.size() != nd || pads.size() != 2 * nd)
+    fail("INTERNAL", "layer '" + L.op->name + "': pool attributes do not match the spatial rank");
+  st->pb.assign(pads.begin(), pads.begin() + nd);
+  st->pe.assign(pads.begin() + nd, pads.end());
+  for (size_t i = 0; i < nd; ++i) {
+    st->in.push_back(xs[i + 2]);
+    st->out.push_back(ys[i + 2]);
+    st->in_plane *= xs[i + 2];
+    st->out_plane *= ys[i + 2];
+    st->kcount *= st->k[i];
+    if (st->k[i] <= 0 || st->s[i] <= 0 || st->d[i] <= 0) fail("INTERNAL", "layer '" + L.op->name + "': bad pool kernel/stride/dilation");
+  }
+  if (nd > 8) fail("UNSUPPORTED", "layer '" + L.op->name + "': pools of more than 8 spatial dims");
+  st->include_pad = L.op->i("count_include_pad", 0) != 0;
+  st->col_major = L.op->i("storage_order", 0) != 0;
+  st->p = L.op->f("p", 2.0);
+  return st;
+}
+
+// One [N, C] plane: x has in_plane elements, y out_plane; idx (may be null) gets the max positions,
+// offset by `base` (the plane's first element in the flattened input).
+template <typename T>
+void pool_plane(const PoolState& st, const T* x, T* y, int64_t* idx, int64_t base) {
+  using C = compute_t<T>;
+  int nd = st.nd;
+  int64_t o[8] = {}, kk[8] = {}, pos[8];
+  int64_t rstr[8], cstr[8];  // row- and column-major strides of the input plane
+  int64_t m = 1;
+  for (int i = nd - 1; i >= 0; --i) rstr[i] = m, m *= st.in[i];
+  m = 1;
+  for (int i = 0; i < nd; ++i) cstr[i] = m, m *= st.in[i];
+  for (int64_t oi = 0; oi < st.out_plane; ++oi) {
+    C best = std::numeric_limits<C>::lowest();
+    if constexpr (std::is_floating_point_v<C>) best = -std::numeric_limits<C>::infinity();
+    int64_t best_at = -1;
+    double sum = 0;
+    int64_t valid = 0, padded = 1;
+    // the window clipped to the padded input [-pb, in + pe): its size is the count_include_pad divisor
+    for (int i = 0; i < nd; ++i) {
+      int64_t start = o[i] * st.s[i] - st.pb[i];
+      int64_t n = 0;
+      for (int64_t j = 0; j < st.k[i]; ++j) {
+        int64_t p = start + j * st.d[i];
+        if (p >= -st.pb[i] && p < st.in[i] + st.pe[i]) ++n;
+      }
+      padded *= n;
+    }
+    std::fill(kk, kk + nd, 0);
+    for (int64_t ki = 0; ki < st.kcount; ++ki) {
+      bool inside = true;
+      int64_t off = 0, coff = 0;
+      for (int i = 0; i < nd; ++i) {
+        pos[i] = o[i] * st.s[i] - st.pb[i] + kk[i] * st.d[i];
+        if (pos[i] < 0 || pos[i] >= st.in[i]) inside = false;
+        off += pos[i] * rstr[i];
+        coff += pos[i] * cstr[i];
+      }
+      if (inside) {
+        C v = load(x[off]);
+        ++valid;
+        switch (st.mode) {
+          case Mode::Max:
+            if (best_at < 0 || v > best) best = v, best_at = st.col_major ? coff : off;
+            break;
+          case Mode::Avg: sum += static_cast<double>(v); break;
+          case Mode::Lp: sum += std::pow(std::abs(static_cast<double>(v)), st.p); break;
+        }
+      }
+      for (int i = nd - 1; i >= 0; --i) {
+        if (++kk[i] < st.k[i]) break;
+        kk[i] = 0;
+      }
+    }
+    switch (st.mode) {
+      case Mode::Max:
+        store(y[oi], best);
+        if (idx) idx[oi] = base + std::max<int64_t>(best_at, 0);
+        break;
+      case Mode::Avg: {
+        int64_t div = st.include_pad ? padded : valid;
+        store(y[oi], div ? sum / static_cast<double>(div) : 0.0);
+        break;
+      }
+      case Mode::Lp: store(y[oi], std::pow(sum, 1.0 / st.p)); break;
+    }
+    for (int i = nd - 1; i >= 0; --i) {
+      if (++o[i] < st.out[i]) break;
+      o[i] = 0;
+    }
+  }
+}
+
+void run_pool(const LayerInfo& L, const PoolState& st, const Tensor* in, Tensor* out, ThreadPool* pool) {
+  int64_t planes = in[0].shape[0] * in[0].shape[1];
+  int64_t* idx = L.out.size() > 1 && L.out[1] && out[1].data ? out[1].as<int64_t>() : nullptr;
+  auto go = [&]<typename T>() {
+    const T* x = in[0].as<T>();
+    T* y = out[0].as<T>();
+    auto body = [&](int64_t b, int64_t e) {
+      for (int64_t pl = b; pl < e; ++pl)
+        pool_plane<T>(st, x + pl * st.in_plane, y + pl * st.out_plane, idx ? idx + pl * st.out_plane : nullptr, pl * st.in_plane);
+    };
+    if (pool) pool->parallel_for(planes, grain_for(st.out_plane * st.kcount), body);
+    else body(0, planes);
+  };
+  if (st.mode == Mode::Max) dispatch_numeric(in[0].dtype, L, go);
+  else dispatch_float(in[0].dtype, L, go);
+}
+
+class PoolRef : public Tactic {
+ public:
+  const char* name() const override { return "cpu.pool"; }
+  bool reference() const override { return true; }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override { return make_state(L); }
+  void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext&) const override {
+    run_pool(L, *static_cast<PoolState*>(s), in, out, nullptr);
+  }
+};
+
+class PoolMT : public Tactic {
+ public:
+  const char* name() const override { return "cpu.pool.mt"; }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override { return make_state(L); }
+  void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    run_pool(L, *static_cast<PoolState*>(s), in, out, ctx.pool);
+  }
+};
+
+}  // namespace
+KILN_REGISTER_TACTIC("cpu", "Pool", PoolRef);
+KILN_REGISTER_TACTIC("cpu", "Pool", PoolMT);
+}  // namespace kiln
