@@ -9,6 +9,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { compile, loadEngine } from '../index';
+import type { Engine } from '../engine';
 import { KilnError } from '../errors';
 import { randomInputs } from './inputs';
 import { measure, peakRssMb } from './measure';
@@ -35,14 +36,25 @@ export async function demo(modelFile: string, referenceFile: string, out: (s: st
   const built = await compile(modelFile, { onProgress: process.stderr.isTTY ? bar.update : undefined });
   bar.finish();
   const buildS = (Date.now() - t0) / 1000;
-  const bytes = built.serialize();
-  built.dispose();
+  let bytes: Uint8Array;
+  try {
+    bytes = built.serialize();
+  } finally {
+    built.dispose();
+  }
   const t1 = Date.now();
-  await using engine = await loadEngine(bytes);
-  const loadS = (Date.now() - t1) / 1000;
+  const engine = await loadEngine(bytes);
+  try {
+    return await report(engine, bytes.length, buildS, (Date.now() - t1) / 1000, ref, out);
+  } finally {
+    engine.dispose();
+  }
+}
+
+async function report(engine: Engine, size: number, buildS: number, loadS: number, ref: Reference, out: (s: string) => void): Promise<boolean> {
   const r = engine.report;
   out(`1. compiled in ${formatSeconds(buildS)} (${r.backend}, ${r.device}, ${r.precision}): ${r.onnxNodes} ONNX nodes → ${r.layers.length} layers\n`);
-  out(`2. serialized to ${bytes.length} bytes, loaded again in ${(loadS * 1000).toFixed(1)} ms\n`);
+  out(`2. serialized to ${size} bytes, loaded again in ${(loadS * 1000).toFixed(1)} ms\n`);
 
   const feeds = randomInputs(engine.inputs, ref.input.seed);
   const outputs = await engine.infer(feeds);

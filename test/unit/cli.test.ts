@@ -9,7 +9,9 @@ import * as os from 'os';
 import * as path from 'path';
 import { Writable } from 'stream';
 import { onnx } from 'onnx-proto';
+import { demo } from '../../src/cli/demo';
 import { main, parseShapes } from '../../src/cli/main';
+import { getOp } from '../../src/ops/registry';
 
 const B = [1, 2, 3, 4];
 let dir: string;
@@ -223,5 +225,45 @@ const binBuilt = fs.existsSync(BIN) && fs.statSync(BIN).mtimeMs >= fs.statSync(p
     const ok = spawnSync(process.execPath, [BIN, 'run', engineFile], { encoding: 'utf8' });
     expect(ok.stderr).toBe('');
     expect(ok.status).toBe(0);
+  });
+});
+
+describe('npm start (the demo)', () => {
+  test('compiles, reloads, matches a reference output and reports; a wrong reference fails it', async () => {
+    // The reference output for the tiny model on the demo's seeded input: (x + b)², computed here.
+    const bytes = tinyModel();
+    const { randomInputs } = await import('../../src/cli/inputs');
+    const x = randomInputs([{ name: 'x', type: 'float32', dims: [2, 4] }], 7).x;
+    const z = Array.from(x.data as Float32Array, (v, i) => Math.fround(Math.fround(v + B[i % 4]) ** 2));
+    const ref = { input: { name: 'x', dims: [2, 4], seed: 7 }, outputs: { z: { dims: [2, 4], data: z } }, tolerance: { rtol: 1e-4, atol: 1e-5 } };
+    const refFile = path.join(dir, 'ref.json');
+    fs.writeFileSync(refFile, JSON.stringify(ref));
+    const staticModel = path.join(dir, 'static.kiln.onnx');
+    // demo() compiles without options, so give it a model with the shape fixed.
+    const m = onnx.ModelProto.decode(bytes);
+    for (const v of [...m.graph!.input!, ...m.graph!.output!]) v.type!.tensorType!.shape!.dim![0] = { dimValue: 2 };
+    fs.writeFileSync(staticModel, onnx.ModelProto.encode(m).finish());
+    let text = '';
+    expect(await demo(staticModel, refFile, (t) => (text += t))).toBe(true);
+    expect(text).toMatch(/1\. compiled in .* 2 ONNX nodes → 2 layers/);
+    expect(text).toMatch(/3\. infer 'z' \[2,4\] vs onnxruntime-node: .* → MATCH/);
+    expect(text).toMatch(/4\. bench \(200 runs after 20 warm-up\): p50 [\d.]+ ms/);
+    expect(text).toMatch(/demo passed\n$/);
+    ref.outputs.z.data[3] += 0.5;
+    fs.writeFileSync(refFile, JSON.stringify(ref));
+    text = '';
+    expect(await demo(staticModel, refFile, (t) => (text += t))).toBe(false);
+    expect(text).toMatch(/1 of 8 outside tolerance/);
+  });
+
+  // The bundled CNN needs Conv, pooling, Flatten, Gemm and Softmax; until every one is registered it cannot build.
+  const DEMO = path.join(__dirname, '..', '..', 'models', 'demo');
+  const demoOps = onnx.ModelProto.decode(fs.readFileSync(path.join(DEMO, 'model.onnx'))).graph!.node!.map((n) => n.opType!);
+  const missing = [...new Set(demoOps.filter((op) => !getOp('', op)))];
+  (missing.length ? test.skip : test)(`the bundled demo CNN matches onnxruntime-node${missing.length ? ` (waits for ops: ${missing.join(', ')})` : ''}`, async () => {
+    let text = '';
+    const ok = await demo(path.join(DEMO, 'model.onnx'), path.join(DEMO, 'reference.json'), (t) => (text += t));
+    expect(text).toMatch(/MATCH/);
+    expect(ok).toBe(true);
   });
 });
