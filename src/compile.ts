@@ -4,7 +4,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { DataType } from './dtype';
+import { DataType, TypedArray, dtypeFromName, dtypeName } from './dtype';
 import { Engine, EngineMeta, tensorInfo } from './engine';
 import { KilnError } from './errors';
 import { Graph, elementCount, formatShape, isStatic } from './ir/graph';
@@ -15,6 +15,7 @@ import { native, callAsync } from './native/binding';
 import { importModel } from './onnx/import';
 import './ops';
 import { CompileOptions, ProgressEvent, ResolvedOptions, resolveOptions } from './options';
+import type { TensorLike } from './tensor';
 import { runPasses } from './passes/manager';
 
 export type ModelSource = Uint8Array | ArrayBuffer | string;
@@ -30,6 +31,24 @@ async function readModel(model: ModelSource): Promise<{ bytes: Uint8Array; baseD
   if (model instanceof ArrayBuffer) return { bytes: new Uint8Array(model) };
   if (model instanceof Uint8Array) return { bytes: model };
   throw new KilnError('INVALID_MODEL', `model: expected a Uint8Array, an ArrayBuffer or a file path, received ${model === null ? 'null' : typeof model}`);
+}
+
+/** Fixes the inputs named in options.constants to their values: they become initializers. */
+export function bindConstants(g: Graph, constants: Record<string, TensorLike>): void {
+  for (const [name, t] of Object.entries(constants)) {
+    if (!g.inputs.includes(name))
+      throw new KilnError('INVALID_OPTION', `Option 'constants' names '${name}', which is not an input of the model; its inputs are ${g.inputs.map((n) => `'${n}'`).join(', ')}`);
+    const v = g.values.get(name)!;
+    const dtype = dtypeFromName(t.type);
+    if (dtype === undefined || dtype !== v.dtype)
+      throw new KilnError('INVALID_OPTION', `Option 'constants.${name}': expected ${dtypeName(v.dtype)} but received ${t.type}`);
+    const dims = [...t.dims];
+    if (v.shape && (v.shape.length !== dims.length || v.shape.some((d, i) => typeof d === 'number' && d !== dims[i])))
+      throw new KilnError('INVALID_OPTION', `Option 'constants.${name}': expected shape ${formatShape(v.shape)} but received [${dims.join(',')}]`);
+    v.shape = dims;
+    v.data = t.data as TypedArray;
+    g.inputs = g.inputs.filter((n) => n !== name);
+  }
 }
 
 /** Gives every symbolic input dim a value from options.shapes, or fails naming the input and dim. */
@@ -93,6 +112,7 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
   const onnxNodes = g.nodes.length;
   progress('import', 1, 1);
   checkAbort();
+  bindConstants(g, o.constants);
   bindShapes(g, o.shapes);
   progress('infer', 0, 1);
   const stats = inferGraph(g);
@@ -124,7 +144,15 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
   };
   o.signal?.addEventListener('abort', onAbort);
   try {
-    const buildOptions = JSON.stringify({ precision: o.precision, device: o.device, shapes: o.shapes, timing: o.timing, optimize: o.optimize, strict: o.strict });
+    const buildOptions = JSON.stringify({
+      precision: o.precision,
+      device: o.device,
+      shapes: o.shapes,
+      constants: Object.keys(o.constants),
+      timing: o.timing,
+      optimize: o.optimize,
+      strict: o.strict,
+    });
     const metaWithTime = () => JSON.stringify({ ...meta, buildSeconds: (Date.now() - start) / 1000 });
     // Native progress arrives through a thread-safe queue that may drain after the build resolves:
     // late events are dropped and the phase is closed here, so events always come in phase order.

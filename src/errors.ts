@@ -17,10 +17,13 @@ export type KilnErrorCode =
 
 export class KilnError extends Error {
   readonly code: KilnErrorCode;
-  constructor(code: KilnErrorCode, message: string) {
+  /** For errors about one value of the graph (e.g. a shape input that must be constant): its name. */
+  readonly value?: string;
+  constructor(code: KilnErrorCode, message: string, value?: string) {
     super(message);
     this.name = 'KilnError';
     this.code = code;
+    if (value !== undefined) this.value = value;
   }
 }
 

@@ -1,5 +1,6 @@
 /** compile() options: their types, defaults and validation (every invalid value names the option). */
 import { KilnError } from './errors';
+import type { TensorLike } from './tensor';
 
 export type Precision = 'fp32' | 'fp16' | 'int8' | 'best';
 export type DeviceKind = 'auto' | 'cpu' | 'cuda';
@@ -33,6 +34,12 @@ export interface CompileOptions {
   optimize?: boolean | Record<string, boolean>;
   /** fp32 only: forbid reduced-precision math (TF32) on GPUs. */
   strict?: boolean;
+  /**
+   * Fixes graph inputs to values at build time; they leave the engine's inputs. For the shape tensors
+   * a static-shape engine needs known (Reshape's shape, Reduce's axes, TopK's k) when a model takes them
+   * as inputs.
+   */
+  constants?: Record<string, TensorLike>;
 }
 
 const KNOWN: Record<keyof CompileOptions, string> = {
@@ -44,6 +51,7 @@ const KNOWN: Record<keyof CompileOptions, string> = {
   timing: 'a boolean',
   optimize: 'a boolean or an object of pass name → boolean',
   strict: 'a boolean',
+  constants: 'an object of input name → Tensor',
 };
 
 function invalid(name: string, value: unknown): never {
@@ -60,6 +68,7 @@ export interface ResolvedOptions {
   timing: boolean;
   optimize: boolean | Record<string, boolean>;
   strict: boolean;
+  constants: Record<string, TensorLike>;
 }
 
 export function resolveOptions(o: CompileOptions | undefined): ResolvedOptions {
@@ -68,7 +77,7 @@ export function resolveOptions(o: CompileOptions | undefined): ResolvedOptions {
   for (const k of Object.keys(o))
     if (!(k in KNOWN))
       throw new KilnError('INVALID_OPTION', `Unknown option '${k}'; the options are ${Object.keys(KNOWN).join(', ')}`);
-  const r: ResolvedOptions = { precision: 'fp32', device: 'auto', shapes: {}, timing: true, optimize: true, strict: false };
+  const r: ResolvedOptions = { precision: 'fp32', device: 'auto', shapes: {}, timing: true, optimize: true, strict: false, constants: {} };
   if (o.precision !== undefined) {
     if (!['fp32', 'fp16', 'int8', 'best'].includes(o.precision as string)) invalid('precision', o.precision);
     r.precision = o.precision;
@@ -97,6 +106,13 @@ export function resolveOptions(o: CompileOptions | undefined): ResolvedOptions {
     if (o[k] === undefined) continue;
     if (typeof o[k] !== 'boolean') invalid(k, o[k]);
     r[k] = o[k] as boolean;
+  }
+  if (o.constants !== undefined) {
+    if (typeof o.constants !== 'object' || o.constants === null || Array.isArray(o.constants)) invalid('constants', o.constants);
+    for (const [k, t] of Object.entries(o.constants))
+      if (typeof t !== 'object' || t === null || typeof t.type !== 'string' || !Array.isArray(t.dims) || !ArrayBuffer.isView(t.data))
+        throw new KilnError('INVALID_OPTION', `Expected a Tensor for option 'constants.${k}' but received ${JSON.stringify(t)}`);
+    r.constants = o.constants;
   }
   if (o.optimize !== undefined) {
     const v = o.optimize;

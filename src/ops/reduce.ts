@@ -36,7 +36,7 @@ function reducedAxes(ctx: OpContext, rank: number, axesInputFrom: number): numbe
       axes = ctx.constValues(1);
       if (!axes) {
         if (v.shape && v.shape.length === 1 && v.shape[0] === 0) axes = [];
-        else ctx.fail(`input 'axes' ('${v.name}') must be a constant: the output shape depends on it`, 'UNSUPPORTED');
+        else ctx.requireConst(1, 'axes');
       }
     }
   } else axes = ctx.ints('axes');

@@ -31,6 +31,12 @@ export interface OpContext {
   shapeOf(i: number): number[];
   /** Known contents of input `i` as numbers (int64 included), or undefined. */
   constValues(i: number): number[] | undefined;
+  /**
+   * Known contents of input `i`, or a SHAPE error naming the value: static-shape engines need the
+   * inputs that decide output shapes (Reshape's shape, Reduce's axes, TopK's k…) known at build.
+   * When such a value is a graph input, compile's `constants` option can fix it.
+   */
+  requireConst(i: number, what: string): number[];
   /** Attribute accessors with defaults. */
   int(name: string, dflt: number): number;
   int(name: string): number | undefined;
@@ -112,6 +118,13 @@ export function makeContext(node: Node, graph: Graph, opset: number, inputs: (Va
       const v = inputs[i];
       if (!v?.data) return undefined;
       return Array.from(v.data as ArrayLike<number | bigint>, (x) => Number(x));
+    },
+    requireConst(i, what) {
+      const known = ctx.constValues(i);
+      if (known) return known;
+      const name = ctx.input(i).name;
+      const fix = graph.inputs.includes(name) ? `; it is a graph input: fix its value at build with the 'constants' option, e.g. constants: { ${name}: tensor }` : '';
+      throw new KilnError('SHAPE', `${describeNode(node)}: input '${what}' ('${name}') must be known at build time, since output shapes depend on it${fix}`, name);
     },
     int: ((name: string, dflt?: number) => {
       const a = attr(name);
