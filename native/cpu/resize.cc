@@ -3,9 +3,10 @@
 // pytorch_half_pixel, align_corners, asymmetric, tf_half_pixel_for_nn, tf_crop_and_resize),
 // `nearest` (round_prefer_floor/ceil, floor, ceil), `cubic_a`, `exclude_outside`, `extrapolation`,
 // `antialias`, `scales` and `lengths` (the resized length as a real number) per axis, and `roi`
-// (starts then ends, one per axis). The output shape comes from the output tensor. prepare() turns each axis into a table of taps (input index, weight)
-// per output coordinate; an output element is the sum over the product of its axes' taps, or the
-// extrapolation value when tf_crop_and_resize maps it outside the input.
+// (starts then ends, one per axis). The output shape comes from the output tensor. prepare() turns
+// each axis into a table of taps (input index, weight) per output coordinate; an output element is
+// the sum over the product of its axes' taps, or the extrapolation value when tf_crop_and_resize
+// maps it outside the input.
 // Variants: the reference (serial) and 'cpu.resize.mt' (the same per-element code, threaded).
 #include <algorithm>
 
