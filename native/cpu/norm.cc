@@ -1,7 +1,8 @@
 // Normalizations. Kinds:
 // - 'Normalize': groups of the input (viewed with shape `view`, the same elements) reduced over
 //   `axes`; attr `mode`: 'meanvar' ((x - mean) / sqrt(var + eps), or / (sqrt(var) + eps) with
-//   `eps_outside`), 'rms' (x / sqrt(mean(x²) + eps)), 'l1' (x / Σ|x|), 'l2' (x / sqrt(Σx²)); then
+//   `eps_outside`), 'rms' (x / sqrt(mean(x²) + eps)), 'l1' (x / Σ|x|), 'l2' (x / sqrt(Σx²)) (for
+//   l1/l2 an all-zero group stays 0); then
 //   y = ŷ * scale + bias, scale and bias broadcast (in the view's rank) from `scale_shape` and
 //   `bias_shape` (empty: absent). Optional outputs 1 and 2 receive each group's mean and 1/σ in
 //   group order. LayerNormalization, RMSNormalization, InstanceNormalization, GroupNormalization,
@@ -128,13 +129,13 @@ void norm_group(const NormState& st, int64_t g, const T* x, T* y, const double* 
         double v = static_cast<double>(load(x[a]));
         s2 += v * v;
       });
-      inv = st.mode == Mode::Rms ? 1.0 / std::sqrt(s2 / n + st.eps) : 1.0 / std::sqrt(s2);
+      inv = st.mode == Mode::Rms ? 1.0 / std::sqrt(s2 / n + st.eps) : s2 > 0 ? 1.0 / std::sqrt(s2) : 0.0;
       break;
     }
     case Mode::L1: {
       double s1 = 0;
       walk([&](int64_t a, int64_t, int64_t) { s1 += std::abs(static_cast<double>(load(x[a]))); });
-      inv = 1.0 / s1;
+      inv = s1 > 0 ? 1.0 / s1 : 0.0;  // an all-zero group stays zero
       break;
     }
   }

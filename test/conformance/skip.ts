@@ -11,4 +11,7 @@ export const SKIP_PATTERNS: [RegExp, string][] = [
 ];
 
 /** Single tests, with the reason. */
-export const SKIP: Record<string, string> = {};
+export const SKIP: Record<string, string> = {
+  test_batchnorm_epsilon_training_mode: 'BatchNormalization training_mode=1 (batch statistics, running-mean outputs): kiln compiles inference graphs',
+  test_batchnorm_example_training_mode: 'BatchNormalization training_mode=1 (batch statistics, running-mean outputs): kiln compiles inference graphs',
+};
