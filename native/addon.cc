@@ -8,6 +8,7 @@
 #include <memory>
 #include <thread>
 
+#include "backend.h"
 #include "engine_format.h"
 #include "executor.h"
 #include "threadpool.h"
@@ -41,28 +42,6 @@ const void* view_arg(const Napi::Value& v, size_t* len) {
   auto a = v.As<Napi::TypedArray>();
   *len = a.ByteLength();
   return static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
-}
-
-std::string cpu_capability() {
-  std::string caps;
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2")) caps += "avx2,";
-  if (__builtin_cpu_supports("fma")) caps += "fma,";
-  if (__builtin_cpu_supports("avx512f")) caps += "avx512f,";
-#endif
-  if (!caps.empty()) caps.pop_back();
-  return caps;
-}
-
-std::string cpu_device() {
-#if defined(__x86_64__)
-  return "cpu x86_64";
-#elif defined(__aarch64__)
-  return "cpu aarch64";
-#else
-  return "cpu";
-#endif
 }
 
 std::string json_escape(const std::string& s) {
@@ -214,7 +193,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     for (size_t k = 0; k < p.ops.size(); ++k) {
       const auto& c = ex->choices()[k];
       j += std::string(k ? "," : "") + "{\"name\":\"" + json_escape(p.ops[k].name) + "\",\"kind\":\"" + json_escape(p.ops[k].kind) +
-           "\",\"tactic\":\"" + json_escape(c.tactic) + "\",\"candidates\":[";
+           "\",\"backend\":\"" + json_escape(c.backend) + "\",\"transferBytes\":" + std::to_string(ex->transfer_bytes(k)) +
+           ",\"tactic\":\"" + json_escape(c.tactic) + "\",\"candidates\":[";
       for (size_t i = 0; i < c.candidates.size(); ++i)
         j += std::string(i ? "," : "") + "{\"tactic\":\"" + json_escape(c.candidates[i].tactic) + "\",\"ms\":" +
              (c.candidates[i].ms < 0 ? std::string("null") : std::to_string(c.candidates[i].ms)) + "}";
@@ -259,10 +239,17 @@ class BuildWorker : public Napi::AsyncWorker {
         EngineParts parts = read_engine(bytes->data(), bytes->size());
         header = parts.header;
         meta = parts.meta;
-        if (header.backend != "cpu")
+        Backend* be = find_backend(header.backend);
+        if (!be)
           fail("ENGINE_MISMATCH", "engine header: built for the '" + header.backend + "' backend on '" + header.device +
-                                      "', but this kiln addon has only the cpu backend; load it where " + header.backend +
+                                      "', but this kiln addon has no " + header.backend + " backend; load it where " + header.backend +
                                       " is available, or rebuild the engine with device: 'cpu'");
+        if (header.backend != "cpu" && (be->device() != header.device || be->capability() != header.capability))
+          fail("ENGINE_MISMATCH", "engine header: built for " + header.device + " (" + header.capability + "), this machine has " +
+                                      be->device() + " (" + be->capability() + "); rebuild the engine on this machine");
+        if (header.backend != "cpu" && be->libraries() != header.libraries)
+          fail("ENGINE_MISMATCH", "engine header: built with libraries " + header.libraries + ", this machine has " + be->libraries() +
+                                      "; rebuild the engine");
         bytes = parts.plan;
         auto plan = decode_plan(bytes, "engine section PLAN");
         ex_ = Executor::load(plan, header.backend, parts.choices);
@@ -303,15 +290,15 @@ Napi::Value Build(const Napi::CallbackInfo& info) {
     w->bytes = std::make_shared<const std::vector<uint8_t>>(bytes_arg(info[0], "plan"));
     Napi::Object o = info[1].As<Napi::Object>();
     w->opts.backend = o.Has("backend") ? o.Get("backend").ToString().Utf8Value() : "cpu";
-    if (w->opts.backend != "cpu")
-      throw Napi::Error::New(env, "[UNSUPPORTED] device '" + w->opts.backend + "': this kiln addon was built with the cpu backend only");
+    Backend* be = find_backend(w->opts.backend);
+    if (!be) throw Napi::Error::New(env, "[UNSUPPORTED] device '" + w->opts.backend + "': this kiln addon has no such backend");
     w->opts.time_tactics = !o.Has("timing") || o.Get("timing").ToBoolean().Value();
     w->meta = o.Has("meta") ? o.Get("meta").ToString().Utf8Value() : "";
     w->header.kiln_version = KILN_VERSION;
     w->header.backend = w->opts.backend;
-    w->header.device = cpu_device();
-    w->header.capability = cpu_capability();
-    w->header.libraries = "{}";
+    w->header.device = be->device();
+    w->header.capability = be->capability();
+    w->header.libraries = be->libraries();
     w->header.build_options = o.Has("buildOptions") ? o.Get("buildOptions").ToString().Utf8Value() : "{}";
     if (info.Length() >= 3 && info[2].IsFunction()) {
       w->progress = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "kiln-progress", 0, 1);
@@ -352,17 +339,16 @@ Napi::Value RunPlan(const Napi::CallbackInfo& info) {
   REQUIRE_ARG(info.Length() >= 2 && info[1].IsArray(), "runPlan(plan, inputs, overrides?)");
   try {
     auto plan = decode_plan(std::make_shared<const std::vector<uint8_t>>(bytes_arg(info[0], "plan")), "plan");
-    std::vector<LayerChoice> choices;
-    Napi::Object ov = info.Length() >= 3 && info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);
-    for (const auto& op : plan->ops) {
-      LayerChoice c;
-      const auto& ts = tactics_for("cpu", op.kind);
-      if (ts.empty()) fail("UNSUPPORTED", "layer '" + op.name + "' (" + op.kind + "): the cpu backend has no kernel for this op kind");
-      c.tactic = ts[0]->name();
-      if (ov.Has(op.kind)) c.tactic = ov.Get(op.kind).ToString().Utf8Value();
-      choices.push_back(c);
+    std::vector<std::pair<std::string, std::string>> overrides;
+    if (info.Length() >= 3 && info[2].IsObject()) {
+      Napi::Object ov = info[2].As<Napi::Object>();
+      Napi::Array keys = ov.GetPropertyNames();
+      for (uint32_t i = 0; i < keys.Length(); ++i) {
+        std::string k = keys.Get(i).ToString().Utf8Value();
+        overrides.emplace_back(k, ov.Get(k).ToString().Utf8Value());
+      }
     }
-    auto ex = Executor::load(plan, "cpu", choices);
+    auto ex = Executor::reference(plan, overrides);
     auto ins = gather_inputs(info[1].As<Napi::Array>(), *plan, nullptr);
     Napi::Array outs = Napi::Array::New(env, plan->outputs.size());
     std::vector<void*> out_ptrs;
@@ -409,11 +395,22 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   o.Set("version", KILN_VERSION);
-  Napi::Array b = Napi::Array::New(env, 1);
-  b.Set(0u, "cpu");
+  auto names = backend_names();
+  Napi::Array b = Napi::Array::New(env, names.size());
+  Napi::Object devices = Napi::Object::New(env);
+  for (size_t i = 0; i < names.size(); ++i) {
+    b.Set(static_cast<uint32_t>(i), names[i]);
+    Backend* be = find_backend(names[i]);
+    Napi::Object d = Napi::Object::New(env);
+    d.Set("device", be->device());
+    d.Set("capability", be->capability());
+    d.Set("libraries", be->libraries());
+    devices.Set(names[i], d);
+  }
   o.Set("backends", b);
-  o.Set("device", cpu_device());
-  o.Set("capability", cpu_capability());
+  o.Set("devices", devices);
+  o.Set("device", find_backend("cpu")->device());
+  o.Set("capability", find_backend("cpu")->capability());
   o.Set("threads", ThreadPool::instance().size());
   o.Set("engineFormatVersion", kEngineFormatVersion);
   o.Set("planVersion", kPlanVersion);

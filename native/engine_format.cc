@@ -81,6 +81,7 @@ std::vector<uint8_t> write_engine(const EngineHeader& h, const std::vector<uint8
   Out tact;
   tact.put<uint32_t>(static_cast<uint32_t>(choices.size()));
   for (const auto& c : choices) {
+    tact.str(c.backend);
     tact.str(c.tactic);
     tact.put<uint32_t>(static_cast<uint32_t>(c.candidates.size()));
     for (const auto& t : c.candidates) {
@@ -173,6 +174,7 @@ EngineParts read_engine(const uint8_t* data, size_t len) {
       if (count > n) fail("INVALID_ENGINE", where + ": layer count " + std::to_string(count) + " is implausible");
       parts.choices.resize(count);
       for (auto& c : parts.choices) {
+        c.backend = s.str("layer backend");
         c.tactic = s.str("tactic name");
         uint32_t nc = s.get<uint32_t>("candidate count");
         if (nc > 4096) fail("INVALID_ENGINE", where + ": candidate count is implausible");

@@ -1,7 +1,9 @@
 // The executor: a Plan plus one chosen tactic per layer, with the memory plan that places every
-// non-constant tensor in one arena from tensor lifetimes. Building chooses the tactics (timing the
-// candidates on the real shapes); loading takes the recorded choices. Many runs may proceed at once:
-// each takes its own Context (arena + workspace) from a pool.
+// non-constant tensor in one arena from tensor lifetimes, on the engine's backend. Building chooses the
+// tactics (timing the candidates on the real shapes); loading takes the recorded choices. A layer
+// whose kind the engine's device backend cannot run falls back to the CPU backend, with its tensors
+// copied to the host and back around it (named in the report). Many runs may proceed at once: each
+// takes its own Context (arena, workspace, stream) from a pool.
 #pragma once
 
 #include <atomic>
@@ -11,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "backend.h"
 #include "plan.h"
 #include "tactic.h"
 
@@ -22,6 +25,7 @@ struct TacticTiming {
 };
 
 struct LayerChoice {
+  std::string backend;  // the backend the layer runs on ("cpu" for a fallback layer of a GPU engine)
   std::string tactic;
   std::vector<TacticTiming> candidates;
 };
@@ -30,7 +34,7 @@ struct BuildOptions {
   std::string backend = "cpu";
   bool time_tactics = true;
   int timing_iterations = 5;    // timed runs per candidate (median kept)
-  double timing_cap_ms = 50.0;  // a candidate slower than this per run is timed once
+  double timing_cap_ms = 50.0;  // a candidate slower than this per run stops being repeated
   const std::atomic<int>* cancel = nullptr;
   // Called as layers are decided: (done, total, layer name).
   std::function<void(size_t, size_t, const std::string&)> progress;
@@ -38,49 +42,59 @@ struct BuildOptions {
 
 class Executor {
  public:
-  // Build: decide tactics.
   static std::unique_ptr<Executor> build(std::shared_ptr<Plan> plan, const BuildOptions& opts);
-  // Load: take recorded choices (validated against the registry).
   static std::unique_ptr<Executor> load(std::shared_ptr<Plan> plan, const std::string& backend,
                                         const std::vector<LayerChoice>& choices);
+  // Every layer on its reference (first registered) CPU tactic: constant folding, sub-plans, tests.
+  // `overrides` maps op kinds to tactic names.
+  static std::unique_ptr<Executor> reference(std::shared_ptr<Plan> plan,
+                                             const std::vector<std::pair<std::string, std::string>>& overrides = {});
   ~Executor();
 
   const Plan& plan() const { return *plan_; }
-  std::shared_ptr<Plan> plan_ptr() const { return plan_; }
   const std::vector<LayerChoice>& choices() const { return choices_; }
-  const std::string& backend() const { return backend_; }
+  Backend& backend() const { return *be_; }
   size_t arena_bytes() const { return arena_bytes_; }
   size_t workspace_bytes() const { return workspace_bytes_; }
   size_t constant_bytes() const { return constant_bytes_; }
+  // Bytes copied between device and host per run by fallback layers (0 on the CPU backend).
+  size_t transfer_bytes(size_t layer) const;
 
-  // Runs the plan. inputs[i] are the plan's inputs (caller-owned, read only); outputs are copied into
-  // the caller's buffers outputs[i] (preallocated, sized as the plan says).
+  // Runs the plan. inputs[i] are host buffers of the plan's inputs (read only); outputs[i] are host
+  // buffers the results are copied into (sized as the plan says).
   void run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs);
-  // Per-layer wall times of one run (ms), for profiling.
+  // One run with each layer's time (ms; device backends synchronize per layer).
   std::vector<double> profile(const std::vector<const void*>& inputs, const std::vector<void*>& outputs);
 
  private:
   struct Context;
-  Executor(std::shared_ptr<Plan> plan, std::string backend);
+  Executor(std::shared_ptr<Plan> plan, Backend* be);
   void plan_memory();
+  void place_constants();
   void prepare_layers();
+  void set_tactics(const std::vector<const Tactic*>& tactics, const std::vector<bool>& on_host);
   std::unique_ptr<Context> make_context();
   std::unique_ptr<Context> acquire();
   void release(std::unique_ptr<Context> c);
   void bind(Context& c, const std::vector<const void*>& inputs);
-  void run_layer(Context& c, size_t i);
+  void run_layer(Context& c, size_t k);
   void execute(Context& c, const std::vector<const void*>& inputs, const std::vector<void*>& outputs,
                std::vector<double>* times);
+  size_t host_workspace_bytes() const;
 
   std::shared_ptr<Plan> plan_;
-  std::string backend_;
+  Backend* be_;
+  Backend* cpu_;
   std::vector<LayerInfo> layers_;
   std::vector<const Tactic*> tactics_;
+  std::vector<bool> on_host_;  // fallback layers of a device engine
   std::vector<std::unique_ptr<LayerState>> states_;
   std::vector<LayerChoice> choices_;
-  std::vector<int64_t> offsets_;  // arena offset per tensor; -1 for constants/inputs/views
-  std::vector<uint8_t*> const_ptrs_;
+  std::vector<int64_t> offsets_;        // arena offset per tensor; -1 for constants, views, host inputs
+  std::vector<uint8_t*> const_dev_;     // constants on the backend
+  std::vector<uint8_t*> const_host_;    // the same on the host (fallback layers, CPU backend: same memory)
   void* const_store_ = nullptr;
+  void* const_host_store_ = nullptr;
   size_t arena_bytes_ = 0, workspace_bytes_ = 0, constant_bytes_ = 0;
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<Context>> pool_;

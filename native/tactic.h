@@ -38,9 +38,10 @@ struct LayerState {
 // What a tactic gets at run time besides its tensors.
 struct RunContext {
   ThreadPool* pool = nullptr;
-  void* workspace = nullptr;  // workspace(layer) bytes, 64-byte aligned, private to this execution
+  void* workspace = nullptr;  // workspace(layer) bytes, 256-byte aligned, private to this execution
   size_t workspace_bytes = 0;
   int threads = 1;
+  void* stream = nullptr;  // device backends: the execution's stream (cudaStream_t for CUDA)
 };
 
 class Tactic {

@@ -28,6 +28,10 @@ export interface LayerReport {
   kind: string;
   /** The ONNX node names the layer was made from. */
   fusedFrom: string[];
+  /** Where the layer runs: the engine's backend, or 'cpu' for a fallback layer of a GPU engine. */
+  backend: string;
+  /** Bytes a fallback layer copies between device and host per run (0 otherwise). */
+  transferBytes: number;
   /** The kernel chosen, and every candidate's median time (ms; null when it was not timed). */
   tactic: string;
   candidates: { tactic: string; ms: number | null }[];
@@ -64,7 +68,7 @@ export interface EngineMeta {
 interface Described {
   header: { kilnVersion: string; backend: string; device: string; capability: string; buildOptions: Record<string, unknown> };
   memory: EngineReport['memory'];
-  layers: { name: string; kind: string; tactic: string; candidates: { tactic: string; ms: number | null }[] }[];
+  layers: { name: string; kind: string; backend: string; transferBytes: number; tactic: string; candidates: { tactic: string; ms: number | null }[] }[];
   plan: { ops: { name: string; kind: string; origin: string[] }[] };
   meta: EngineMeta | null;
 }
@@ -107,6 +111,8 @@ export class Engine {
         name: l.name,
         kind: l.kind,
         fusedFrom: d.plan.ops[i]?.origin ?? [],
+        backend: l.backend,
+        transferBytes: l.transferBytes,
         tactic: l.tactic,
         candidates: l.candidates,
         precision: meta.precision,
