@@ -175,7 +175,15 @@ registerOp({
       ctx.fail('training_mode=1 (batch statistics and running-mean outputs) is not supported: kiln compiles inference graphs', 'UNSUPPORTED');
     if (ctx.node.outputs.slice(1).some((o) => o !== ''))
       ctx.fail('the running-mean/variance outputs exist only in training mode, which is not supported', 'UNSUPPORTED');
-    needRank(2)(ctx, rankedShape(ctx, 0));
+    const shape = rankedShape(ctx, 0);
+    needRank(2)(ctx, shape);
+    const names = ['scale', 'B', 'input_mean', 'input_var'];
+    for (let i = 1; i <= 4; i++) {
+      const s = ctx.input(i).shape;
+      const n = s?.every((d) => typeof d === 'number') ? (s as number[]).reduce((a, b) => a * b, 1) : undefined;
+      if (n !== undefined && typeof shape[1] === 'number' && n !== shape[1])
+        ctx.fail(`${names[i - 1]} has ${n} elements; expected one per channel (${shape[1]})`, 'SHAPE');
+    }
     return same(ctx);
   },
   lower(ctx) {

@@ -102,6 +102,11 @@ describe('BatchNormalization and LRN', () => {
     const [y] = runNode({ op: 'BatchNormalization', opset: 15, inputs: [f32([1, 2, 2], [1, 2, 3, 4]), c([2, 1]), c([0, 1]), c([1, 3]), c([4, 1])], attrs: { epsilon: attrF(0) } });
     near(vals(y), [0, 1, 1, 2]);
   });
+  test('per-channel parameters of the wrong size name the node', () => {
+    expect(() => runNode({ op: 'BatchNormalization', opset: 15, inputs: [f32([1, 3, 2], [1, 2, 3, 4, 5, 6]), c([1, 1]), c([0, 0]), c([0, 0]), c([1, 1])] })).toThrow(
+      /n0.*scale has 2 elements; expected one per channel \(3\)/,
+    );
+  });
   test('training mode is refused with the reason', () => {
     expect(() =>
       runNode({ op: 'BatchNormalization', opset: 15, inputs: [f32([1, 2, 2], [1, 2, 3, 4]), c([1, 1]), c([0, 0]), c([0, 0]), c([1, 1])], attrs: { training_mode: attrI(1) } }),
