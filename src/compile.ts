@@ -17,6 +17,7 @@ import './ops';
 import { CompileOptions, ProgressEvent, ResolvedOptions, resolveOptions } from './options';
 import type { TensorLike } from './tensor';
 import { runPasses } from './passes/manager';
+import { assignHalfPrecision } from './passes/precision-assignment';
 
 export type ModelSource = Uint8Array | ArrayBuffer | string;
 
@@ -127,6 +128,10 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
   checkAbort();
   progress('lower', 0, 1);
   const plan = lowerGraph(g);
+  if (o.precision === 'fp16') {
+    const r = assignHalfPrecision(plan, new Set());
+    passes.push({ name: 'precision-assignment', changed: r.half.length, nodes: r.half });
+  }
   const warnings: string[] = [];
   const meta: EngineMeta = {
     inputs: g.inputs.map((n) => info(g, n)),
