@@ -70,3 +70,12 @@ export function tempValue(g: Graph, base: string, v: Omit<Value, 'name'>): strin
   g.values.set(name, { name, ...v });
   return name;
 }
+
+/**
+ * A sub-graph (If branch, Loop/Scan body) as a self-contained Plan: its inputs are the body's formal
+ * inputs followed by `extraInputs`, the values it reads from enclosing scopes (captures), which the
+ * control-flow op passes in. Outer constants it reads become constants of the sub-plan.
+ */
+export function lowerSubgraph(g: Graph, extraInputs: string[]): Plan {
+  return lowerGraph({ ...g, inputs: [...g.inputs, ...extraInputs] });
+}

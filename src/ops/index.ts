@@ -37,3 +37,6 @@ import './one-hot';
 import './cumsum';
 import './nonzero';
 import './reverse-sequence';
+import './if';
+import './loop';
+import './scan';
