@@ -1,5 +1,6 @@
 // Conv: N-d convolution (1-D/2-D/3-D through conv_geom.h) with groups, strides, dilations, pads,
-// optional bias and a fused epilogue activation. Variants:
+// optional bias, an optional residual (input 3, Y's shape) and a fused epilogue activation:
+// Y = act(conv(X, W) + B + Z). Variants:
 //   cpu.conv.ref        direct loops, double accumulation, float16/bfloat16/float32/float64 (the oracle)
 //   cpu.conv.im2col     float32: per image and group, im2col into the workspace, then the blocked sgemm
 //   cpu.conv.pointwise  float32 1x1 kernels with stride 1 and no padding: the input already is the GEMM
@@ -39,6 +40,7 @@ class ConvRef : public Tactic {
       const T* X = in[0].as<T>();
       const T* W = in[1].as<T>();
       const T* B = g.has_bias ? in[2].as<T>() : nullptr;
+      const T* Z = g.has_residual ? in[3].as<T>() : nullptr;
       T* Y = out[0].as<T>();
       int64_t isz = g.in_size(), osz = g.out_size(), ksz = g.k_size();
       ctx.pool->parallel_for(g.N * g.M, grain_for(osz * g.Cg * ksz), [&](int64_t r0, int64_t r1) {
@@ -46,6 +48,7 @@ class ConvRef : public Tactic {
           int64_t n = r / g.M, m = r % g.M, grp = m / g.Mg;
           const T* w = W + m * g.Cg * ksz;
           T* y = Y + r * osz;
+          const T* z = Z ? Z + r * osz : nullptr;
           for (int64_t oz = 0; oz < g.out[0]; ++oz)
             for (int64_t oy = 0; oy < g.out[1]; ++oy)
               for (int64_t ox = 0; ox < g.out[2]; ++ox) {
@@ -67,7 +70,9 @@ class ConvRef : public Tactic {
                     }
                   }
                 }
-                store(y[(oz * g.out[1] + oy) * g.out[2] + ox], g.act.apply(acc));
+                int64_t o = (oz * g.out[1] + oy) * g.out[2] + ox;
+                if (z) acc += static_cast<double>(load(z[o]));
+                store(y[o], g.act.apply(acc));
               }
         }
       });
@@ -116,6 +121,7 @@ class ConvGemm : public Tactic {
         sgemm::Matrix b{pointwise_ ? x : col, P, 1};
         sgemm::Epilogue ep;
         if (B) ep.bias = {B + grp * g.Mg, 1, 0};
+        if (g.has_residual) ep.residual = {in[3].as<float>() + (n * g.M + grp * g.Mg) * P, P, 1};
         ep.beta = 1;
         ep.act = g.act;
         sgemm::gemm(g.Mg, P, kc, a, b, Y + (n * g.M + grp * g.Mg) * P, P, ep, ctx.pool, gws);
@@ -202,6 +208,10 @@ class ConvDepthwise : public Tactic {
                   }
                 }
               }
+            }
+            if (g.has_residual) {
+              const float* zr = in[3].as<float>() + r * osz + (oz * g.out[1] + oy) * g.out[2];
+              for (int64_t ox = 0; ox < g.out[2]; ++ox) yr[ox] += zr[ox];
             }
             if (g.act.kind != Activation::None)
               for (int64_t ox = 0; ox < g.out[2]; ++ox) yr[ox] = g.act.apply(yr[ox]);

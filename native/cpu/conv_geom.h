@@ -18,6 +18,7 @@ struct ConvGeom {
   int64_t in[3] = {1, 1, 1}, out[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1}, p[3] = {0, 0, 0};
   int rank = 0;
   bool has_bias = false;
+  bool has_residual = false;  // input 3: a tensor of Y's shape added before the activation
   Activation act;
   int64_t in_size() const { return in[0] * in[1] * in[2]; }
   int64_t out_size() const { return out[0] * out[1] * out[2]; }
@@ -60,6 +61,8 @@ inline ConvGeom conv_geom(const LayerInfo& L, bool transposed) {
   }
   g.has_bias = L.in.size() > 2 && L.in[2] != nullptr;
   if (g.has_bias && L.in[2]->numel() != g.M) bad("bias B must have M elements");
+  g.has_residual = L.in.size() > 3 && L.in[3] != nullptr;
+  if (g.has_residual && L.in[3]->shape != ys) bad("the residual input must have Y's shape");
   g.act = parse_activation(L);
   return g;
 }

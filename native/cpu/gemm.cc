@@ -3,7 +3,8 @@
 // Attributes (all resolved by TS): M, N, K; transA/transB (A stored [K, M] / B stored [N, K]); alpha,
 // beta; batch (the output's batch dims), a_batch_strides / b_batch_strides (element strides of each
 // batch dim, 0 where broadcast); c_strides (strides of the optional C over [batch..., M, N], 0 where
-// broadcast); activation ('none' | 'relu' | 'clip'). The output is contiguous [batch..., M, N].
+// broadcast); activation (sgemm.h); an optional input 3, the residual, of the output's shape, added before the
+// activation. The output is contiguous [batch..., M, N].
 // Variants: cpu.gemm.ref (plain triple loop, double accumulation, float16/bfloat16/float32/float64)
 // and cpu.gemm.blocked (float32: packed panels, AVX2/FMA microkernel, threaded; sgemm.h).
 #include <algorithm>
@@ -20,6 +21,7 @@ struct GemmState : LayerState {
   double alpha = 1, beta = 0;
   std::vector<int64_t> batch, sa, sb, sc;  // sc: batch dims then M, N
   bool has_c = false;
+  bool has_residual = false;  // input 3: a tensor of the output's shape added before the activation
   int64_t nbatch = 1;
   Activation act;
 
@@ -83,6 +85,8 @@ std::unique_ptr<GemmState> make_state(const LayerInfo& L) {
     }
   }
   if (L.out[0]->numel() != st->nbatch * st->M * st->N) bad("output size does not match batch x M x N");
+  st->has_residual = L.in.size() > 3 && L.in[3] != nullptr;
+  if (st->has_residual && L.in[3]->numel() != L.out[0]->numel()) bad("the residual input must have the output's shape");
   return st;
 }
 
@@ -97,6 +101,7 @@ class GemmRef : public Tactic {
       const T* A = in[0].as<T>();
       const T* B = in[1].as<T>();
       const T* C = st.has_c ? in[2].as<T>() : nullptr;
+      const T* Z = st.has_residual ? in[3].as<T>() : nullptr;
       T* O = out[0].as<T>();
       int64_t M = st.M, N = st.N, K = st.K;
       size_t nb = st.batch.size();
@@ -113,6 +118,7 @@ class GemmRef : public Tactic {
             }
             double v = st.alpha * acc;
             if (C) v += st.beta * static_cast<double>(load(C[oc + m * st.sc[nb] + n * st.sc[nb + 1]]));
+            if (Z) v += static_cast<double>(load(Z[r * N + n]));
             store(O[r * N + n], st.act.apply(v));
           }
         }
@@ -149,6 +155,7 @@ class GemmBlocked : public Tactic {
       ep.alpha = static_cast<float>(st.alpha);
       ep.beta = static_cast<float>(st.beta);
       if (st.has_c) ep.bias = {in[2].as<float>() + oc, st.sc[nb], st.sc[nb + 1]};
+      if (st.has_residual) ep.residual = {in[3].as<float>() + b * M * N, N, 1};
       ep.act = st.act;
       sgemm::gemm(M, N, K, a, w, O + b * M * N, N, ep, ctx.pool, static_cast<float*>(ctx.workspace));
     }

@@ -18,15 +18,21 @@ namespace kiln {
 Activation parse_activation(const LayerInfo& L) {
   Activation a;
   std::string s = L.op->s("activation", "none");
-  if (s == "none") a.kind = Activation::None;
-  else if (s == "relu") a.kind = Activation::Relu;
-  else if (s == "clip") {
-    a.kind = Activation::Clip;
+  static const std::pair<const char*, Activation::Kind> kinds[] = {
+      {"none", Activation::None},       {"relu", Activation::Relu},           {"clip", Activation::Clip},
+      {"sigmoid", Activation::Sigmoid}, {"tanh", Activation::Tanh},           {"leaky_relu", Activation::LeakyRelu},
+      {"hard_sigmoid", Activation::HardSigmoid}, {"hard_swish", Activation::HardSwish}, {"gelu", Activation::Gelu},
+      {"gelu_tanh", Activation::GeluTanh}, {"silu", Activation::Silu}};
+  bool known = false;
+  for (auto& [n, k] : kinds)
+    if (s == n) a.kind = k, known = true;
+  if (!known) fail("INTERNAL", "layer '" + L.op->name + "' (" + L.op->kind + "): unknown epilogue activation '" + s + "'");
+  if (a.kind == Activation::Clip) {
     a.lo = static_cast<float>(L.op->f("activation_min"));
     a.hi = static_cast<float>(L.op->f("activation_max"));
-  } else {
-    fail("INTERNAL", "layer '" + L.op->name + "' (" + L.op->kind + "): unknown epilogue activation '" + s + "'");
   }
+  a.alpha = static_cast<float>(L.op->f("activation_alpha", 0));
+  a.beta = static_cast<float>(L.op->f("activation_beta", 0));
   return a;
 }
 
@@ -150,6 +156,11 @@ void store_tile(const float* acc, int64_t i0, int64_t j0, int64_t rows, int64_t 
       const float* b = ep.bias.p + (i0 + r) * ep.bias.rs + j0 * ep.bias.cs;
       int64_t bs = ep.bias.cs;
       for (int64_t j = 0; j < cols; ++j) c[j] += ep.beta * b[j * bs];
+    }
+    if (ep.residual.p) {
+      const float* z = ep.residual.p + (i0 + r) * ep.residual.rs + j0 * ep.residual.cs;
+      int64_t zs = ep.residual.cs;
+      for (int64_t j = 0; j < cols; ++j) c[j] += z[j * zs];
     }
     if (ep.act.kind != Activation::None)
       for (int64_t j = 0; j < cols; ++j) c[j] = ep.act.apply(c[j]);

@@ -6,6 +6,8 @@
 // time), a portable one otherwise. Work is split over tiles of C on the thread pool.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -15,21 +17,33 @@ namespace kiln {
 class ThreadPool;
 struct LayerInfo;
 
-// The fused epilogue activation ('activation' attribute of Gemm and Conv layers).
+// The fused epilogue activation ('activation' attribute of Gemm and Conv layers), applied after the
+// bias and the residual have been added: y = act(acc + bias + residual).
 struct Activation {
-  enum Kind { None, Relu, Clip } kind = None;
-  float lo = 0, hi = 0;  // Clip bounds
+  enum Kind { None, Relu, Clip, Sigmoid, Tanh, LeakyRelu, HardSigmoid, HardSwish, Gelu, GeluTanh, Silu } kind = None;
+  float lo = 0, hi = 0;        // Clip bounds
+  float alpha = 0, beta = 0;   // LeakyRelu slope; HardSigmoid alpha, beta
   template <typename V>
   V apply(V v) const {
     switch (kind) {
       case Relu: return v < V(0) ? V(0) : v;
       case Clip: return v < V(lo) ? V(lo) : (v > V(hi) ? V(hi) : v);
+      case Sigmoid: return V(1) / (V(1) + std::exp(-v));
+      case Tanh: return std::tanh(v);
+      case LeakyRelu: return v < V(0) ? V(alpha) * v : v;
+      case HardSigmoid: return std::max(V(0), std::min(V(1), V(alpha) * v + V(beta)));
+      case HardSwish: return v * std::max(V(0), std::min(V(1), v / V(6) + V(0.5)));
+      case Gelu: return V(0.5) * v * (V(1) + std::erf(v * V(0.70710678118654752440)));
+      case GeluTanh: return V(0.5) * v * (V(1) + std::tanh(V(0.79788456080286535588) * (v + V(0.044715) * v * v * v)));
+      case Silu: return v / (V(1) + std::exp(-v));
       default: return v;
     }
   }
 };
-// Reads attributes 'activation' ('none' | 'relu' | 'clip') and, for 'clip', 'activation_min' and
-// 'activation_max'. Throws naming the layer for an unknown activation.
+// Reads attribute 'activation' ('none' | 'relu' | 'clip' | 'sigmoid' | 'tanh' | 'leaky_relu' |
+// 'hard_sigmoid' | 'hard_swish' | 'gelu' | 'gelu_tanh' | 'silu'), with 'activation_min'/'activation_max'
+// for clip and 'activation_alpha'/'activation_beta' for leaky_relu and hard_sigmoid. Throws naming the
+// layer for an unknown activation.
 Activation parse_activation(const LayerInfo& L);
 
 namespace sgemm {
@@ -43,7 +57,8 @@ struct Matrix {
 struct Epilogue {
   float alpha = 1;
   float beta = 0;
-  Matrix bias;  // bias.p == nullptr: none; strides may be 0 (broadcast)
+  Matrix bias;      // bias.p == nullptr: none; strides may be 0 (broadcast)
+  Matrix residual;  // residual.p == nullptr: none; added (with weight 1) after the bias
   Activation act;
 };
 

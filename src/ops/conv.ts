@@ -1,10 +1,11 @@
 /**
  * Conv (1-D/2-D/3-D): group, dilations, strides, pads and auto_pad (NOTSET, VALID, SAME_UPPER,
  * SAME_LOWER), optional bias; kernel_shape defaults to W's spatial dims. Lowers to the native 'Conv'
- * kind with every attribute resolved (pads as [begins..., ends...]) and an `activation` slot
- * ('none') that the graph optimizer fills when it fuses a following Relu or Clip.
+ * kind with every attribute resolved (pads as [begins..., ends...]) and the fused epilogue the graph
+ * optimizer recorded (epilogue.ts: a residual input and an activation).
  */
-import { int, ints, str } from '../lower/plan';
+import { int, ints } from '../lower/plan';
+import { epilogueAttrs, residualOf } from './epilogue';
 import { Dim } from '../ir/graph';
 import { OpContext, registerOp } from './registry';
 import { rankedShape } from './util';
@@ -98,14 +99,15 @@ registerOp({
   },
   lower(ctx) {
     const { a, pads } = analyze(ctx, ctx.shapeOf(0), ctx.shapeOf(1));
-    const ins = ctx.node.inputs.slice(0, 3);
-    if (ins[2] === '') ins.pop();
+    // [X, W, B?, residual?] — trailing omitted inputs dropped
+    const ins = [...ctx.node.inputs.slice(0, 3), residualOf(ctx.node)];
+    while (ins.length > 2 && ins[ins.length - 1] === '') ins.pop();
     return [
       {
         kind: 'Conv',
         inputs: ins,
         outputs: [ctx.node.outputs[0]],
-        attrs: { group: int(a.group), strides: ints(a.strides), dilations: ints(a.dilations), pads: ints(pads), activation: str('none') },
+        attrs: { group: int(a.group), strides: ints(a.strides), dilations: ints(a.dilations), pads: ints(pads), ...epilogueAttrs(ctx.node) },
       },
     ];
   },

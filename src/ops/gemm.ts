@@ -4,7 +4,9 @@
  * (matmul.ts): batched, with broadcast batch strides, a strided C and an epilogue activation slot that
  * the graph optimizer fills when it fuses a following activation or residual add.
  */
-import { float, int, ints, str } from '../lower/plan';
+import { Node } from '../ir/graph';
+import { float, int, ints } from '../lower/plan';
+import { epilogueAttrs, residualOf } from './epilogue';
 import { NativeOp, OpContext, registerOp } from './registry';
 import { rankedShape } from './util';
 
@@ -32,8 +34,8 @@ export interface GemmParams {
   cShape?: number[];
 }
 
-/** The native 'Gemm' op (see native/cpu/gemm.cc for the attribute contract). */
-export function nativeGemm(inputs: string[], output: string, p: GemmParams): NativeOp {
+/** The native 'Gemm' op (see native/cpu/gemm.cc for the attribute contract), with the node's fused epilogue. */
+export function nativeGemm(node: Node, inputs: string[], output: string, p: GemmParams): NativeOp {
   const attrs = {
     M: int(p.M),
     N: int(p.N),
@@ -45,10 +47,12 @@ export function nativeGemm(inputs: string[], output: string, p: GemmParams): Nat
     batch: ints(p.batch),
     a_batch_strides: ints(p.aBatchStrides),
     b_batch_strides: ints(p.bBatchStrides),
-    activation: str('none'),
+    ...epilogueAttrs(node),
     ...(p.cShape ? { c_strides: ints(broadcastStrides(p.cShape, [...p.batch, p.M, p.N])) } : {}),
   };
-  return { kind: 'Gemm', inputs, outputs: [output], attrs };
+  // [A, B, C?, residual?]: the residual keeps slot 3, so an absent C is '' when a residual follows
+  const z = residualOf(node);
+  return { kind: 'Gemm', inputs: z ? [inputs[0], inputs[1], inputs[2] ?? '', z] : inputs, outputs: [output], attrs };
 }
 
 function dims(ctx: OpContext, a: readonly (number | string)[], b: readonly (number | string)[]) {
@@ -97,6 +101,6 @@ registerOp({
       cShape: hasC ? ctx.shapeOf(2) : undefined,
     };
     const ins = [ctx.node.inputs[0], ctx.node.inputs[1], ...(hasC ? [ctx.node.inputs[2]] : [])];
-    return [nativeGemm(ins, ctx.node.outputs[0], p)];
+    return [nativeGemm(ctx.node, ins, ctx.node.outputs[0], p)];
   },
 });

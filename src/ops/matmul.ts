@@ -59,15 +59,18 @@ registerOp({
     // Strides of the batch dims in units of whole matrices' elements.
     const strides = (b: number[], mat: number) => broadcastStrides(b, batch).map((x) => x * mat);
     const node = ctx.node;
+    // A fused bias (input 2, set by the optimizer) broadcasts over [...batch, M, N] like Gemm's C.
+    const bias = node.inputs[2] ? node.inputs[2] : undefined;
     return [
-      nativeGemm([node.inputs[0], node.inputs[1]], node.outputs[0], {
+      nativeGemm(node, [node.inputs[0], node.inputs[1], ...(bias ? [bias] : [])], node.outputs[0], {
         M: s.M,
         N: s.N,
         K: s.K,
         transA: false,
         transB: false,
         alpha: 1,
-        beta: 0,
+        beta: bias ? 1 : 0,
+        cShape: bias ? ctx.shapeOf(2) : undefined,
         batch,
         aBatchStrides: strides(s.batchA, s.M * s.K),
         bBatchStrides: strides(s.batchB, s.K * s.N),
