@@ -16,7 +16,8 @@ import { importModel } from './onnx/import';
 import './ops';
 import { CompileOptions, ProgressEvent, ResolvedOptions, resolveOptions } from './options';
 import type { TensorLike } from './tensor';
-import { runPasses } from './passes/manager';
+import { eliminateConcats } from './passes/concat-elimination';
+import { passEnabled, runPasses } from './passes/manager';
 import { assignHalfPrecision } from './passes/precision-assignment';
 
 export type ModelSource = Uint8Array | ArrayBuffer | string;
@@ -131,6 +132,10 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
   if (o.precision === 'fp16') {
     const r = assignHalfPrecision(plan, new Set());
     passes.push({ name: 'precision-assignment', changed: r.half.length, nodes: r.half });
+  }
+  if (passEnabled(o.optimize, 'concat-elimination')) {
+    const removed = eliminateConcats(plan);
+    passes.push({ name: 'concat-elimination', changed: removed.length, nodes: removed });
   }
   const warnings: string[] = [];
   const meta: EngineMeta = {

@@ -40,9 +40,14 @@ function dump(g: Graph, label: string): void {
   process.stderr.write(`[kiln] ${label} (${g.nodes.length} nodes)\n${lines.join('\n')}\n`);
 }
 
-/** Runs the enabled passes; `enabled` false turns all off, an object turns single passes off. */
+/** Whether a pass runs: `enabled` false turns all off, an object turns single passes off by name. */
+export function passEnabled(enabled: boolean | Record<string, boolean>, name: string): boolean {
+  return typeof enabled === 'boolean' ? enabled : enabled[name] !== false;
+}
+
+/** Runs the enabled graph passes to a bounded fixed point. */
 export function runPasses(g: Graph, enabled: boolean | Record<string, boolean>, maxRounds = 4): PassSummary[] {
-  const on = (p: Pass) => (typeof enabled === 'boolean' ? enabled : enabled[p.name] !== false);
+  const on = (p: Pass) => passEnabled(enabled, p.name);
   const summary = new Map<string, PassSummary>(PASSES.filter(on).map((p) => [p.name, { name: p.name, changed: 0, nodes: [] }]));
   for (let round = 0; round < maxRounds; round++) {
     let any = false;
