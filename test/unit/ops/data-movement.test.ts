@@ -5,6 +5,8 @@
  */
 import { DataType } from '../../../src/dtype';
 import { AttrValue } from '../../../src/ir/graph';
+import { Plan, encodePlan, int as pInt, ints as pInts } from '../../../src/lower/plan';
+import { call, native } from '../../../src/native/binding';
 import { NodeInput, NodeSpec, attrI, attrS, f32, runNode } from './run-node';
 
 const ints = (value: number[]): AttrValue => ({ type: 'ints', value });
@@ -167,5 +169,26 @@ describe('Pad', () => {
   test('a constant value known only at run time', () => {
     const o = runNode({ op: 'Pad', inputs: [x, i64([0, 0, 0, 1]), f32([], [-3])] })[0];
     expect(vals(o)).toEqual([1, 2, 3, -3, 4, 5, 6, -3]);
+  });
+});
+
+describe('StridedCopy kernel', () => {
+  const plan = (shape: number[], strides: number[], offset: number): Plan => ({
+    tensors: [
+      { name: 'x', dtype: DataType.FLOAT, shape: [4], kind: 'input' },
+      { name: 'y', dtype: DataType.FLOAT, shape: [2], kind: 'output' },
+    ],
+    ops: [{ kind: 'StridedCopy', name: 'sc', inputs: [0], outputs: [1], attrs: { shape: pInts(shape), strides: pInts(strides), offset: pInt(offset) }, origin: ['sc'] }],
+    inputs: [0],
+    outputs: [1],
+  });
+  const x = Float32Array.from([10, 11, 12, 13]);
+  test.each(['cpu.strided_copy', 'cpu.strided_copy.rows'])('%s: a negative stride reads backwards', (tactic) => {
+    const [y] = native().runPlan(encodePlan(plan([2], [-3], 3)), [x], { StridedCopy: tactic });
+    expect(Array.from(new Float32Array(y))).toEqual([13, 10]);
+  });
+  test('a view reaching outside its input is refused before any read', () => {
+    expect(() => call(() => native().runPlan(encodePlan(plan([2], [3], 1)), [x]))).toThrow(/layer 'sc' \(StridedCopy\): the view reads elements \[1, 4\] of an input of 4/);
+    expect(() => call(() => native().runPlan(encodePlan(plan([2], [-1], 0)), [x]))).toThrow(/reads elements \[-1, 0\]/);
   });
 });
