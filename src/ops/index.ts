@@ -40,3 +40,4 @@ import './reverse-sequence';
 import './if';
 import './loop';
 import './scan';
+import './rnn';
