@@ -182,5 +182,35 @@ __device__ __forceinline__ void offsets(const Strided<N>& p, I i, I (&off)[N]) {
   }
 }
 
+// ---- block reductions --------------------------------------------------------------------------
+// Reduces v over the block (blockDim.x a multiple of 32, at most 1024) with op; every thread gets the
+// result. `smem` holds 32 values of T; the call may be repeated with the same smem.
+template <typename T, typename Op>
+__device__ __forceinline__ T block_reduce(T v, Op op, T* smem) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+  int w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  __syncthreads();  // an earlier call's readers are done with smem
+  if ((threadIdx.x & 31) == 0) smem[w] = v;
+  __syncthreads();
+  T r = smem[0];
+  for (int k = 1; k < nw; ++k) r = op(r, smem[k]);
+  return r;
+}
+
+// Threads for a block that cooperates on `n` elements: a multiple of 32 up to 256.
+inline int block_for(int64_t n) { return n >= 256 ? 256 : n > 64 ? 128 : n > 32 ? 64 : 32; }
+
+// Decomposes linear index e over dims[0..nd) (row-major) into an offset with strides (up to kMaxRank).
+__device__ __forceinline__ int64_t decompose(int64_t e, int nd, const int64_t* dims, const int64_t* strides) {
+  int64_t off = 0;
+  for (int d = nd - 1; d >= 0; --d) {
+    int64_t c = e % dims[d];
+    e /= dims[d];
+    off += c * strides[d];
+  }
+  return off;
+}
+
 }  // namespace cuk
 }  // namespace kiln
