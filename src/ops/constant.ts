@@ -4,23 +4,11 @@
  */
 import { DataType } from '../dtype';
 import { Value } from '../ir/graph';
-import { OpContext, registerOp } from './registry';
-
-function halfToNumber(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return sign * f * 2 ** -24;
-  if (e === 31) return f ? NaN : sign * Infinity;
-  return sign * (1 + f / 1024) * 2 ** (e - 15);
-}
+import { OpContext, numbersOf as numbersOfData, registerOp } from './registry';
 
 /** The known contents of `v` as numbers, float16 and bfloat16 decoded from their bits. */
 export function numbersOf(v: Value): number[] | undefined {
-  if (!v.data) return undefined;
-  if (v.dtype === DataType.FLOAT16) return Array.from(v.data as Uint16Array, halfToNumber);
-  if (v.dtype === DataType.BFLOAT16) return Array.from(new Float32Array(Uint32Array.from(v.data as Uint16Array, (b) => b << 16).buffer));
-  return Array.from(v.data as ArrayLike<number | bigint>, (x) => Number(x));
+  return v.data ? numbersOfData(v.dtype, v.data) : undefined;
 }
 
 /** Like ctx.requireConst, with float16/bfloat16 contents decoded. */

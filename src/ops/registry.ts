@@ -72,6 +72,22 @@ export interface OpDef {
   foldable?: boolean;
 }
 
+/** The values of known contents as numbers: float16/bfloat16 decoded from their bits, int64 converted. */
+export function numbersOf(dtype: DataType, data: TypedArray): number[] {
+  if (dtype === DataType.FLOAT16) return Array.from(data as Uint16Array, halfToFloat);
+  if (dtype === DataType.BFLOAT16) return Array.from(data as Uint16Array, (b) => new Float32Array(new Uint32Array([b << 16]).buffer)[0]);
+  return Array.from(data as ArrayLike<number | bigint>, (x) => Number(x));
+}
+
+function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
 const REGISTRY = new Map<string, OpDef>();
 
 function key(domain: string, opType: string): string {
@@ -117,7 +133,7 @@ export function makeContext(node: Node, graph: Graph, opset: number, inputs: (Va
     constValues(i) {
       const v = inputs[i];
       if (!v?.data) return undefined;
-      return Array.from(v.data as ArrayLike<number | bigint>, (x) => Number(x));
+      return numbersOf(v.dtype, v.data);
     },
     requireConst(i, what) {
       const known = ctx.constValues(i);

@@ -101,7 +101,11 @@ export const epilogueFusion: Pass = {
       if (p.opType === 'MatMul' && (shapeOf(g, p.inputs[1])?.length ?? 0) < 2) continue;
       const fused: Node[] = [];
       let cur = out0;
-      const next = () => (u.singleUse(cur) ? u.readersOf(cur)[0] : undefined);
+      // the next node of the chain: the single reader of `cur`, unless another chain already took it
+      const next = () => {
+        const r = u.singleUse(cur) ? u.readersOf(cur)[0] : undefined;
+        return r && !removed.has(r) ? r : undefined;
+      };
       let bias: string | undefined;
       let residual: string | undefined;
       // bias
