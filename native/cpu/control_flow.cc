@@ -114,7 +114,8 @@ class IfRef : public Tactic {
 // -------------------------------------------------------------------------------------------- Loop
 
 struct LoopState : LayerState {
-  std::unique_ptr<Executor> body;
+  std::vector<std::unique_ptr<Executor>> bodies;  // one, or one per iteration (specialized)
+  bool specialized = false;
   size_t n = 0, k = 0;               // carried values, scan outputs
   std::vector<size_t> carried_bytes;  // per carried value
   std::vector<size_t> scan_bytes;     // per scan output: one row
@@ -130,7 +131,19 @@ class LoopRef : public Tactic {
   std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
     auto st = std::make_unique<LoopState>();
     layout(L, *st);
-    st->body = Executor::reference(subplan_of(L, "body"));
+    st->specialized = L.op->i("specialized", 0) != 0;
+    int64_t n = L.op->i("n_bodies", 1);
+    for (int64_t b = 0; b < n; ++b) {
+      std::string attr = b == 0 ? "body" : "body_" + std::to_string(b);
+      auto p = subplan_of(L, attr.c_str());
+      const Plan& p0 = *subplan_of(L, "body");
+      if (p->inputs.size() != p0.inputs.size() || p->outputs.size() != p0.outputs.size())
+        fail("INTERNAL", where(L) + ": specialized bodies differ in their inputs or outputs");
+      for (size_t i = 0; i < p->inputs.size(); ++i) need_bytes(L, "a specialized body input", sub_in_bytes(*p, i), sub_in_bytes(p0, i));
+      for (size_t i = 0; i < p->outputs.size(); ++i) need_bytes(L, "a specialized body output", sub_out_bytes(*p, i), sub_out_bytes(p0, i));
+      st->bodies.push_back(Executor::reference(p));
+    }
+    if (st->bodies.empty()) fail("INTERNAL", where(L) + ": no body");
     return st;
   }
   size_t workspace(const LayerInfo& L) const override {
@@ -180,7 +193,14 @@ class LoopRef : public Tactic {
         bool present = o < L.out.size() && out[o].data;
         outs[1 + st.n + q] = present ? static_cast<uint8_t*>(out[o].data) + static_cast<size_t>(i) * st.scan_bytes[q] : ws + st.scan_scratch_off[q];
       }
-      st.body->run(ins, outs);
+      size_t which = 0;
+      if (st.specialized) {
+        if (static_cast<size_t>(i) >= st.bodies.size())
+          fail("RUNTIME", where(L) + ": the body was specialized at build for " + std::to_string(st.bodies.size()) + " iterations; iteration " +
+                              std::to_string(i) + " has no body");
+        which = static_cast<size_t>(i);
+      }
+      st.bodies[which]->run(ins, outs);
       std::swap(cur, next);
       cond = *cond_out != 0;
     }

@@ -55,7 +55,8 @@ function importGraph(g: onnx.IGraphProto, opsets: Map<string, number>, parent: G
     const name = vi.name ?? '';
     if (initNames.has(name)) continue; // IR < 4 lists initializers as inputs too
     graph.inputs.push(name);
-    graph.values.set(name, valueFromInfo(vi, `graph input '${name}'`));
+    // Sub-graph (If/Loop/Scan body) inputs may be untyped: the control-flow op types them from outside.
+    graph.values.set(name, valueFromInfo(vi, `graph input '${name}'`, parent !== undefined && !vi.type));
   }
   for (const vi of g.output ?? []) {
     const name = vi.name ?? '';

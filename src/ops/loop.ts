@@ -4,15 +4,86 @@
  * condition are read at run time. Engines are static-shape: loop-carried values must keep their shape
  * through the body, and scan outputs ([trip count, …slice]) need M known at build; a loop that stops
  * early while it has scan outputs is a run-time error.
+ * A body whose shapes depend on the iteration number (a Slice at [i, i+1], say) cannot be one static
+ * sub-plan: with M known at build (at most MAX_SPECIALIZED), the body is specialized per iteration
+ * (attributes body, body_1 … body_{M-1}; the native op runs body_i at iteration i).
  */
 import { DataType, dtypeName } from '../dtype';
-import { formatShape } from '../ir/graph';
-import { int, subplan } from '../lower/plan';
-import { registerOp } from './registry';
-import { bodyPlan, captures, graphAttr, inferBody, sameShape, scalarShape } from './subgraph';
+import { KilnError } from '../errors';
+import { Graph, Node, Value, describeNode, formatShape } from '../ir/graph';
+import { PlanAttr, int, subplan } from '../lower/plan';
+import { OpContext, OutputInfo, registerOp } from './registry';
+import { BodyType, bodyPlan, captures, cloneGraph, graphAttr, inferBody, sameShape, scalarShape } from './subgraph';
 
 /** Scan outputs above this many rows would make engines huge: refuse at build. */
 const MAX_SCAN_TRIPS = 1 << 24;
+/** Bodies specialized per iteration: at most this many. */
+const MAX_SPECIALIZED = 64;
+
+/** Per-iteration bodies of the Loop nodes that needed them (set by infer, read by lower). */
+const specialized = new WeakMap<Node, Graph[]>();
+
+function bodyTypes(ctx: OpContext, body: Graph, nCarried: number, iter?: number): BodyType[] {
+  const iterShape = scalarShape(body.values.get(body.inputs[0]));
+  const condShape = scalarShape(body.values.get(body.inputs[1]));
+  const carried = Array.from({ length: nCarried }, (_, k) => ({ dtype: ctx.input(2 + k).dtype, shape: ctx.shapeOf(2 + k) }));
+  const it: BodyType = { dtype: DataType.INT64, shape: iterShape };
+  if (iter !== undefined) it.data = BigInt64Array.of(BigInt(iter));
+  return [it, { dtype: DataType.BOOL, shape: condShape }, ...carried];
+}
+
+/** Checks one inferred body against the node; returns the scan slices' values. */
+function checkBody(ctx: OpContext, outs: Value[], nCarried: number): Value[] {
+  const nScan = outs.length - 1 - nCarried;
+  if (nScan < 0) ctx.fail(`the body gives ${outs.length} outputs; it needs the condition and ${nCarried} carried values`);
+  if (ctx.node.outputs.length > nCarried + nScan)
+    ctx.fail(`the node has ${ctx.node.outputs.length} outputs but the body gives ${nCarried} carried values and ${nScan} scan outputs`);
+  if (outs[0].dtype !== DataType.BOOL || scalarShape(outs[0]).length !== outs[0].shape!.length)
+    ctx.fail(`the body's first output ('${outs[0].name}') must be a one-element bool condition`);
+  for (let k = 0; k < nCarried; k++) {
+    const t = ctx.input(2 + k);
+    const o = outs[1 + k];
+    if (o.dtype !== t.dtype) ctx.fail(`loop-carried value ${k} enters as ${dtypeName(t.dtype)} but the body gives ${dtypeName(o.dtype)}`);
+    if (!sameShape(o.shape!, ctx.shapeOf(2 + k)))
+      ctx.fail(
+        `loop-carried value ${k} ('${ctx.node.inputs[2 + k]}') enters with shape ${formatShape(t.shape)} but the body gives ${formatShape(o.shape)}; static-shape engines need loop-carried values to keep their shape`,
+        'SHAPE',
+      );
+  }
+  return outs.slice(1 + nCarried);
+}
+
+function tripCount(ctx: OpContext, why: string): number {
+  if (!ctx.inputs[0]) ctx.fail(`has no trip count M; ${why}`, 'UNSUPPORTED');
+  const known = ctx.constValues(0);
+  if (known) return Math.max(0, known[0]);
+  const m = ctx.node.inputs[0];
+  const from = upstreamInputs(ctx.graph, m).filter((n) => n !== m);
+  if (from.length)
+    throw new KilnError(
+      'SHAPE',
+      `${describeNode(ctx.node)}: the trip count M ('${m}') must be known at build (${why}); it is computed from the graph input${from.length > 1 ? 's' : ''} ${from.map((n) => `'${n}'`).join(', ')}: fix ${from.length > 1 ? 'their values' : 'its value'} at build with the 'constants' option`,
+      from[0],
+    );
+  return Math.max(0, ctx.requireConst(0, `M (trip count; ${why})`)[0]);
+}
+
+/** The graph inputs (without known values) that `name` is computed from. */
+function upstreamInputs(g: Graph, name: string): string[] {
+  const producer = new Map<string, Node>();
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+  const seen = new Set<string>();
+  const found: string[] = [];
+  const visit = (v: string): void => {
+    if (!v || seen.has(v)) return;
+    seen.add(v);
+    if (g.inputs.includes(v) && !g.values.get(v)?.data) found.push(v);
+    const p = producer.get(v);
+    if (p) p.inputs.forEach(visit);
+  };
+  visit(name);
+  return found;
+}
 
 registerOp({
   opType: 'Loop',
@@ -25,48 +96,43 @@ registerOp({
     if (m && m.dtype !== DataType.INT64) ctx.fail(`trip count M ('${m.name}') must be int64, got ${dtypeName(m.dtype)}`);
     const c = ctx.inputs[1];
     if (c && c.dtype !== DataType.BOOL) ctx.fail(`condition ('${c.name}') must be bool, got ${dtypeName(c.dtype)}`);
-    const carried = Array.from({ length: nCarried }, (_, k) => ({ dtype: ctx.input(2 + k).dtype, shape: ctx.shapeOf(2 + k) }));
-    const iterShape = scalarShape(body.values.get(body.inputs[0]));
-    const condShape = scalarShape(body.values.get(body.inputs[1]));
-    const outs = inferBody(ctx, 'body', body, [{ dtype: DataType.INT64, shape: iterShape }, { dtype: DataType.BOOL, shape: condShape }, ...carried]);
-    const nScan = outs.length - 1 - nCarried;
-    if (nScan < 0) ctx.fail(`the body gives ${outs.length} outputs; it needs the condition and ${nCarried} carried values`);
-    if (ctx.node.outputs.length > nCarried + nScan)
-      ctx.fail(`the node has ${ctx.node.outputs.length} outputs but the body gives ${nCarried} carried values and ${nScan} scan outputs`);
-    if (outs[0].dtype !== DataType.BOOL || scalarShape(outs[0]).length !== outs[0].shape!.length)
-      ctx.fail(`the body's first output ('${outs[0].name}') must be a one-element bool condition`);
-    carried.forEach((t, k) => {
-      const o = outs[1 + k];
-      if (o.dtype !== t.dtype) ctx.fail(`loop-carried value ${k} enters as ${dtypeName(t.dtype)} but the body gives ${dtypeName(o.dtype)}`);
-      if (!sameShape(o.shape!, t.shape))
-        ctx.fail(
-          `loop-carried value ${k} ('${ctx.node.inputs[2 + k]}') enters with shape ${formatShape(t.shape)} but the body gives ${formatShape(o.shape)}; static-shape engines need loop-carried values to keep their shape`,
-          'SHAPE',
-        );
-    });
+    specialized.delete(ctx.node);
+    let scans: Value[] = [];
+    let generic: Value[] | undefined;
+    try {
+      generic = inferBody(ctx, 'body', body, bodyTypes(ctx, body, nCarried));
+    } catch (e) {
+      // Shapes in the body that depend on the iteration number: specialize the body per iteration.
+      if (!(e instanceof KilnError) || e.code !== 'SHAPE' || !m || (e.value !== undefined && e.value === m.name)) throw e;
+      const trips = tripCount(ctx, 'the body needs values that depend on the iteration number, so kiln specializes it per iteration');
+      if (trips < 1 || trips > MAX_SPECIALIZED) throw e;
+      const bodies = Array.from({ length: trips }, () => cloneGraph(body));
+      const all = bodies.map((b, i) => checkBody(ctx, inferBody(ctx, `body (iteration ${i})`, b, bodyTypes(ctx, b, nCarried, i)), nCarried));
+      all.forEach((s, i) =>
+        s.forEach((v, k) => {
+          if (v.dtype !== all[0][k].dtype || !sameShape(v.shape!, all[0][k].shape!))
+            ctx.fail(`scan output ${k} has shape ${formatShape(all[0][k].shape)} at iteration 0 but ${formatShape(v.shape)} at iteration ${i}`, 'SHAPE');
+        }),
+      );
+      specialized.set(ctx.node, bodies);
+      scans = all[0];
+    }
+    if (generic) scans = checkBody(ctx, generic, nCarried);
     let trips = 0;
-    if (nScan > 0) {
-      if (!m)
-        ctx.fail(`has ${nScan} scan outputs but no trip count M; static-shape engines need M known at build for scan outputs`, 'UNSUPPORTED');
-      const mv = ctx.requireConst(0, 'M (trip count, which sizes the scan outputs)');
-      trips = Math.max(0, mv[0]);
+    if (scans.length > 0) {
+      trips = tripCount(ctx, `it sizes the ${scans.length} scan outputs, and static-shape engines need it known at build`);
       if (trips > MAX_SCAN_TRIPS) ctx.fail(`trip count ${trips} is too large for scan outputs (at most ${MAX_SCAN_TRIPS})`, 'UNSUPPORTED');
     }
-    return [
-      ...carried.map((t) => ({ dtype: t.dtype, shape: t.shape })),
-      ...outs.slice(1 + nCarried).map((o) => ({ dtype: o.dtype, shape: [trips, ...(o.shape as number[])] })),
-    ];
+    const outs: OutputInfo[] = [];
+    for (let k = 0; k < nCarried; k++) outs.push({ dtype: ctx.input(2 + k).dtype, shape: ctx.shapeOf(2 + k) });
+    for (const s of scans) outs.push({ dtype: s.dtype, shape: [trips, ...(s.shape as number[])] });
+    return outs;
   },
   lower(ctx) {
-    const body = graphAttr(ctx, 'body');
-    const caps = captures(ctx, [body]);
-    return [
-      {
-        kind: 'Loop',
-        inputs: [...ctx.node.inputs, ...caps],
-        outputs: ctx.node.outputs,
-        attrs: { body: subplan(bodyPlan(body, caps)), n_carried: int(ctx.node.inputs.length - 2) },
-      },
-    ];
+    const bodies = specialized.get(ctx.node) ?? [graphAttr(ctx, 'body')];
+    const caps = captures(ctx, bodies);
+    const attrs: Record<string, PlanAttr> = { n_carried: int(ctx.node.inputs.length - 2), specialized: int(specialized.has(ctx.node)), n_bodies: int(bodies.length) };
+    bodies.forEach((b, i) => (attrs[i === 0 ? 'body' : `body_${i}`] = subplan(bodyPlan(b, caps))));
+    return [{ kind: 'Loop', inputs: [...ctx.node.inputs, ...caps], outputs: ctx.node.outputs, attrs }];
   },
 });

@@ -3,9 +3,9 @@
  * with typed formal inputs, and the captures (values a body reads from enclosing scopes), which become
  * explicit extra inputs of the native op so that every sub-plan is self-contained.
  */
-import { DataType, dtypeName } from '../dtype';
+import { DataType, TypedArray, dtypeName } from '../dtype';
 import { KilnError } from '../errors';
-import { Dim, Graph, Value, formatShape, isStatic, lookupValue } from '../ir/graph';
+import { AttrValue, Dim, Graph, Value, formatShape, isStatic, lookupValue } from '../ir/graph';
 import { inferGraph, outerReads } from '../ir/infer';
 import { lowerSubgraph } from '../lower/lower';
 import { Plan } from '../lower/plan';
@@ -14,6 +14,8 @@ import { OpContext } from './registry';
 export interface BodyType {
   dtype: DataType;
   shape: number[];
+  /** Known contents (a body specialized for one iteration number). */
+  data?: TypedArray;
 }
 
 /** The graph attribute `name`, or a failure naming the node. */
@@ -34,7 +36,7 @@ export function inferBody(ctx: OpContext, attrName: string, body: Graph, inputs:
     const declared = body.values.get(name);
     if (declared && declared.dtype !== DataType.UNDEFINED && declared.dtype !== inputs[i].dtype)
       ctx.fail(`sub-graph '${attrName}' input ${i} ('${name}') is declared ${dtypeName(declared.dtype)} but receives ${dtypeName(inputs[i].dtype)}`);
-    body.values.set(name, { name, dtype: inputs[i].dtype, shape: [...inputs[i].shape] });
+    body.values.set(name, { name, dtype: inputs[i].dtype, shape: [...inputs[i].shape], ...(inputs[i].data ? { data: inputs[i].data } : {}) });
   });
   // An output that names an outer value has only a declaration here: let lookups reach the outer one.
   for (const o of outerOutputs(body)) body.values.delete(o);
@@ -93,4 +95,17 @@ export function sameShape(a: readonly Dim[], b: readonly Dim[]): boolean {
 export function scalarShape(v: Value | undefined): number[] {
   const s = v?.shape;
   return isStatic(s) && s.reduce((a, b) => a * b, 1) === 1 ? s : [];
+}
+
+/** A deep copy of a sub-graph (nested sub-graphs included), to infer it again under other input values. */
+export function cloneGraph(g: Graph, parent = g.parent): Graph {
+  const c: Graph = { ...g, inputs: [...g.inputs], outputs: [...g.outputs], values: new Map(), nodes: [], parent };
+  for (const [k, v] of g.values) c.values.set(k, { ...v });
+  c.nodes = g.nodes.map((n) => {
+    const attrs = new Map<string, AttrValue>();
+    for (const [k, a] of n.attrs)
+      attrs.set(k, a.type === 'graph' ? { type: 'graph', value: cloneGraph(a.value, c) } : a.type === 'graphs' ? { type: 'graphs', value: a.value.map((x) => cloneGraph(x, c)) } : a);
+    return { ...n, inputs: [...n.inputs], outputs: [...n.outputs], attrs };
+  });
+  return c;
 }

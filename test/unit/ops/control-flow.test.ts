@@ -212,6 +212,51 @@ describe('Loop', () => {
     await expect(compile(loopModel(true))).rejects.toMatchObject({ code: 'SHAPE', value: 'M' });
   });
 
+  // acc += x[i:i+1] (x captured): the Slice's starts depend on the iteration number
+  const sliceLoop = (Mconst: boolean) =>
+    model(
+      graph(
+        'main',
+        [
+          {
+            op: 'Loop',
+            inputs: ['M', '', 'acc0'],
+            outputs: ['acc', 'rows'],
+            attrs: {
+              body: graph(
+                'body',
+                [
+                  { op: 'Add', inputs: ['i', 'one'], outputs: ['i1'] },
+                  { op: 'Unsqueeze', inputs: ['i', 'ax'], outputs: ['st'] },
+                  { op: 'Unsqueeze', inputs: ['i1', 'ax'], outputs: ['en'] },
+                  { op: 'Slice', inputs: ['x', 'st', 'en'], outputs: ['xs'] },
+                  { op: 'Add', inputs: ['acc_in', 'xs'], outputs: ['acc_out'] },
+                  { op: 'Identity', inputs: ['c_in'], outputs: ['c_out'] },
+                  { op: 'Identity', inputs: ['xs'], outputs: ['row'] },
+                ],
+                [{ name: 'i', type: INT64, dims: [] }, { name: 'c_in', type: BOOL, dims: [] }, { name: 'acc_in', dims: [1] }],
+                [{ name: 'c_out', type: BOOL, dims: [] }, { name: 'acc_out', dims: null }, { name: 'row', dims: null }],
+                [iconst('one', [], [1]), iconst('ax', [1], [0])],
+              ),
+            },
+          },
+        ],
+        [...(Mconst ? [] : [{ name: 'M', type: INT64, dims: [] }]), { name: 'acc0', dims: [1] }, { name: 'x', dims: [4] }],
+        [{ name: 'acc', dims: [1] }, { name: 'rows', dims: null }],
+        Mconst ? [iconst('M', [], [3])] : [],
+      ),
+    );
+
+  test('a body whose shapes depend on the iteration number is specialized per iteration (M known at build)', async () => {
+    const e = await compile(sliceLoop(true));
+    const r = await e.infer({ acc0: f32([100]), x: f32([1, 2, 4, 8]) });
+    expect(arr(r.acc)).toEqual([107]);
+    expect(r.rows.dims).toEqual([3, 1]);
+    expect(arr(r.rows)).toEqual([1, 2, 4]);
+    e.dispose();
+    await expect(compile(sliceLoop(false))).rejects.toMatchObject({ code: 'SHAPE', value: 'M' });
+  });
+
   test('a loop-carried value that changes shape is a SHAPE error', async () => {
     const m = model(
       graph(
