@@ -55,34 +55,7 @@ function checkBody(ctx: OpContext, outs: Value[], nCarried: number): Value[] {
 
 function tripCount(ctx: OpContext, why: string): number {
   if (!ctx.inputs[0]) ctx.fail(`has no trip count M; ${why}`, 'UNSUPPORTED');
-  const known = ctx.constValues(0);
-  if (known) return Math.max(0, known[0]);
-  const m = ctx.node.inputs[0];
-  const from = upstreamInputs(ctx.graph, m).filter((n) => n !== m);
-  if (from.length)
-    throw new KilnError(
-      'SHAPE',
-      `${describeNode(ctx.node)}: the trip count M ('${m}') must be known at build (${why}); it is computed from the graph input${from.length > 1 ? 's' : ''} ${from.map((n) => `'${n}'`).join(', ')}: fix ${from.length > 1 ? 'their values' : 'its value'} at build with the 'constants' option`,
-      from[0],
-    );
   return Math.max(0, ctx.requireConst(0, `M (trip count; ${why})`)[0]);
-}
-
-/** The graph inputs (without known values) that `name` is computed from. */
-function upstreamInputs(g: Graph, name: string): string[] {
-  const producer = new Map<string, Node>();
-  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
-  const seen = new Set<string>();
-  const found: string[] = [];
-  const visit = (v: string): void => {
-    if (!v || seen.has(v)) return;
-    seen.add(v);
-    if (g.inputs.includes(v) && !g.values.get(v)?.data) found.push(v);
-    const p = producer.get(v);
-    if (p) p.inputs.forEach(visit);
-  };
-  visit(name);
-  return found;
 }
 
 registerOp({

@@ -88,6 +88,27 @@ function halfToFloat(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+/** The graph inputs a value is computed from (the top-level graph's, for a value inside a sub-graph). */
+export function graphInputsBehind(g: Graph, name: string): string[] {
+  let top = g;
+  while (top.parent) top = top.parent;
+  const producer = new Map<string, Node>();
+  for (let s: Graph | undefined = g; s; s = s.parent) for (const n of s.nodes) for (const o of n.outputs) if (o && !producer.has(o)) producer.set(o, n);
+  const inputs = new Set(top.inputs);
+  const found = new Set<string>();
+  const seen = new Set<string>();
+  const stack = [name];
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (seen.has(v)) continue;
+    seen.add(v);
+    if (inputs.has(v)) found.add(v);
+    const p = producer.get(v);
+    if (p) for (const i of p.inputs) if (i) stack.push(i);
+  }
+  return [...found];
+}
+
 const REGISTRY = new Map<string, OpDef>();
 
 function key(domain: string, opType: string): string {
@@ -139,8 +160,13 @@ export function makeContext(node: Node, graph: Graph, opset: number, inputs: (Va
       const known = ctx.constValues(i);
       if (known) return known;
       const name = ctx.input(i).name;
-      const fix = graph.inputs.includes(name) ? `; it is a graph input: fix its value at build with the 'constants' option, e.g. constants: { ${name}: tensor }` : '';
-      throw new KilnError('SHAPE', `${describeNode(node)}: input '${what}' ('${name}') must be known at build time, since output shapes depend on it${fix}`, name);
+      const from = graphInputsBehind(graph, name);
+      const fix = graph.inputs.includes(name)
+        ? `; it is a graph input: fix its value at build with the 'constants' option, e.g. constants: { ${name}: tensor }`
+        : from.length
+          ? `; it is computed from graph input${from.length > 1 ? 's' : ''} ${from.map((n) => `'${n}'`).join(', ')}: fix ${from.length > 1 ? 'their values' : 'its value'} at build with the 'constants' option`
+          : '';
+      throw new KilnError('SHAPE', `${describeNode(node)}: input '${what}' ('${name}') must be known at build time, since output shapes depend on it${fix}`, graph.inputs.includes(name) ? name : from[0] ?? name);
     },
     int: ((name: string, dflt?: number) => {
       const a = attr(name);
