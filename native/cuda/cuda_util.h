@@ -1,0 +1,69 @@
+// Shared by the CUDA backend's host code (native/cuda/*.cc): status checks that turn a failed CUDA
+// runtime, cuBLASLt or cuDNN call into a kiln::Error (code RUNTIME) naming the call, its status and the
+// source line (never an abort), the per-thread library handles, and small helpers for tactics.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <string>
+
+#include "common.h"
+#include "plan.h"
+#include "tactic.h"
+
+namespace kiln {
+namespace cu {
+
+inline bool ok(cudaError_t s) { return s == cudaSuccess; }
+inline bool ok(cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS; }
+inline bool ok(cudnnStatus_t s) { return s == CUDNN_STATUS_SUCCESS; }
+inline std::string status_name(cudaError_t s) { return std::string(cudaGetErrorName(s)) + " (" + cudaGetErrorString(s) + ")"; }
+inline std::string status_name(cublasStatus_t s) { return cublasLtGetStatusName(s); }
+inline std::string status_name(cudnnStatus_t s) { return cudnnGetErrorString(s); }
+
+[[noreturn]] inline void raise(const std::string& where, const char* call, const std::string& status, const char* file, int line) {
+  const char* base = file;
+  for (const char* p = file; *p; ++p)
+    if (*p == '/') base = p + 1;
+  fail("RUNTIME", (where.empty() ? "" : where + ": ") + call + " failed: " + status + " at " + base + ":" + std::to_string(line));
+}
+
+inline std::string where(const LayerInfo& L) { return "layer '" + L.op->name + "' (" + L.op->kind + ")"; }
+
+// Byte alignment (a power of two, at most 256) of a tensor's storage: arena slots and constants are
+// 256-byte aligned, views add their offsets.
+inline size_t alignment_of(const Plan& p, const PlanTensor* t) {
+  uint64_t off = 0;
+  for (size_t guard = 0; t && t->view_base >= 0 && guard <= p.tensors.size(); ++guard) {
+    off += t->view_offset;
+    t = &p.tensors[t->view_base];
+  }
+  size_t a = 256;
+  while (a > 1 && off % a) a /= 2;
+  return a;
+}
+
+// The calling thread's library handles for the current device (created on first use; kept for the
+// thread's life). Throw RUNTIME when the library cannot start.
+cublasLtHandle_t lt_handle();
+cudnnHandle_t cudnn_handle();
+
+}  // namespace cu
+}  // namespace kiln
+
+// Checks a CUDA runtime / cuBLASLt / cuDNN call: KILN_CUDA_TRY(cudaMalloc(&p, n)).
+#define KILN_CUDA_TRY(call)                                                                    \
+  do {                                                                                         \
+    auto kiln_status_ = (call);                                                                \
+    if (!::kiln::cu::ok(kiln_status_))                                                         \
+      ::kiln::cu::raise("", #call, ::kiln::cu::status_name(kiln_status_), __FILE__, __LINE__); \
+  } while (0)
+// The same, naming a layer (a LayerInfo) first.
+#define KILN_CUDA_TRY_AT(layer, call)                                                                            \
+  do {                                                                                                           \
+    auto kiln_status_ = (call);                                                                                  \
+    if (!::kiln::cu::ok(kiln_status_))                                                                           \
+      ::kiln::cu::raise(::kiln::cu::where(layer), #call, ::kiln::cu::status_name(kiln_status_), __FILE__, __LINE__); \
+  } while (0)

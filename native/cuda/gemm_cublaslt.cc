@@ -1,0 +1,293 @@
+// Gemm on the CUDA backend through cuBLASLt (see native/cpu/gemm.cc for the attribute contract):
+//   out[b, m, n] = act(alpha * sum_k A[b](m, k) * B[b](k, n) + beta * C[b, m, n] + residual[b, m, n])
+// kiln's row-major product is cuBLASLt's column-major Dᵀ = Bᵀ·Aᵀ, so a per-N bias vector is
+// cuBLASLt's BIAS epilogue (fused with RELU / GELU(tanh) where the activation is one of those). Batch
+// dims that merge into one stride run as one strided-batched call; the rest loop on the host. Any
+// other C, and the residual, are written into the output first (cuep::gemm_fill) and accumulated with
+// beta = 1; activations cuBLASLt has no epilogue for run after it (cuep::bias_act).
+// Tactics: cuda.cublaslt.algoN (fp32 math for float32, fp32 accumulation for float16) and
+// cuda.cublaslt.tf32.algoN (float32 on TF32 tensor cores; left out by `strict`), N = the rank of the
+// algorithm in cuBLASLt's heuristic for the layer, each timed as its own candidate.
+#include <algorithm>
+#include <memory>
+#include <numeric>
+
+#include "cuda_util.h"
+#include "epilogue.h"
+
+namespace kiln {
+namespace {
+
+constexpr int kAlgos = 6;
+constexpr uint64_t kMaxWorkspace = 32ull << 20;
+
+struct LtState : LayerState {
+  int64_t M = 0, N = 0, K = 0;
+  bool ta = false, tb = false;
+  float alpha = 1, beta = 0;
+  DType dt = DType::F32;
+  bool has_c = false, has_z = false;
+  bool bias_epilogue = false;  // C is a per-N vector added by cuBLASLt
+  bool fill = false;           // C (general) and/or the residual are written into D first
+  bool post_act = false;       // the activation runs after the product
+  Activation act;
+  cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+  cuep::GemmFill gf;
+  // Host-looped outer batch dims (extents, A/B element strides) and the strided inner batch.
+  std::vector<int64_t> outer, outer_sa, outer_sb;
+  int64_t inner = 1, inner_sa = 0, inner_sb = 0;
+  cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;  // cuBLASLt's A (= kiln B), B (= kiln A), C = D
+  cublasLtMatmulAlgo_t algo{};
+  size_t workspace = 0;
+  ~LtState() override {
+    if (la) cublasLtMatrixLayoutDestroy(la);
+    if (lb) cublasLtMatrixLayoutDestroy(lb);
+    if (ld) cublasLtMatrixLayoutDestroy(ld);
+  }
+};
+
+cudaDataType_t cuda_type(DType t) { return t == DType::F16 ? CUDA_R_16F : CUDA_R_32F; }
+
+bool types_ok(const LayerInfo& L) {
+  if (L.in.size() < 2 || !L.in[0] || !L.in[1] || L.out.empty() || !L.out[0]) return false;
+  DType t = L.out[0]->dtype;
+  if (t != DType::F32 && t != DType::F16) return false;
+  for (auto* x : L.in)
+    if (x && x->dtype != t) return false;
+  return true;
+}
+
+// The matmul descriptor (per call: the bias pointer is per execution context).
+struct OpDesc {
+  cublasLtMatmulDesc_t d = nullptr;
+  ~OpDesc() {
+    if (d) cublasLtMatmulDescDestroy(d);
+  }
+};
+
+void make_desc(const LayerInfo& L, const LtState& st, const void* bias, OpDesc& od) {
+  KILN_CUDA_TRY_AT(L, cublasLtMatmulDescCreate(&od.d, st.compute, CUDA_R_32F));
+  cublasOperation_t opa = st.tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = st.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  KILN_CUDA_TRY_AT(L, cublasLtMatmulDescSetAttribute(od.d, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
+  KILN_CUDA_TRY_AT(L, cublasLtMatmulDescSetAttribute(od.d, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
+  KILN_CUDA_TRY_AT(L, cublasLtMatmulDescSetAttribute(od.d, CUBLASLT_MATMUL_DESC_EPILOGUE, &st.epilogue, sizeof(st.epilogue)));
+  if (st.bias_epilogue) {
+    int64_t zero = 0;
+    KILN_CUDA_TRY_AT(L, cublasLtMatmulDescSetAttribute(od.d, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    KILN_CUDA_TRY_AT(L, cublasLtMatmulDescSetAttribute(od.d, CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE, &zero, sizeof(zero)));
+  }
+}
+
+// Reads and checks the layer; nullptr (with no CUDA call made) when cuBLASLt cannot take it.
+std::unique_ptr<LtState> analyze(const LayerInfo& L, bool tf32) {
+  if (!types_ok(L)) return nullptr;
+  const PlanOp& op = *L.op;
+  auto st = std::make_unique<LtState>();
+  st->dt = L.out[0]->dtype;
+  if (tf32 && st->dt != DType::F32) return nullptr;
+  st->compute = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  st->M = op.i("M");
+  st->N = op.i("N");
+  st->K = op.i("K");
+  st->ta = op.i("transA") != 0;
+  st->tb = op.i("transB") != 0;
+  st->alpha = static_cast<float>(op.f("alpha"));
+  st->beta = static_cast<float>(op.f("beta"));
+  std::vector<int64_t> batch = op.ints("batch"), sa = op.ints("a_batch_strides"), sb = op.ints("b_batch_strides"), sc;
+  st->has_c = L.in.size() > 2 && L.in[2];
+  st->has_z = L.in.size() > 3 && L.in[3];
+  if (st->has_c) sc = op.ints("c_strides");
+  st->act = parse_activation(L);
+  if (!cuep::supported(st->act)) return nullptr;
+  size_t nb = batch.size();
+  if (st->M < 1 || st->N < 1 || st->K < 1 || sa.size() != nb || sb.size() != nb || (st->has_c && sc.size() != nb + 2)) return nullptr;
+  if (nb > static_cast<size_t>(cuep::kMaxBatch)) return nullptr;
+  // Every element an index reaches lies inside its tensor (as the CPU tactics check).
+  int64_t nbatch = 1, ra = 0, rb = 0, rc = 0;
+  for (size_t d = 0; d < nb; ++d) {
+    if (batch[d] < 1 || sa[d] < 0 || sb[d] < 0 || (st->has_c && sc[d] < 0)) return nullptr;
+    nbatch *= batch[d];
+    ra += (batch[d] - 1) * sa[d];
+    rb += (batch[d] - 1) * sb[d];
+    if (st->has_c) rc += (batch[d] - 1) * sc[d];
+  }
+  if (ra + st->M * st->K > L.in[0]->numel() || rb + st->K * st->N > L.in[1]->numel()) return nullptr;
+  if (L.out[0]->numel() != nbatch * st->M * st->N) return nullptr;
+  if (st->has_c) {
+    if (sc[nb] < 0 || sc[nb + 1] < 0 || rc + (st->M - 1) * sc[nb] + (st->N - 1) * sc[nb + 1] >= L.in[2]->numel()) return nullptr;
+  }
+  if (st->has_z && L.in[3]->numel() != L.out[0]->numel()) return nullptr;
+  // Epilogue: a per-N bias vector shared by every batch item goes to cuBLASLt; anything else is filled.
+  bool c_vec = st->has_c && st->beta == 1.f && (sc[nb] == 0 || st->M == 1) && sc[nb + 1] == 1;
+  for (size_t d = 0; d < nb && c_vec; ++d) c_vec = sc[d] == 0;
+  st->bias_epilogue = c_vec && !st->has_z;
+  st->fill = (st->has_c && !st->bias_epilogue) || st->has_z;
+  if (st->fill) {
+    cuep::GemmFill& f = st->gf;
+    f.rank = static_cast<int>(nb);
+    for (size_t d = 0; d < nb; ++d) {
+      f.batch[d] = batch[d];
+      f.cstride[d] = st->has_c ? sc[d] : 0;
+    }
+    f.M = st->M;
+    f.N = st->N;
+    f.cm = st->has_c ? sc[nb] : 0;
+    f.cn = st->has_c ? sc[nb + 1] : 0;
+    f.beta = st->beta;
+  }
+  switch (st->act.kind) {
+    case Activation::None: st->epilogue = st->bias_epilogue ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT; break;
+    case Activation::Relu: st->epilogue = st->bias_epilogue ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU; break;
+    case Activation::GeluTanh: st->epilogue = st->bias_epilogue ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU; break;
+    default:
+      st->epilogue = st->bias_epilogue ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+      st->post_act = true;
+  }
+  // Batch dims: size-1 dims dropped; the longest suffix whose strides merge becomes one strided batch.
+  std::vector<int64_t> bd, bsa, bsb;
+  for (size_t d = 0; d < nb; ++d)
+    if (batch[d] != 1) {
+      bd.push_back(batch[d]);
+      bsa.push_back(sa[d]);
+      bsb.push_back(sb[d]);
+    }
+  size_t split = bd.size();
+  if (split > 0) {
+    --split;
+    while (split > 0 && bsa[split - 1] == bsa[split] * bd[split] && bsb[split - 1] == bsb[split] * bd[split]) --split;
+    st->inner = 1;
+    for (size_t d = split; d < bd.size(); ++d) st->inner *= bd[d];
+    st->inner_sa = bsa.back();
+    st->inner_sb = bsb.back();
+  }
+  if (st->inner > INT32_MAX) return nullptr;
+  st->outer.assign(bd.begin(), bd.begin() + split);
+  st->outer_sa.assign(bsa.begin(), bsa.begin() + split);
+  st->outer_sb.assign(bsb.begin(), bsb.begin() + split);
+  return st;
+}
+
+// Layouts and the heuristic's algorithms for the layer (col-major view: D is N x M).
+int heuristics(const LayerInfo& L, LtState& st, cublasLtMatmulHeuristicResult_t* res, int want) {
+  cudaDataType_t t = cuda_type(st.dt);
+  int64_t M = st.M, N = st.N, K = st.K;
+  KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st.la, t, st.tb ? K : N, st.tb ? N : K, st.tb ? K : N));
+  KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st.lb, t, st.ta ? M : K, st.ta ? K : M, st.ta ? M : K));
+  KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st.ld, t, N, M, N));
+  if (st.inner > 1) {
+    int32_t count = static_cast<int32_t>(st.inner);
+    int64_t sd = M * N;
+    for (auto [lay, stride] : {std::pair{st.la, st.inner_sb}, std::pair{st.lb, st.inner_sa}, std::pair{st.ld, sd}}) {
+      KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutSetAttribute(lay, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
+      KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutSetAttribute(lay, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
+    }
+  }
+  // Alignment the algorithms may assume: the tensors' own and that of every host-looped offset.
+  size_t es = dtype_size(st.dt);
+  auto align = [&](size_t a, const std::vector<int64_t>& strides) {
+    for (int64_t s : strides)
+      while (a > 1 && (static_cast<size_t>(s) * es) % a) a /= 2;
+    return static_cast<uint32_t>(a);
+  };
+  std::vector<int64_t> dstr;
+  int64_t step = st.inner * M * N;
+  for (size_t d = st.outer.size(); d-- > 0;) {
+    dstr.push_back(step);
+    step *= st.outer[d];
+  }
+  uint32_t aa = align(cu::alignment_of(*L.plan, L.in[1]), st.outer_sb), ab = align(cu::alignment_of(*L.plan, L.in[0]), st.outer_sa),
+           ad = align(cu::alignment_of(*L.plan, L.out[0]), dstr);
+  cublasLtMatmulPreference_t pref = nullptr;
+  KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceCreate(&pref));
+  struct PrefGuard {
+    cublasLtMatmulPreference_t p;
+    ~PrefGuard() { cublasLtMatmulPreferenceDestroy(p); }
+  } guard{pref};
+  uint64_t ws = kMaxWorkspace;
+  KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aa, sizeof(aa)));
+  KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ab, sizeof(ab)));
+  KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ad, sizeof(ad)));
+  KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ad, sizeof(ad)));
+  OpDesc od;
+  make_desc(L, st, nullptr, od);  // the bias pointer is set per run; the heuristic does not read it
+  int got = 0;
+  cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(cu::lt_handle(), od.d, st.la, st.lb, st.ld, st.ld, pref, want, res, &got);
+  if (s == CUBLAS_STATUS_NOT_SUPPORTED) return 0;
+  KILN_CUDA_TRY_AT(L, s);
+  return got;
+}
+
+class GemmLt : public Tactic {
+ public:
+  GemmLt(int index, bool tf32) : index_(index), tf32_(tf32) {
+    name_ = std::string("cuda.cublaslt.") + (tf32 ? "tf32." : "") + "algo" + std::to_string(index);
+  }
+  const char* name() const override { return name_.c_str(); }
+  bool reduced_precision(const LayerInfo&) const override { return tf32_; }
+  bool can_implement(const LayerInfo& L) const override { return make(L) != nullptr; }
+  size_t workspace(const LayerInfo& L) const override {
+    auto st = make(L);
+    return st ? st->workspace : 0;
+  }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
+    auto st = make(L);
+    if (!st) fail("INVALID_ENGINE", cu::where(L) + ": tactic " + name_ + " cannot run this layer on this device (cuBLASLt offers no such algorithm)");
+    return st;
+  }
+  void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const LtState& st = *static_cast<LtState*>(s);
+    cudaStream_t stream = static_cast<cudaStream_t>(ctx.stream);
+    if (ctx.workspace_bytes < st.workspace) fail("INTERNAL", cu::where(L) + ": workspace too small for " + name_);
+    if (st.fill) cuep::gemm_fill(L, st.dt, out[0].data, st.has_c ? in[2].data : nullptr, st.has_z ? in[3].data : nullptr, st.gf, stream);
+    OpDesc od;
+    make_desc(L, st, st.bias_epilogue ? in[2].data : nullptr, od);
+    float beta = st.fill ? 1.f : 0.f;
+    size_t es = dtype_size(st.dt);
+    int64_t nouter = 1;
+    for (int64_t d : st.outer) nouter *= d;
+    auto* A = static_cast<const uint8_t*>(in[0].data);
+    auto* B = static_cast<const uint8_t*>(in[1].data);
+    auto* D = static_cast<uint8_t*>(out[0].data);
+    cublasLtHandle_t h = cu::lt_handle();
+    for (int64_t o = 0; o < nouter; ++o) {
+      int64_t oa = 0, ob = 0, rem = o;
+      for (size_t d = st.outer.size(); d-- > 0;) {
+        int64_t i = rem % st.outer[d];
+        rem /= st.outer[d];
+        oa += i * st.outer_sa[d];
+        ob += i * st.outer_sb[d];
+      }
+      uint8_t* Dp = D + static_cast<size_t>(o * st.inner * st.M * st.N) * es;
+      KILN_CUDA_TRY_AT(L, cublasLtMatmul(h, od.d, &st.alpha, B + ob * es, st.la, A + oa * es, st.lb, &beta, Dp, st.ld, Dp, st.ld, &st.algo,
+                                         ctx.workspace, st.workspace, stream));
+    }
+    if (st.post_act) cuep::bias_act(L, st.dt, out[0].data, nullptr, nullptr, out[0].numel(), 1, 1, st.act, stream);
+  }
+
+ private:
+  std::unique_ptr<LtState> make(const LayerInfo& L) const {
+    auto st = analyze(L, tf32_);
+    if (!st) return nullptr;
+    cublasLtMatmulHeuristicResult_t res[kAlgos] = {};
+    int got = heuristics(L, *st, res, kAlgos);
+    if (got <= index_ || res[index_].state != CUBLAS_STATUS_SUCCESS) return nullptr;
+    st->algo = res[index_].algo;
+    st->workspace = res[index_].workspaceSize;
+    return st;
+  }
+  int index_;
+  bool tf32_;
+  std::string name_;
+};
+
+struct RegisterAll {
+  RegisterAll() {
+    for (bool tf32 : {false, true})
+      for (int i = 0; i < kAlgos; ++i) register_tactic("cuda", "Gemm", std::make_unique<GemmLt>(i, tf32));
+  }
+} register_all;
+
+}  // namespace
+}  // namespace kiln
