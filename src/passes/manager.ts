@@ -7,6 +7,7 @@ import { Graph, describeNode, lookupValue } from '../ir/graph';
 import { nodeReads } from '../ir/infer';
 import { batchnormFolding } from './batchnorm-folding';
 import { deadLayerElimination } from './dead-layer-elimination';
+import { elementwiseFusion } from './elementwise-fusion';
 import { epilogueFusion } from './epilogue-fusion';
 import { geluRecognition } from './gelu-recognition';
 import { layernormRecognition } from './layernorm-recognition';
@@ -14,7 +15,7 @@ import { noopRemoval } from './noop-removal';
 import { Pass } from './pass';
 
 /** The passes in the order they run. */
-export const PASSES: Pass[] = [noopRemoval, batchnormFolding, layernormRecognition, geluRecognition, epilogueFusion, deadLayerElimination];
+export const PASSES: Pass[] = [noopRemoval, batchnormFolding, layernormRecognition, geluRecognition, epilogueFusion, elementwiseFusion, deadLayerElimination];
 
 export interface PassSummary {
   name: string;

@@ -36,6 +36,9 @@ export function toHalfBits(f: number): number {
   return sign | (r >>> 13);
 }
 
+/** Native kinds with no float16 kernel on any backend yet: they stay float32, with casts around them. */
+const FP32_ONLY = new Set(['Elementwise']);
+
 export interface PrecisionResult {
   /** Layers that now run in float16. */
   half: string[];
@@ -48,7 +51,7 @@ export function assignHalfPrecision(plan: Plan, pinned: Set<string>): PrecisionR
   const isF32 = (i: number) => i >= 0 && plan.tensors[i].dtype === DataType.FLOAT;
   const producer = new Map<number, PlanOp>();
   for (const op of plan.ops) for (const o of op.outputs) if (o >= 0) producer.set(o, op);
-  const halfLayer = (op: PlanOp) => !pinned.has(op.name) && [...op.inputs, ...op.outputs].some(isF32);
+  const halfLayer = (op: PlanOp) => !pinned.has(op.name) && !FP32_ONLY.has(op.kind) && [...op.inputs, ...op.outputs].some(isF32);
   const half = plan.ops.filter(halfLayer);
   const halfSet = new Set(half);
   const rootOf = (i: number): number => (plan.tensors[i].view ? rootOf(plan.tensors[i].view!.base) : i);
