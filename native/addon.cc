@@ -293,6 +293,21 @@ Napi::Value Build(const Napi::CallbackInfo& info) {
     Backend* be = find_backend(w->opts.backend);
     if (!be) throw Napi::Error::New(env, "[UNSUPPORTED] device '" + w->opts.backend + "': this kiln addon has no such backend");
     w->opts.time_tactics = !o.Has("timing") || o.Get("timing").ToBoolean().Value();
+    w->opts.strict = o.Has("strict") && o.Get("strict").ToBoolean().Value();
+    if (o.Has("deviceId") && o.Get("deviceId").IsNumber()) w->opts.device_id = o.Get("deviceId").ToNumber().Int32Value();
+    if (o.Has("tactics") && o.Get("tactics").IsObject()) {
+      Napi::Object ov = o.Get("tactics").As<Napi::Object>();
+      Napi::Array keys = ov.GetPropertyNames();
+      for (uint32_t i = 0; i < keys.Length(); ++i) {
+        std::string k = keys.Get(i).ToString().Utf8Value();
+        w->opts.force.emplace_back(k, ov.Get(k).ToString().Utf8Value());
+      }
+    }
+    try {
+      be->use_device(w->opts.device_id);  // the header names the engine's device
+    } catch (const std::exception& e) {
+      throw to_js(env, e);
+    }
     w->meta = o.Has("meta") ? o.Get("meta").ToString().Utf8Value() : "";
     w->header.kiln_version = KILN_VERSION;
     w->header.backend = w->opts.backend;

@@ -33,6 +33,9 @@ class Backend {
   // (`cache` is the context's slot for that); the CPU just calls body().
   virtual void launch(const std::function<void()>& body, void* stream, void** cache) { body(); }
   virtual void release_launch_cache(void* cache) {}
+  // Device backends: makes `device` (an index, e.g. CUDA's) current on the calling thread; build and
+  // run threads call it before touching memory or streams. The CPU ignores it.
+  virtual void use_device(int device) {}
   // What the engine header records: device name, capability, library versions (a JSON object).
   virtual std::string device() const = 0;
   virtual std::string capability() const = 0;

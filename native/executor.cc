@@ -330,12 +330,14 @@ void Executor::execute(Context& c, const std::vector<const void*>& inputs, const
 }
 
 void Executor::run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs) {
+  be_->use_device(device_);
   auto c = acquire();
   execute(*c, inputs, outputs, nullptr);
   release(std::move(c));
 }
 
 std::vector<double> Executor::profile(const std::vector<const void*>& inputs, const std::vector<void*>& outputs) {
+  be_->use_device(device_);
   auto c = acquire();
   std::vector<double> times;
   execute(*c, inputs, outputs, &times);
@@ -344,8 +346,10 @@ std::vector<double> Executor::profile(const std::vector<const void*>& inputs, co
 }
 
 std::unique_ptr<Executor> Executor::load(std::shared_ptr<Plan> plan, const std::string& backend,
-                                         const std::vector<LayerChoice>& choices) {
+                                         const std::vector<LayerChoice>& choices, int device_id) {
+  need_backend(backend).use_device(device_id);
   std::unique_ptr<Executor> e(new Executor(std::move(plan), &need_backend(backend)));
+  e->device_ = device_id;
   if (choices.size() != e->layers_.size())
     fail("INVALID_ENGINE", "engine section TACT: " + std::to_string(choices.size()) + " tactic choices for " +
                                std::to_string(e->layers_.size()) + " layers");
@@ -387,7 +391,9 @@ std::unique_ptr<Executor> Executor::reference(std::shared_ptr<Plan> plan,
 
 std::unique_ptr<Executor> Executor::build(std::shared_ptr<Plan> plan, const BuildOptions& opts) {
   Backend* be = &need_backend(opts.backend);
+  be->use_device(opts.device_id);
   std::unique_ptr<Executor> e(new Executor(std::move(plan), be));
+  e->device_ = opts.device_id;
   const Plan& p = *e->plan_;
   size_t n = e->layers_.size();
   std::vector<std::vector<const Tactic*>> cands(n);
@@ -397,7 +403,13 @@ std::unique_ptr<Executor> Executor::build(std::shared_ptr<Plan> plan, const Buil
     const PlanOp& op = p.ops[k];
     const auto& all = tactics_for(opts.backend, op.kind);
     for (const Tactic* t : all)
-      if (t->can_implement(e->layers_[k])) cands[k].push_back(t);
+      if (t->can_implement(e->layers_[k]) && !(opts.strict && t->reduced_precision(e->layers_[k]))) cands[k].push_back(t);
+    for (auto& [kind, name] : opts.force) {
+      if (kind != op.kind) continue;
+      std::erase_if(cands[k], [&](const Tactic* t) { return name != t->name(); });
+      if (cands[k].empty())
+        fail("UNSUPPORTED", "layer '" + op.name + "' (" + op.kind + "): the forced tactic '" + name + "' cannot run it on the " + opts.backend + " backend");
+    }
     if (cands[k].empty() && opts.backend != "cpu") {  // fall back to the CPU for this layer
       on_host[k] = true;
       for (const Tactic* t : tactics_for("cpu", op.kind))

@@ -35,6 +35,10 @@ struct BuildOptions {
   bool time_tactics = true;
   int timing_iterations = 5;    // timed runs per candidate (median kept)
   double timing_cap_ms = 50.0;  // a candidate slower than this per run stops being repeated
+  bool strict = false;          // leave out tactics with reduced-precision math (TF32)
+  int device_id = 0;            // device backends: which device the engine lives on
+  // Tests: op kind -> the one tactic its layers must use (build fails if it cannot run one).
+  std::vector<std::pair<std::string, std::string>> force;
   const std::atomic<int>* cancel = nullptr;
   // Called as layers are decided: (done, total, layer name).
   std::function<void(size_t, size_t, const std::string&)> progress;
@@ -44,7 +48,7 @@ class Executor {
  public:
   static std::unique_ptr<Executor> build(std::shared_ptr<Plan> plan, const BuildOptions& opts);
   static std::unique_ptr<Executor> load(std::shared_ptr<Plan> plan, const std::string& backend,
-                                        const std::vector<LayerChoice>& choices);
+                                        const std::vector<LayerChoice>& choices, int device_id = 0);
   // Every layer on its reference (first registered) CPU tactic: constant folding, sub-plans, tests.
   // `overrides` maps op kinds to tactic names.
   static std::unique_ptr<Executor> reference(std::shared_ptr<Plan> plan,
@@ -81,6 +85,7 @@ class Executor {
   void execute(Context& c, const std::vector<const void*>& inputs, const std::vector<void*>& outputs,
                std::vector<double>* times);
   size_t host_workspace_bytes() const;
+  int device_ = 0;  // the backend's device index (use_device) for this engine
 
   std::shared_ptr<Plan> plan_;
   Backend* be_;

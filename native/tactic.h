@@ -54,6 +54,9 @@ class Tactic {
   virtual bool can_implement(const LayerInfo&) const { return true; }
   virtual std::unique_ptr<LayerState> prepare(const LayerInfo&) const { return nullptr; }
   virtual size_t workspace(const LayerInfo&) const { return 0; }
+  // True when the tactic computes fp32 layers with reduced-precision math (TF32 on NVIDIA tensor
+  // cores): a build with `strict` leaves it out.
+  virtual bool reduced_precision(const LayerInfo&) const { return false; }
   // in/out hold the run-time tensors (data == nullptr for omitted ones).
   virtual void run(const LayerInfo& layer, LayerState* state, const Tensor* in, Tensor* out, RunContext& ctx) const = 0;
 };

@@ -17,6 +17,7 @@ import './ops';
 import { CompileOptions, ProgressEvent, ResolvedOptions, resolveOptions } from './options';
 import type { TensorLike } from './tensor';
 import { eliminateConcats } from './passes/concat-elimination';
+import { eliminateCopies } from './passes/copy-elimination';
 import { passEnabled, runPasses } from './passes/manager';
 import { assignHalfPrecision } from './passes/precision-assignment';
 
@@ -133,9 +134,13 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
     const r = assignHalfPrecision(plan, new Set());
     passes.push({ name: 'precision-assignment', changed: r.half.length, nodes: r.half });
   }
-  if (passEnabled(o.optimize, 'concat-elimination')) {
-    const removed = eliminateConcats(plan);
-    passes.push({ name: 'concat-elimination', changed: removed.length, nodes: removed });
+  for (const [name, pass] of [
+    ['concat-elimination', eliminateConcats],
+    ['copy-elimination', eliminateCopies],
+  ] as const) {
+    if (!passEnabled(o.optimize, name)) continue;
+    const removed = pass(plan);
+    passes.push({ name, changed: removed.length, nodes: removed });
   }
   const warnings: string[] = [];
   const meta: EngineMeta = {
@@ -162,6 +167,7 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
       timing: o.timing,
       optimize: o.optimize,
       strict: o.strict,
+      deviceId: o.deviceId,
     });
     const metaWithTime = () => JSON.stringify({ ...meta, buildSeconds: (Date.now() - start) / 1000 });
     // Native progress arrives through a thread-safe queue that may drain after the build resolves:
@@ -171,7 +177,7 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
     const nativeEngine = await callAsync(() =>
       native().build(
         encodePlan(plan),
-        { backend, timing: o.timing, meta: metaWithTime(), buildOptions },
+        { backend, timing: o.timing, meta: metaWithTime(), buildOptions, strict: o.strict, deviceId: o.deviceId },
         (done, total, layer) => {
           if (finished) return;
           lastDone = done;

@@ -34,6 +34,8 @@ export interface CompileOptions {
   optimize?: boolean | Record<string, boolean>;
   /** fp32 only: forbid reduced-precision math (TF32) on GPUs. */
   strict?: boolean;
+  /** device 'cuda': which GPU (CUDA device index, default 0). */
+  deviceId?: number;
   /**
    * Fixes graph inputs to values at build time; they leave the engine's inputs. For the shape tensors
    * a static-shape engine needs known (Reshape's shape, Reduce's axes, TopK's k) when a model takes them
@@ -51,6 +53,7 @@ const KNOWN: Record<keyof CompileOptions, string> = {
   timing: 'a boolean',
   optimize: 'a boolean or an object of pass name → boolean',
   strict: 'a boolean',
+  deviceId: 'a non-negative integer',
   constants: 'an object of input name → Tensor',
 };
 
@@ -69,6 +72,7 @@ export interface ResolvedOptions {
   optimize: boolean | Record<string, boolean>;
   strict: boolean;
   constants: Record<string, TensorLike>;
+  deviceId: number;
 }
 
 export function resolveOptions(o: CompileOptions | undefined): ResolvedOptions {
@@ -77,7 +81,7 @@ export function resolveOptions(o: CompileOptions | undefined): ResolvedOptions {
   for (const k of Object.keys(o))
     if (!(k in KNOWN))
       throw new KilnError('INVALID_OPTION', `Unknown option '${k}'; the options are ${Object.keys(KNOWN).join(', ')}`);
-  const r: ResolvedOptions = { precision: 'fp32', device: 'auto', shapes: {}, timing: true, optimize: true, strict: false, constants: {} };
+  const r: ResolvedOptions = { precision: 'fp32', device: 'auto', shapes: {}, timing: true, optimize: true, strict: false, constants: {}, deviceId: 0 };
   if (o.precision !== undefined) {
     if (!['fp32', 'fp16', 'int8', 'best'].includes(o.precision as string)) invalid('precision', o.precision);
     r.precision = o.precision;
@@ -106,6 +110,10 @@ export function resolveOptions(o: CompileOptions | undefined): ResolvedOptions {
     if (o[k] === undefined) continue;
     if (typeof o[k] !== 'boolean') invalid(k, o[k]);
     r[k] = o[k] as boolean;
+  }
+  if (o.deviceId !== undefined) {
+    if (!Number.isInteger(o.deviceId) || (o.deviceId as number) < 0) invalid('deviceId', o.deviceId);
+    r.deviceId = o.deviceId as number;
   }
   if (o.constants !== undefined) {
     if (typeof o.constants !== 'object' || o.constants === null || Array.isArray(o.constants)) invalid('constants', o.constants);

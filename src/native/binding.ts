@@ -22,6 +22,12 @@ export interface NativeBuildOptions {
   meta: string;
   /** JSON recorded in the engine header. */
   buildOptions: string;
+  /** Leave out tactics with reduced-precision math (TF32). */
+  strict?: boolean;
+  /** Device backends: the device index (CUDA's). */
+  deviceId?: number;
+  /** Tests: op kind -> the one tactic its layers must use. */
+  tactics?: Record<string, string>;
 }
 
 export interface NativeInfo {

@@ -31,6 +31,8 @@ const rows: Row[] = (() => {
 })();
 
 const ONLY = process.env.KILN_CONFORMANCE_ONLY ? new RegExp(process.env.KILN_CONFORMANCE_ONLY) : undefined;
+// test/gpu/conformance-cuda.test.ts runs this suite again with device 'cuda'.
+const DEVICE = (process.env.KILN_CONFORMANCE_DEVICE ?? 'auto') as 'auto' | 'cpu' | 'cuda';
 
 function skipReason(r: Row): string | undefined {
   if (SKIP[r.test]) return SKIP[r.test];
@@ -82,7 +84,7 @@ describe('ONNX backend node tests', () => {
         for (;;) {
           const shapes = Object.fromEntries(names.filter((n) => !(n in constants)).map((n) => [n, [...byName[n].dims]]));
           try {
-            engine0 = await compile(path.join(dir, 'model.onnx'), { shapes, constants });
+            engine0 = await compile(path.join(dir, 'model.onnx'), { shapes, constants, device: DEVICE });
             break;
           } catch (e) {
             const v = (e as KilnError).value;

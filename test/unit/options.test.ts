@@ -34,6 +34,8 @@ const CASES: [string, unknown, string][] = [
   ['optimize', { 'noop-removal': 'off' }, `Expected a boolean or an object of pass name → boolean for option 'optimize' but received {"noop-removal":"off"}`],
   ['optimize', null, "Expected a boolean or an object of pass name → boolean for option 'optimize' but received null"],
   ['strict', 0, "Expected a boolean for option 'strict' but received 0"],
+  ['deviceId', -1, "Expected a non-negative integer for option 'deviceId' but received -1"],
+  ['deviceId', '0', "Expected a non-negative integer for option 'deviceId' but received '0'"],
   ['constants', [1], "Expected an object of input name → Tensor for option 'constants' but received [1]"],
   ['constants', { axes: [1, 2] }, "Expected a Tensor for option 'constants.axes' but received [1,2]"],
 ];
