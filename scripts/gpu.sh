@@ -7,13 +7,14 @@
 #              $OUT/summary.json, $OUT/export.log  (models.tar.part-* if over 15 MiB)
 #     test     unpack the carried node and node_modules, build the addon with cmake-js, run the
 #              `npm test` script (and `npm run test:gpu` when test/gpu holds tests)
-#              -> $OUT/build.log, $OUT/test.log, $OUT/jest.json
+#              -> $OUT/build.log, $OUT/test.log, $OUT/jest.json, $OUT/test-gpu.log, $OUT/jest-gpu.json
+#              (KILN_GPU_ONLY=1: the gpu project alone)
 #
 # `test` needs .gpu/ made by scripts/gpu-pack.sh and carried: run({ command: 'scripts/gpu.sh test',
 # carry: ['.gpu'] }). `export` needs nothing carried. The exit status is the first failing stage's.
 set -uo pipefail
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 [ $# -gt 0 ] || { usage; exit 2; }
 for s in "$@"; do
   case "$s" in info|export|test) ;; -h|--help) usage; exit 0 ;; *) echo "gpu.sh: unknown stage '$s'" >&2; usage >&2; exit 2 ;; esac
@@ -74,13 +75,16 @@ stage_test() {
   node -e "console.log(JSON.stringify(require('./build/Release/kiln.node').info()))" 2>&1 | tee -a "$OUT/build.log"
   # Exactly the package.json scripts, as npm would run them (npm itself is not carried).
   local cmd
-  cmd="$(node -p "require('./package.json').scripts.test")"
-  sh -c "$cmd \"\$@\"" npm-test --json --outputFile="$OUT/jest.json" > "$OUT/test.log" 2>&1 || rc=$?
-  grep -E '^(Tests|Test Suites|Snapshots|Time):' "$OUT/test.log"
+  if [ "${KILN_GPU_ONLY:-0}" != 1 ]; then  # KILN_GPU_ONLY=1: only the gpu project (device time is scarce)
+    cmd="$(node -p "require('./package.json').scripts.test")"
+    sh -c "$cmd \"\$@\"" npm-test --json --outputFile="$OUT/jest.json" > "$OUT/test.log" 2>&1 || rc=$?
+    grep -E '^(Tests|Test Suites|Snapshots|Time):' "$OUT/test.log"
+  fi
   if ls test/gpu/*.test.ts test/gpu/**/*.test.ts >/dev/null 2>&1; then
     cmd="$(node -p "require('./package.json').scripts['test:gpu']")"
-    sh -c "$cmd \"\$@\"" npm-test-gpu > "$OUT/test-gpu.log" 2>&1 || rc=$?
+    sh -c "$cmd \"\$@\"" npm-test-gpu --json --outputFile="$OUT/jest-gpu.json" > "$OUT/test-gpu.log" 2>&1 || rc=$?
     grep -E '^(Tests|Test Suites):' "$OUT/test-gpu.log"
+    grep -E '✕' "$OUT/test-gpu.log" | head -40
   fi
   return "$rc"
 }
