@@ -8,6 +8,8 @@ size_t dtype_size(DType t) {
   switch (t) {
     case DType::F32: case DType::I32: case DType::U32: return 4;
     case DType::U8: case DType::I8: case DType::Bool: return 1;
+    case DType::F8E4M3FN: case DType::F8E4M3FNUZ: case DType::F8E5M2: case DType::F8E5M2FNUZ: case DType::U4: case DType::I4:
+    case DType::F4E2M1: case DType::F8E8M0: case DType::U2: case DType::I2: return 1;  // unpacked
     case DType::U16: case DType::I16: case DType::F16: case DType::BF16: return 2;
     case DType::I64: case DType::U64: case DType::F64: return 8;
     default: return 0;
@@ -30,6 +32,16 @@ const char* dtype_name(DType t) {
     case DType::U32: return "uint32";
     case DType::U64: return "uint64";
     case DType::BF16: return "bfloat16";
+    case DType::F8E4M3FN: return "float8e4m3fn";
+    case DType::F8E4M3FNUZ: return "float8e4m3fnuz";
+    case DType::F8E5M2: return "float8e5m2";
+    case DType::F8E5M2FNUZ: return "float8e5m2fnuz";
+    case DType::U4: return "uint4";
+    case DType::I4: return "int4";
+    case DType::F4E2M1: return "float4e2m1";
+    case DType::F8E8M0: return "float8e8m0";
+    case DType::U2: return "uint2";
+    case DType::I2: return "int2";
     default: return "undefined";
   }
 }

@@ -27,6 +27,18 @@ enum class DType : uint32_t {
   U32 = 12,
   U64 = 13,
   BF16 = 16,
+  // Small types (native/cpu/small_types.h): one byte per element, never packed. Float8/float4 hold
+  // their bit code (F4E2M1 in the low 4 bits), U4/U2 their value, I4/I2 their sign-extended value.
+  F8E4M3FN = 17,
+  F8E4M3FNUZ = 18,
+  F8E5M2 = 19,
+  F8E5M2FNUZ = 20,
+  U4 = 21,
+  I4 = 22,
+  F4E2M1 = 23,
+  F8E8M0 = 24,
+  U2 = 25,
+  I2 = 26,
 };
 
 size_t dtype_size(DType t);  // 0 for types the runtime does not hold

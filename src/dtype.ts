@@ -46,7 +46,17 @@ export type TensorType =
   | 'uint16'
   | 'uint32'
   | 'uint64'
-  | 'bool';
+  | 'bool'
+  | 'float8e4m3fn'
+  | 'float8e4m3fnuz'
+  | 'float8e5m2'
+  | 'float8e5m2fnuz'
+  | 'float8e8m0'
+  | 'float4e2m1'
+  | 'uint4'
+  | 'int4'
+  | 'uint2'
+  | 'int2';
 
 export type TypedArray =
   | Float32Array
@@ -83,6 +93,19 @@ const INFO: TypeInfo[] = [
   { type: 'uint32', code: DataType.UINT32, bytes: 4, array: Uint32Array as unknown as ArrayCtor },
   { type: 'uint64', code: DataType.UINT64, bytes: 8, array: BigUint64Array as unknown as ArrayCtor },
   { type: 'bool', code: DataType.BOOL, bytes: 1, array: Uint8Array as unknown as ArrayCtor },
+  // Small types: one byte per element everywhere in kiln (only ONNX's wire format packs the sub-byte
+  // ones). Float8/float4 hold their bit code (float4e2m1 in the low 4 bits); uint4/uint2 their value;
+  // int4/int2 their sign-extended value.
+  { type: 'float8e4m3fn', code: DataType.FLOAT8E4M3FN, bytes: 1, array: Uint8Array as unknown as ArrayCtor },
+  { type: 'float8e4m3fnuz', code: DataType.FLOAT8E4M3FNUZ, bytes: 1, array: Uint8Array as unknown as ArrayCtor },
+  { type: 'float8e5m2', code: DataType.FLOAT8E5M2, bytes: 1, array: Uint8Array as unknown as ArrayCtor },
+  { type: 'float8e5m2fnuz', code: DataType.FLOAT8E5M2FNUZ, bytes: 1, array: Uint8Array as unknown as ArrayCtor },
+  { type: 'float8e8m0', code: DataType.FLOAT8E8M0, bytes: 1, array: Uint8Array as unknown as ArrayCtor },
+  { type: 'float4e2m1', code: DataType.FLOAT4E2M1, bytes: 1, array: Uint8Array as unknown as ArrayCtor },
+  { type: 'uint4', code: DataType.UINT4, bytes: 1, array: Uint8Array as unknown as ArrayCtor },
+  { type: 'int4', code: DataType.INT4, bytes: 1, array: Int8Array as unknown as ArrayCtor },
+  { type: 'uint2', code: DataType.UINT2, bytes: 1, array: Uint8Array as unknown as ArrayCtor },
+  { type: 'int2', code: DataType.INT2, bytes: 1, array: Int8Array as unknown as ArrayCtor },
 ];
 
 const BY_CODE = new Map(INFO.map((i) => [i.code, i]));
@@ -119,6 +142,58 @@ export function isFloat(code: DataType): boolean {
 
 export function isInteger(code: DataType): boolean {
   return [DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64, DataType.UINT8, DataType.UINT16, DataType.UINT32, DataType.UINT64].includes(code);
+}
+
+/** Bits per element in ONNX's packed wire format for the sub-byte types (4 or 2), 0 for the others. */
+export function packedBits(code: DataType): number {
+  if (code === DataType.UINT4 || code === DataType.INT4 || code === DataType.FLOAT4E2M1) return 4;
+  if (code === DataType.UINT2 || code === DataType.INT2) return 2;
+  return 0;
+}
+
+/** True for the sign-extended sub-byte integer types (int4, int2). */
+export function isSignedPacked(code: DataType): boolean {
+  return code === DataType.INT4 || code === DataType.INT2;
+}
+
+/** The 8/4-bit float types, whose elements kiln holds as their bit codes. */
+export function isSmallFloat(code: DataType): boolean {
+  return (code >= DataType.FLOAT8E4M3FN && code <= DataType.FLOAT8E5M2FNUZ) || code === DataType.FLOAT4E2M1 || code === DataType.FLOAT8E8M0;
+}
+
+// [exponent bits, mantissa bits, bias, kind]: 'ieee' (all-ones exponent is Inf/NaN), 'fn' (only the
+// all-ones code is NaN, no Inf), 'fnuz' (0x80 is the one NaN, no -0, no Inf), 'none' (no NaN, no Inf).
+const SMALL_FLOAT: Partial<Record<DataType, [number, number, number, 'ieee' | 'fn' | 'fnuz' | 'none']>> = {
+  [DataType.FLOAT8E4M3FN]: [4, 3, 7, 'fn'],
+  [DataType.FLOAT8E4M3FNUZ]: [4, 3, 8, 'fnuz'],
+  [DataType.FLOAT8E5M2]: [5, 2, 15, 'ieee'],
+  [DataType.FLOAT8E5M2FNUZ]: [5, 2, 16, 'fnuz'],
+  [DataType.FLOAT4E2M1]: [2, 1, 1, 'none'],
+};
+
+/**
+ * The number a float8/float4 bit code stands for (float8e8m0: 2^(code-127), 0xff NaN). Lets callers
+ * read kiln's float8/float4 tensors, which hold the codes.
+ */
+export function smallFloatValue(type: DataType | TensorType, bits: number): number {
+  const code = typeof type === 'number' ? type : dtypeFromName(type) ?? DataType.UNDEFINED;
+  if (code === DataType.FLOAT8E8M0) return bits === 0xff ? NaN : 2 ** (bits - 127);
+  const f = SMALL_FLOAT[code];
+  if (!f) throw new Error(`${dtypeName(code)} is not a float8/float4 type`);
+  const [eb, mb, bias, kind] = f;
+  const width = 1 + eb + mb;
+  bits &= (1 << width) - 1;
+  const signBit = 1 << (width - 1);
+  if (kind === 'fnuz' && bits === signBit) return NaN;
+  const e = (bits >> mb) & ((1 << eb) - 1);
+  const m = bits & ((1 << mb) - 1);
+  const s = bits & signBit ? -1 : 1;
+  if (e === (1 << eb) - 1) {
+    if (kind === 'ieee') return m ? NaN : s * Infinity;
+    if (kind === 'fn' && m === (1 << mb) - 1) return NaN;
+  }
+  if (e === 0) return s * m * 2 ** (1 - bias - mb);
+  return s * (1 + m / (1 << mb)) * 2 ** (e - bias);
 }
 
 /** The typed-array view of `bytes` for a dtype (copies when the offset is misaligned). */

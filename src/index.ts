@@ -15,6 +15,7 @@ export type { EngineReport, LayerReport, PassReport, TensorInfo } from './engine
 export { Tensor } from './tensor';
 export type { TensorLike, TensorType, TypedArray } from './tensor';
 export { KilnError } from './errors';
+export { smallFloatValue } from './dtype';
 export type { KilnErrorCode } from './errors';
 export type { CompileOptions, ProgressEvent, Precision, DeviceKind } from './options';
 export { registeredOps } from './ops/registry';

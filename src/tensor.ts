@@ -22,6 +22,16 @@ const DEFAULT_ARRAY: Record<TensorType, string> = {
   uint32: 'Uint32Array',
   uint64: 'BigUint64Array',
   bool: 'Uint8Array',
+  float8e4m3fn: 'Uint8Array',
+  float8e4m3fnuz: 'Uint8Array',
+  float8e5m2: 'Uint8Array',
+  float8e5m2fnuz: 'Uint8Array',
+  float8e8m0: 'Uint8Array',
+  float4e2m1: 'Uint8Array',
+  uint4: 'Uint8Array',
+  int4: 'Int8Array',
+  uint2: 'Uint8Array',
+  int2: 'Int8Array',
 };
 
 export class Tensor {
@@ -30,7 +40,11 @@ export class Tensor {
   readonly dims: readonly number[];
 
   /**
-   * @param type element type ('float32', 'float16' as Uint16Array bits, 'int64' as BigInt64Array, …)
+   * @param type element type ('float32', 'float16' as Uint16Array bits, 'int64' as BigInt64Array, …).
+   *   The small types are held one element per byte, never packed: 'float8e4m3fn', 'float8e4m3fnuz',
+   *   'float8e5m2', 'float8e5m2fnuz', 'float8e8m0' and 'float4e2m1' as their bit codes in a Uint8Array
+   *   (float4e2m1 in the low 4 bits; `smallFloatValue` reads a code as a number), 'uint4'/'uint2' as
+   *   their values in a Uint8Array, 'int4'/'int2' as their values in an Int8Array.
    * @param data the elements, row-major; a plain number array is converted
    * @param dims the shape; defaults to `[data.length]`
    */

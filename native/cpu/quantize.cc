@@ -1,7 +1,11 @@
 // Linear quantization kernels.
 //   QuantizeLinear    y = saturate(round_half_even(x / scale) + zp); the division runs in attribute
 //                     `precision` (a float element type: float16/bfloat16 results are rounded to it).
-//   DequantizeLinear  y = (x - zp) * scale, computed in float (double for a double output).
+//                     Integer targets (int4/uint4/int2/uint2 too) clamp to their range; float8/float4
+//                     targets take x / scale + zp rounded to nearest even, attribute `saturate` (1)
+//                     clamping out of range values to the max finite one (native/cpu/small_types.h).
+//   DequantizeLinear  y = (x - zp) * scale, computed in float (double for a double output); x of any
+//                     quantized type (integers, int4/int2, float8, float4e2m1).
 //   DynamicQuantizeLinear  uint8 y with the scale and zero point that map [min(0,x), max(0,x)] to [0,255].
 //   QMatMul, QConv    integer matmul / N-d convolution (MatMulInteger, QLinearMatMul, ConvInteger,
 //                     QLinearConv), reference kernels only.
@@ -11,7 +15,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "kernel_util.h"
+#include "small_types.h"
 
 namespace kiln {
 namespace {
@@ -58,10 +62,11 @@ void check_zp(const LayerInfo& L, const Tensor* in, int64_t scale_numel) {
 // Values of a small tensor (scale, zero point) as double.
 std::vector<double> as_doubles(const LayerInfo& L, const Tensor& t) {
   std::vector<double> v(t.numel());
-  dispatch_numeric(t.dtype, L, [&]<typename T>() {
+  auto read = [&]<typename T>() {
     const T* p = t.as<T>();
     for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(load(p[i]));
-  });
+  };
+  dispatch_small(t.dtype, read, [&] { dispatch_numeric(t.dtype, L, read); });
   return v;
 }
 
@@ -90,8 +95,22 @@ struct QuantizeJob {
   Granularity g;
   std::vector<double> scale, zp;
   DType prec;
+  bool saturate;
+  // One quantized value from the (precision-rounded) quotient q and the zero point.
+  template <typename Q>
+  static void put(Q& y, double q, double zp, bool saturate) {
+    if constexpr (is_minifloat<Q>::value) {
+      y.bits = float_to_small_float(is_minifloat<Q>::dtype, q + zp, saturate);
+    } else if constexpr (is_subint<Q>::value) {
+      constexpr DType D = is_subint<Q>::dtype;
+      double r = std::nearbyint(q) + zp;
+      y.v = static_cast<decltype(y.v)>(std::isnan(r) ? 0 : std::clamp<double>(r, small_int_min(D), small_int_max(D)));
+    } else {
+      y = saturate_q<Q>(std::nearbyint(q) + zp);
+    }
+  }
   void run(int64_t o0, int64_t o1) const {
-    dispatch_int(out[0].dtype, L, [&]<typename Q>() {
+    dispatch_quantized(out[0].dtype, L, [&]<typename Q>() {
       dispatch_numeric(in[0].dtype, L, [&]<typename X>() {
         const X* x = in[0].as<X>();
         Q* y = out[0].as<Q>();
@@ -101,7 +120,7 @@ struct QuantizeJob {
               int64_t i = (o * g.A + a) * g.inner + j;
               int64_t s = g.index(o, a, j);
               double q = to_precision(static_cast<double>(load(x[i])) / scale[s], prec);
-              y[i] = saturate_q<Q>(std::nearbyint(q) + (zp.empty() ? 0.0 : zp[s]));
+              put<Q>(y[i], q, zp.empty() ? 0.0 : zp[s], saturate);
             }
       });
     });
@@ -117,7 +136,7 @@ struct DequantizeJob {
   void run(int64_t o0, int64_t o1) const {
     dispatch_float(out[0].dtype, L, [&]<typename Y>() {
       using C = compute_t<Y>;
-      dispatch_int(in[0].dtype, L, [&]<typename X>() {
+      dispatch_quantized(in[0].dtype, L, [&]<typename X>() {
         const X* x = in[0].as<X>();
         Y* y = out[0].as<Y>();
         for (int64_t o = o0; o < o1; ++o)
@@ -126,7 +145,7 @@ struct DequantizeJob {
               int64_t i = (o * g.A + a) * g.inner + j;
               int64_t s = g.index(o, a, j);
               // (x - zp) is exact in double; the product rounds to the output's precision
-              C d = static_cast<C>(static_cast<double>(x[i]) - (zp.empty() ? 0.0 : zp[s]));
+              C d = static_cast<C>(static_cast<double>(load(x[i])) - (zp.empty() ? 0.0 : zp[s]));
               store(y[i], d * static_cast<C>(scale[s]));
             }
       });
@@ -158,13 +177,14 @@ class QuantRef : public Tactic {
     };
     if constexpr (Quantize) {
       // validate dtypes before any parallel work: dispatch throws on an unsupported one
-      dispatch_int(out[0].dtype, L, []<typename>() {});
+      dispatch_quantized(out[0].dtype, L, []<typename>() {});
       dispatch_numeric(in[0].dtype, L, []<typename>() {});
-      QuantizeJob job{L, in, out, g, std::move(scale), std::move(zp), static_cast<DType>(L.op->i("precision"))};
+      QuantizeJob job{L, in, out, g, std::move(scale), std::move(zp), static_cast<DType>(L.op->i("precision")),
+                      L.op->i("saturate", 1) != 0};
       body(job);
     } else {
       dispatch_float(out[0].dtype, L, []<typename>() {});
-      dispatch_int(in[0].dtype, L, []<typename>() {});
+      dispatch_quantized(in[0].dtype, L, []<typename>() {});
       DequantizeJob job{L, in, out, g, std::move(scale), std::move(zp)};
       body(job);
     }

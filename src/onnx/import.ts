@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { onnx } from 'onnx-proto';
-import { DataType, TypedArray, arrayCtor, byteSize, dtypeName, isSupported, viewAs } from '../dtype';
+import { DataType, TypedArray, arrayCtor, byteSize, dtypeName, isSignedPacked, isSupported, packedBits, viewAs } from '../dtype';
 import { KilnError } from '../errors';
 import { AttrValue, Dim, Graph, Node, Value } from '../ir/graph';
 
@@ -177,9 +177,26 @@ export function decodeTensor(t: onnx.ITensorProto, opts: ImportOptions, where: s
   if (!isSupported(dtype))
     throw new KilnError('UNSUPPORTED', `${where}: element type ${dtypeName(dtype)} is not supported`);
   const n = shape.reduce((a, b) => a * b, 1);
+  const bits = packedBits(dtype);
+  const external = t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL;
+  if (bits) {
+    // Sub-byte types: packed low bits first (raw_data bytes, or one byte in each int32_data entry);
+    // kiln holds one element per byte from here on.
+    const packed = Math.ceil((n * bits) / 8);
+    let src: ArrayLike<number>;
+    if (external || (t.rawData && t.rawData.length) || n === 0) {
+      src = external ? readExternal(t, opts, where) : t.rawData ?? new Uint8Array(0);
+      if (src.length !== packed)
+        throw new KilnError('INVALID_MODEL', `${where}: holds ${src.length} bytes of data, its shape [${shape.join(',')}] of ${dtypeName(dtype)} needs ${packed} (${8 / bits} elements a byte)`);
+    } else {
+      src = t.int32Data ?? [];
+      if (src.length !== packed)
+        throw new KilnError('INVALID_MODEL', `${where}: holds ${src.length} int32_data entries, its shape [${shape.join(',')}] of ${dtypeName(dtype)} needs ${packed} (${8 / bits} elements each)`);
+    }
+    return { name, dtype, shape, data: unpackSubByte(src, n, bits, isSignedPacked(dtype)) };
+  }
   const bytes = n * byteSize(dtype);
   let data: TypedArray;
-  const external = t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL;
   if (external || (t.rawData && t.rawData.length) || n === 0) {
     const raw = external ? readExternal(t, opts, where) : t.rawData ?? new Uint8Array(0);
     if (raw.byteLength !== bytes)
@@ -214,6 +231,22 @@ export function decodeTensor(t: onnx.ITensorProto, opts: ImportOptions, where: s
     data = out;
   }
   return { name, dtype, shape, data };
+}
+
+/**
+ * Unpacks `n` elements of `bits` (4 or 2) bits each, low bits of each byte first, into one byte per
+ * element; signed types are sign-extended (an Int8Array), unsigned ones and float4e2m1 codes are not.
+ */
+export function unpackSubByte(packed: ArrayLike<number>, n: number, bits: number, signed: boolean): Int8Array | Uint8Array {
+  const out = signed ? new Int8Array(n) : new Uint8Array(n);
+  const per = 8 / bits;
+  const mask = (1 << bits) - 1;
+  const shift = 32 - bits;
+  for (let i = 0; i < n; i++) {
+    const v = (packed[Math.floor(i / per)] >> ((i % per) * bits)) & mask;
+    out[i] = signed ? (v << shift) >> shift : v;
+  }
+  return out;
 }
 
 /** Decodes a standalone TensorProto file (the conformance suite's input_N.pb / output_N.pb). */

@@ -1,6 +1,8 @@
 /**
  * Linear quantization: QuantizeLinear, DequantizeLinear (per-tensor, per-axis and blocked scales;
- * int8/uint8/int16/uint16 quantized types, int32 for dequantization) and DynamicQuantizeLinear.
+ * quantized types int8/uint8/int16/uint16, int4/uint4, int2/uint2, the float8 variants and float4e2m1,
+ * plus int32 for dequantization; QuantizeLinear's `saturate` is passed for float8 targets) and
+ * DynamicQuantizeLinear.
  * Native kinds of the same names. The granularity is resolved here: attribute `mode` is 0 (one scale),
  * 1 (one scale per index of `axis`) or 2 (blocks of `block` along `axis`); `axis` is normalized.
  */
@@ -9,7 +11,21 @@ import { int, ints } from '../lower/plan';
 import { NativeOp, OpContext, registerOp } from './registry';
 import { broadcastShapes, normAxis } from './util';
 
-const Q_TYPES = [DataType.INT8, DataType.UINT8, DataType.INT16, DataType.UINT16];
+const Q_TYPES = [
+  DataType.INT8,
+  DataType.UINT8,
+  DataType.INT16,
+  DataType.UINT16,
+  DataType.INT4,
+  DataType.UINT4,
+  DataType.INT2,
+  DataType.UINT2,
+  DataType.FLOAT8E4M3FN,
+  DataType.FLOAT8E4M3FNUZ,
+  DataType.FLOAT8E5M2,
+  DataType.FLOAT8E5M2FNUZ,
+  DataType.FLOAT4E2M1,
+];
 const SCALE_TYPES = [DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE];
 
 function checkType(ctx: OpContext, t: DataType, allowed: DataType[], what: string): void {
@@ -23,7 +39,9 @@ function granularity(ctx: OpContext): { mode: number; axis: number; block: numbe
   const ss = ctx.shapeOf(1);
   if (ctx.inputs[2]) {
     const zs = ctx.shapeOf(2);
-    if (zs.length !== ss.length || zs.some((d, i) => d !== ss[i]))
+    // a scalar and a one-element 1-D tensor are both per-tensor parameters
+    const single = (s: readonly number[]) => s.length === 0 || (s.length === 1 && s[0] === 1);
+    if (!(single(zs) && single(ss)) && (zs.length !== ss.length || zs.some((d, i) => d !== ss[i])))
       ctx.fail(`zero point shape [${zs.join(',')}] differs from scale shape [${ss.join(',')}]`, 'SHAPE');
   }
   const blockSize = ctx.int('block_size', 0);
@@ -65,7 +83,7 @@ registerOp({
     // The division runs in the scale's precision, or in `precision` (opset 25) when given.
     const precision = ctx.int('precision', 0) || ctx.input(1).dtype;
     checkType(ctx, precision, SCALE_TYPES, 'precision');
-    return lowerQ(ctx, 'QuantizeLinear', { precision: int(precision) });
+    return lowerQ(ctx, 'QuantizeLinear', { precision: int(precision), saturate: int(ctx.int('saturate', 1) ? 1 : 0) });
   },
 });
 
