@@ -42,3 +42,4 @@ import './nonzero';
 import './reverse-sequence';
 import './rnn';
 import './fused-elementwise';
+import './fused-attention';

@@ -5,6 +5,7 @@
 import { KilnError } from '../errors';
 import { Graph, describeNode, lookupValue } from '../ir/graph';
 import { nodeReads } from '../ir/infer';
+import { attentionRecognition } from './attention-recognition';
 import { batchnormFolding } from './batchnorm-folding';
 import { deadLayerElimination } from './dead-layer-elimination';
 import { elementwiseFusion } from './elementwise-fusion';
@@ -15,7 +16,7 @@ import { noopRemoval } from './noop-removal';
 import { Pass } from './pass';
 
 /** The passes in the order they run. */
-export const PASSES: Pass[] = [noopRemoval, batchnormFolding, layernormRecognition, geluRecognition, epilogueFusion, elementwiseFusion, deadLayerElimination];
+export const PASSES: Pass[] = [noopRemoval, batchnormFolding, layernormRecognition, geluRecognition, attentionRecognition, epilogueFusion, elementwiseFusion, deadLayerElimination];
 
 export interface PassSummary {
   name: string;

@@ -37,7 +37,7 @@ export function toHalfBits(f: number): number {
 }
 
 /** Native kinds with no float16 kernel on any backend yet: they stay float32, with casts around them. */
-const FP32_ONLY = new Set(['Elementwise']);
+const FP32_ONLY = new Set(['Elementwise', 'Attention']);
 
 export interface PrecisionResult {
   /** Layers that now run in float16. */
