@@ -124,7 +124,7 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
   progress('passes', 0, 1);
   const passes = [
     { name: 'constant-folding', changed: stats.folded.length, nodes: stats.folded },
-    ...runPasses(g, o.optimize),
+    ...runPasses(g, o.optimize, { target: backend }),
   ];
   progress('passes', 1, 1);
   checkAbort();

@@ -213,8 +213,7 @@ class ConvDepthwise : public Tactic {
               const float* zr = in[3].as<float>() + r * osz + (oz * g.out[1] + oy) * g.out[2];
               for (int64_t ox = 0; ox < g.out[2]; ++ox) yr[ox] += zr[ox];
             }
-            if (g.act.kind != Activation::None)
-              for (int64_t ox = 0; ox < g.out[2]; ++ox) yr[ox] = g.act.apply(yr[ox]);
+            g.act.apply_row(yr, g.out[2]);
           }
       }
     });

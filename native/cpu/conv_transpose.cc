@@ -112,7 +112,7 @@ class ConvTransposeCol2im : public Tactic {
             std::fill(y, y + osz, B ? B[grp * g.Mg + m] : 0.f);
             for (int64_t k = 0; k < ksz; ++k) add_tap(g, col + (m * ksz + k) * P, k, y);
             if (g.act.kind != Activation::None)
-              for (int64_t i = 0; i < osz; ++i) y[i] = g.act.apply(y[i]);
+              g.act.apply_row(y, osz);
           }
         });
       }

@@ -162,8 +162,7 @@ void store_tile(const float* acc, int64_t i0, int64_t j0, int64_t rows, int64_t 
       int64_t zs = ep.residual.cs;
       for (int64_t j = 0; j < cols; ++j) c[j] += z[j * zs];
     }
-    if (ep.act.kind != Activation::None)
-      for (int64_t j = 0; j < cols; ++j) c[j] = ep.act.apply(c[j]);
+    ep.act.apply_row(c, cols);
   }
 }
 

@@ -11,12 +11,13 @@ import { deadLayerElimination } from './dead-layer-elimination';
 import { elementwiseFusion } from './elementwise-fusion';
 import { epilogueFusion } from './epilogue-fusion';
 import { geluRecognition } from './gelu-recognition';
+import { horizontalMerge } from './horizontal-merge';
 import { layernormRecognition } from './layernorm-recognition';
 import { noopRemoval } from './noop-removal';
-import { Pass } from './pass';
+import { Pass, PassContext } from './pass';
 
 /** The passes in the order they run. */
-export const PASSES: Pass[] = [noopRemoval, batchnormFolding, layernormRecognition, geluRecognition, attentionRecognition, epilogueFusion, elementwiseFusion, deadLayerElimination];
+export const PASSES: Pass[] = [noopRemoval, batchnormFolding, layernormRecognition, geluRecognition, attentionRecognition, epilogueFusion, horizontalMerge, elementwiseFusion, deadLayerElimination];
 
 export interface PassSummary {
   name: string;
@@ -48,14 +49,14 @@ export function passEnabled(enabled: boolean | Record<string, boolean>, name: st
 }
 
 /** Runs the enabled graph passes to a bounded fixed point. */
-export function runPasses(g: Graph, enabled: boolean | Record<string, boolean>, maxRounds = 4): PassSummary[] {
+export function runPasses(g: Graph, enabled: boolean | Record<string, boolean>, ctx: PassContext = { target: 'cpu' }, maxRounds = 4): PassSummary[] {
   const on = (p: Pass) => passEnabled(enabled, p.name);
   const summary = new Map<string, PassSummary>(PASSES.filter(on).map((p) => [p.name, { name: p.name, changed: 0, nodes: [] }]));
   for (let round = 0; round < maxRounds; round++) {
     let any = false;
     for (const p of PASSES.filter(on)) {
       dump(g, `before ${p.name}`);
-      const r = p.run(g);
+      const r = p.run(g, ctx);
       verify(g, p.name);
       dump(g, `after ${p.name}`);
       const s = summary.get(p.name)!;

@@ -6,7 +6,12 @@ export interface PassResult {
   changed: string[];
 }
 
+/** What a pass may know of the build: the backend the engine is for (rewrites can pay on one and not another). */
+export interface PassContext {
+  target: 'cpu' | 'cuda';
+}
+
 export interface Pass {
   name: string;
-  run(g: Graph): PassResult;
+  run(g: Graph, ctx: PassContext): PassResult;
 }

@@ -7,11 +7,11 @@ import { importModel } from '../../src/onnx/import';
 import '../../src/ops';
 import { PassSummary, runPasses } from '../../src/passes/manager';
 
-export function optimized(model: Uint8Array, enabled: boolean | Record<string, boolean> = true): { g: Graph; passes: PassSummary[] } {
+export function optimized(model: Uint8Array, enabled: boolean | Record<string, boolean> = true, target: 'cpu' | 'cuda' = 'cpu'): { g: Graph; passes: PassSummary[] } {
   const g = importModel(model);
   bindShapes(g, {});
   inferGraph(g);
-  return { g, passes: runPasses(g, enabled) };
+  return { g, passes: runPasses(g, enabled, { target }) };
 }
 
 /** Op types of the graph's nodes, in order. */
