@@ -57,6 +57,7 @@ test('at batch 2 the convs stay apart (the split would copy)', () => {
 });
 
 // Attention's Q/K/V projections: three MatMuls with constant weights (and fused biases) on one input.
+const QKV = Object.fromEntries(['q', 'k', 'v'].flatMap((n) => [[`W${n}`, w(64)], [`b${n}`, w(8)]]));
 const qkv = () =>
   buildModel({
     nodes: ['q', 'k', 'v'].flatMap((n) => [
@@ -66,8 +67,8 @@ const qkv = () =>
     inputs: [{ name: 'x', dims: [1, 6, 8] }],
     outputs: ['q', 'k', 'v'].map((n) => ({ name: n, dims: [1, 6, 8] })),
     initializers: ['q', 'k', 'v'].flatMap((n) => [
-      { name: `W${n}`, dims: [8, 8], floats: w(64) },
-      { name: `b${n}`, dims: [8], floats: w(8) },
+      { name: `W${n}`, dims: [8, 8], floats: QKV[`W${n}`] },
+      { name: `b${n}`, dims: [8], floats: QKV[`b${n}`] },
     ]),
   });
 
