@@ -4,6 +4,7 @@
  * (single use, dtype, shape) explicitly.
  */
 import { Graph, Node, lookupValue } from '../ir/graph';
+import { nodeReads } from '../ir/infer';
 
 export class Uses {
   readonly producer = new Map<string, Node>();
@@ -13,7 +14,9 @@ export class Uses {
     this.outputs = new Set(g.outputs);
     for (const n of g.nodes) {
       for (const o of n.outputs) if (o) this.producer.set(o, n);
-      for (const i of n.inputs) if (i) (this.readers.get(i) ?? this.readers.set(i, []).get(i)!).push(n);
+      // nodeReads counts the values sub-graphs read from outside, so a value an If body uses is never
+      // taken for single-use.
+      for (const i of nodeReads(n)) (this.readers.get(i) ?? this.readers.set(i, []).get(i)!).push(n);
     }
   }
   /** The nodes that read `name`. */

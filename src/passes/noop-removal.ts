@@ -6,6 +6,7 @@
  * Handles: graph outputs (the node stays when its output is a graph output, so names are kept).
  */
 import { Graph, Node, lookupValue } from '../ir/graph';
+import { nodeReads } from '../ir/infer';
 import { Pass } from './pass';
 
 function isNoop(g: Graph, n: Node): boolean {
@@ -39,7 +40,8 @@ function isNoop(g: Graph, n: Node): boolean {
 export const noopRemoval: Pass = {
   name: 'noop-removal',
   run(g: Graph) {
-    const outputs = new Set(g.outputs);
+    // Values read by sub-graphs keep their names: bodies refer to them by name.
+    const outputs = new Set([...g.outputs, ...g.nodes.flatMap((n) => nodeReads(n).filter((r) => !n.inputs.includes(r)))]);
     const changed: string[] = [];
     const rename = new Map<string, string>();
     const resolve = (x: string) => {
