@@ -83,6 +83,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "NativeEngine",
                        {InstanceMethod("infer", &EngineWrap::Infer), InstanceMethod("profile", &EngineWrap::Profile),
+                        InstanceMethod("timeRuns", &EngineWrap::TimeRuns),
                         InstanceMethod("serialize", &EngineWrap::Serialize), InstanceMethod("describe", &EngineWrap::Describe),
                         InstanceMethod("dispose", &EngineWrap::Dispose)});
   }
@@ -107,8 +108,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   class RunWorker : public Napi::AsyncWorker {
    public:
-    RunWorker(Napi::Env env, std::shared_ptr<Executor> ex, bool profile)
-        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), ex_(std::move(ex)), profile_(profile) {}
+    enum Mode { Infer, Profile, Time };
+    RunWorker(Napi::Env env, std::shared_ptr<Executor> ex, Mode mode, int iterations = 0)
+        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), ex_(std::move(ex)), mode_(mode), iterations_(iterations) {}
     Napi::Promise promise() { return deferred_.Promise(); }
     std::vector<const void*> inputs;
     std::vector<void*> outputs;
@@ -116,7 +118,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Reference<Napi::Array> out_arr;
     void Execute() override {
       try {
-        if (profile_) times_ = ex_->profile(inputs, outputs);
+        if (mode_ == Profile) times_ = ex_->profile(inputs, outputs);
+        else if (mode_ == Time) times_ = ex_->time_runs(inputs, iterations_);
         else ex_->run(inputs, outputs);
       } catch (const std::exception& e) {
         auto* k = dynamic_cast<const Error*>(&e);
@@ -125,11 +128,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     }
     void OnOK() override {
       Napi::Env env = Env();
-      if (!profile_) return deferred_.Resolve(out_arr.Value());
-      Napi::Object r = Napi::Object::New(env);
-      r.Set("outputs", out_arr.Value());
+      if (mode_ == Infer) return deferred_.Resolve(out_arr.Value());
       Napi::Array t = Napi::Array::New(env, times_.size());
       for (size_t i = 0; i < times_.size(); ++i) t.Set(static_cast<uint32_t>(i), times_[i]);
+      if (mode_ == Time) return deferred_.Resolve(t);
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("outputs", out_arr.Value());
       r.Set("times", t);
       deferred_.Resolve(r);
     }
@@ -138,15 +142,22 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
    private:
     Napi::Promise::Deferred deferred_;
     std::shared_ptr<Executor> ex_;
-    bool profile_;
+    Mode mode_;
+    int iterations_;
     std::vector<double> times_;
   };
 
-  Napi::Value Run(const Napi::CallbackInfo& info, bool profile) {
+  Napi::Value Run(const Napi::CallbackInfo& info, RunWorker::Mode mode) {
     Napi::Env env = info.Env();
     auto ex = live(env);
     REQUIRE_ARG(info.Length() >= 1 && info[0].IsArray(), "infer(inputs): inputs must be an array of typed arrays");
-    auto* w = new RunWorker(env, ex, profile);
+    int iterations = 0;
+    if (mode == RunWorker::Time) {
+      REQUIRE_ARG(info.Length() >= 2 && info[1].IsNumber(), "timeRuns(inputs, iterations): iterations must be a number");
+      iterations = info[1].As<Napi::Number>().Int32Value();
+      if (iterations < 1 || iterations > 1000000) throw Napi::RangeError::New(env, "timeRuns: iterations must be between 1 and 1000000");
+    }
+    auto* w = new RunWorker(env, ex, mode, iterations);
     try {
       w->inputs = gather_inputs(info[0].As<Napi::Array>(), ex->plan(), &w->keep);
       const Plan& p = ex->plan();
@@ -166,8 +177,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     w->Queue();
     return pr;
   }
-  Napi::Value Infer(const Napi::CallbackInfo& info) { return Run(info, false); }
-  Napi::Value Profile(const Napi::CallbackInfo& info) { return Run(info, true); }
+  Napi::Value Infer(const Napi::CallbackInfo& info) { return Run(info, RunWorker::Infer); }
+  Napi::Value Profile(const Napi::CallbackInfo& info) { return Run(info, RunWorker::Profile); }
+  Napi::Value TimeRuns(const Napi::CallbackInfo& info) { return Run(info, RunWorker::Time); }
 
   Napi::Value Serialize(const Napi::CallbackInfo& info) {
     auto ex = live(info.Env());

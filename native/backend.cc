@@ -45,4 +45,10 @@ double Backend::time_ms(const std::function<void()>& fn, int iters, double cap_m
   return runs[runs.size() / 2];
 }
 
+std::vector<double> Backend::time_runs(const std::function<void()>& fn, int iters, void* stream) {
+  std::vector<double> runs;
+  for (int r = 0; r < iters; ++r) runs.push_back(time_ms(fn, 1, 1e300, stream));
+  return runs;
+}
+
 }  // namespace kiln

@@ -29,6 +29,9 @@ class Backend {
   // Runs fn once to warm up, then up to `iters` times, and returns the median milliseconds per run;
   // stops early once a run exceeds cap_ms. Device backends time with their own events.
   virtual double time_ms(const std::function<void()>& fn, int iters, double cap_ms, void* stream);
+  // Times `iters` runs of fn one by one (after one untimed run) and returns every run's milliseconds:
+  // device time between two events on a GPU; wall time up to the synchronize on the CPU.
+  virtual std::vector<double> time_runs(const std::function<void()>& fn, int iters, void* stream);
   // Runs a context's layers. Device backends may capture them once into a graph and replay it
   // (`cache` is the context's slot for that); the CPU just calls body().
   virtual void launch(const std::function<void()>& body, void* stream, void** cache) { body(); }

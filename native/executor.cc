@@ -336,6 +336,25 @@ void Executor::run(const std::vector<const void*>& inputs, const std::vector<voi
   release(std::move(c));
 }
 
+std::vector<double> Executor::time_runs(const std::vector<const void*>& inputs, int iterations) {
+  be_->use_device(device_);
+  auto c = acquire();
+  bind(*c, inputs);
+  bool fallback = std::find(on_host_.begin(), on_host_.end(), true) != on_host_.end();
+  auto body = [&] {
+    if (fallback) {
+      for (size_t k = 0; k < layers_.size(); ++k) run_layer(*c, k);
+      return;
+    }
+    be_->launch([&] {
+      for (size_t k = 0; k < layers_.size(); ++k) run_layer(*c, k);
+    }, c->stream, &c->launch_cache);
+  };
+  auto times = be_->time_runs(body, iterations, c->stream);
+  release(std::move(c));
+  return times;
+}
+
 std::vector<double> Executor::profile(const std::vector<const void*>& inputs, const std::vector<void*>& outputs) {
   be_->use_device(device_);
   auto c = acquire();

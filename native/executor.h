@@ -67,6 +67,9 @@ class Executor {
   // Runs the plan. inputs[i] are host buffers of the plan's inputs (read only); outputs[i] are host
   // buffers the results are copied into (sized as the plan says).
   void run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs);
+  // Device time of `iterations` runs of the layers alone (inputs uploaded once, nothing copied back):
+  // what "GPU-only" latency means in the benchmarks.
+  std::vector<double> time_runs(const std::vector<const void*>& inputs, int iterations);
   // One run with each layer's time (ms; device backends synchronize per layer).
   std::vector<double> profile(const std::vector<const void*>& inputs, const std::vector<void*>& outputs);
 

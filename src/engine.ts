@@ -145,6 +145,17 @@ export class Engine {
     };
   }
 
+  /**
+   * Times `iterations` runs of the engine's layers alone — inputs uploaded once, nothing copied back —
+   * and returns each run's milliseconds: device time between two events on a GPU, wall time on the CPU.
+   * This is the "GPU-only" latency of the benchmarks; infer() adds the copies and the JS round trip.
+   */
+  async timeRuns(feeds: Record<string, Tensor | TensorLike>, iterations = 100): Promise<number[]> {
+    const engine = this.live();
+    const arrays = this.checkFeeds(feeds);
+    return callAsync(() => engine.timeRuns(arrays, iterations));
+  }
+
   /** The engine's bytes, to store and load later with loadEngine(). */
   serialize(): Uint8Array {
     const engine = this.live();

@@ -9,6 +9,8 @@ import { KilnError, fromNative } from '../errors';
 export interface NativeEngine {
   infer(inputs: ArrayBufferView[]): Promise<ArrayBuffer[]>;
   profile(inputs: ArrayBufferView[]): Promise<{ outputs: ArrayBuffer[]; times: number[] }>;
+  /** Device time (ms) of each of `iterations` runs of the layers alone, inputs uploaded once. */
+  timeRuns(inputs: ArrayBufferView[], iterations: number): Promise<number[]>;
   serialize(): Uint8Array;
   /** JSON: { header, memory, layers, plan, meta }. */
   describe(): string;

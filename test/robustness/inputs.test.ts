@@ -87,3 +87,10 @@ test('an int64 model takes BigInt64Array feeds', async () => {
   expect(Array.from(out.b.data as BigInt64Array)).toEqual([4n, 9n, 16000000000000000000n > 2n ** 63n ? BigInt.asIntN(64, 16000000000000000000n) : 16000000000000000000n]);
   e.dispose();
 });
+
+test('timeRuns times the layers alone, one entry per run', async () => {
+  const t = await engine.timeRuns({ x: x() }, 7);
+  expect(t).toHaveLength(7);
+  expect(t.every((v) => Number.isFinite(v) && v >= 0)).toBe(true);
+  await expect(engine.timeRuns({ x: x() }, 0)).rejects.toThrow('timeRuns: iterations must be between 1 and 1000000');
+});
