@@ -206,6 +206,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       const auto& c = ex->choices()[k];
       j += std::string(k ? "," : "") + "{\"name\":\"" + json_escape(p.ops[k].name) + "\",\"kind\":\"" + json_escape(p.ops[k].kind) +
            "\",\"backend\":\"" + json_escape(c.backend) + "\",\"transferBytes\":" + std::to_string(ex->transfer_bytes(k)) +
+           ",\"signature\":\"" + json_escape(ex->signature(k)) + "\"" +
            ",\"tactic\":\"" + json_escape(c.tactic) + "\",\"candidates\":[";
       for (size_t i = 0; i < c.candidates.size(); ++i)
         j += std::string(i ? "," : "") + "{\"tactic\":\"" + json_escape(c.candidates[i].tactic) + "\",\"ms\":" +
@@ -240,6 +241,7 @@ class BuildWorker : public Napi::AsyncWorker {
   EngineHeader header;
   std::string meta;
   BuildOptions opts;
+  std::unordered_map<std::string, double> cache;
   Napi::Reference<Napi::Value> cancel_ref;
   std::atomic<int>* cancel_flag = nullptr;
   Napi::ThreadSafeFunction progress;
@@ -321,6 +323,16 @@ Napi::Value Build(const Napi::CallbackInfo& info) {
       throw to_js(env, e);
     }
     w->meta = o.Has("meta") ? o.Get("meta").ToString().Utf8Value() : "";
+    if (o.Has("timingCache") && o.Get("timingCache").IsObject()) {
+      Napi::Object c = o.Get("timingCache").As<Napi::Object>();
+      Napi::Array keys = c.GetPropertyNames();
+      for (uint32_t i = 0; i < keys.Length(); ++i) {
+        std::string k = keys.Get(i).ToString().Utf8Value();
+        Napi::Value v = c.Get(k);
+        if (v.IsNumber()) w->cache[k] = v.As<Napi::Number>().DoubleValue();
+      }
+      w->opts.cache = &w->cache;
+    }
     w->header.kiln_version = KILN_VERSION;
     w->header.backend = w->opts.backend;
     w->header.device = be->device();

@@ -22,6 +22,35 @@ Backend& need_backend(const std::string& name) {
 
 // One execution context: the arena (and workspace) on the backend, a stream, host buffers for the
 // fallback layers' tensors, and each layer's run-time tensors.
+std::string layer_signature(const LayerInfo& L) {
+  const PlanOp& op = *L.op;
+  std::string s = op.kind + "{";
+  for (const auto& [k, a] : op.attrs) {
+    s += k + "=";
+    switch (a.type) {
+      case Attr::Int: s += std::to_string(a.i); break;
+      case Attr::Float: s += std::to_string(a.f); break;
+      case Attr::String: s += a.s; break;
+      case Attr::Ints: for (auto x : a.ints) s += std::to_string(x) + ","; break;
+      case Attr::Floats: for (auto x : a.floats) s += std::to_string(x) + ","; break;
+      case Attr::SubPlan: s += "plan"; break;
+    }
+    s += ";";
+  }
+  s += "}";
+  auto tensors = [&](const std::vector<const PlanTensor*>& ts) {
+    s += "(";
+    for (auto* t : ts) {
+      if (!t) { s += "-,"; continue; }
+      s += std::string(dtype_name(t->dtype)) + shape_str(t->shape) + (t->kind == TensorKind::Constant ? "c" : "") + ",";
+    }
+    s += ")";
+  };
+  tensors(L.in);
+  tensors(L.out);
+  return s;
+}
+
 struct Executor::Context {
   Backend* be = nullptr;
   Backend* cpu = nullptr;
@@ -447,8 +476,19 @@ std::unique_ptr<Executor> Executor::build(std::shared_ptr<Plan> plan, const Buil
   for (size_t k = 0; k < n; ++k)
     if (!on_host[k])
       for (const Tactic* t : cands[k]) e->workspace_bytes_ = std::max(e->workspace_bytes_, align_up(t->workspace(e->layers_[k])));
+  // A layer needs timing when it has a choice and some candidate's time is not in the cache.
+  std::vector<std::string> sigs(n);
+  auto cached = [&](size_t k, const Tactic* t) -> const double* {
+    if (!opts.cache) return nullptr;
+    auto it = opts.cache->find(sigs[k] + "|" + t->name());
+    return it == opts.cache->end() ? nullptr : &it->second;
+  };
   bool any_choice = false;
-  for (auto& c : cands) any_choice |= c.size() > 1;
+  for (size_t k = 0; k < n; ++k) {
+    if (cands[k].size() < 2) continue;
+    sigs[k] = layer_signature(e->layers_[k]);
+    for (const Tactic* t : cands[k]) any_choice |= cached(k, t) == nullptr;
+  }
   // Timing runs the plan once on generated inputs so that every layer sees realistic data: float
   // inputs uniform in [-1, 1], everything else zero (valid indices, false conditions).
   std::unique_ptr<Context> ctx;
@@ -474,12 +514,20 @@ std::unique_ptr<Executor> Executor::build(std::shared_ptr<Plan> plan, const Buil
     if (cancelled()) fail("CANCELLED", "build cancelled at layer " + std::to_string(k) + " of " + std::to_string(n));
     LayerChoice& choice = e->choices_[k];
     choice.backend = on_host[k] ? "cpu" : opts.backend;
-    if (timing && cands[k].size() > 1) {
+    bool all_cached = cands[k].size() > 1 && opts.cache &&
+                      std::all_of(cands[k].begin(), cands[k].end(), [&](const Tactic* t) { return cached(k, t) != nullptr; });
+    if ((timing || all_cached) && cands[k].size() > 1) {
       double best = 1e300;
       for (const Tactic* t : cands[k]) {
+        double med = -1;
+        if (const double* hit = cached(k, t)) {
+          med = *hit;
+          choice.candidates.push_back({t->name(), med});
+          if (med >= 0 && med < best) best = med, choice.tactic = t->name();
+          continue;
+        }
         e->tactics_[k] = t;
         e->states_[k] = t->prepare(e->layers_[k]);
-        double med = -1;
         try {
           med = (on_host[k] ? e->cpu_ : be)->time_ms([&] { e->run_layer(*ctx, k); }, opts.timing_iterations, opts.timing_cap_ms, ctx->stream);
         } catch (const Error&) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "backend.h"
@@ -23,6 +24,10 @@ struct TacticTiming {
   std::string tactic;
   double ms = 0;  // median of the timed runs; < 0 when it was not timed
 };
+
+// What a layer's timing depends on: its kind, attributes, and the element types, shapes and kinds of
+// its tensors (constant contents do not count). The timing cache's key, with the tactic name.
+std::string layer_signature(const LayerInfo& L);
 
 struct LayerChoice {
   std::string backend;  // the backend the layer runs on ("cpu" for a fallback layer of a GPU engine)
@@ -39,6 +44,9 @@ struct BuildOptions {
   int device_id = 0;            // device backends: which device the engine lives on
   // Tests: op kind -> the one tactic its layers must use (build fails if it cannot run one).
   std::vector<std::pair<std::string, std::string>> force;
+  // Timing cache: "<layer signature>|<tactic>" -> median ms from an earlier build on the same device
+  // and libraries. A layer whose every candidate is cached is decided without running anything.
+  const std::unordered_map<std::string, double>* cache = nullptr;
   const std::atomic<int>* cancel = nullptr;
   // Called as layers are decided: (done, total, layer name).
   std::function<void(size_t, size_t, const std::string&)> progress;
@@ -57,6 +65,7 @@ class Executor {
 
   const Plan& plan() const { return *plan_; }
   const std::vector<LayerChoice>& choices() const { return choices_; }
+  std::string signature(size_t layer) const { return layer_signature(layers_[layer]); }
   Backend& backend() const { return *be_; }
   size_t arena_bytes() const { return arena_bytes_; }
   size_t workspace_bytes() const { return workspace_bytes_; }

@@ -20,6 +20,7 @@ import { eliminateConcats } from './passes/concat-elimination';
 import { eliminateCopies } from './passes/copy-elimination';
 import { passEnabled, runPasses } from './passes/manager';
 import { assignHalfPrecision } from './passes/precision-assignment';
+import { CacheIdentity, readTimingCache, writeTimingCache } from './timing-cache';
 
 export type ModelSource = Uint8Array | ArrayBuffer | string;
 
@@ -170,6 +171,7 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
       deviceId: o.deviceId,
     });
     const metaWithTime = () => JSON.stringify({ ...meta, buildSeconds: (Date.now() - start) / 1000 });
+    const cache = o.timingCache ? loadCache(o.timingCache, backend, warnings) : undefined;
     // Native progress arrives through a thread-safe queue that may drain after the build resolves:
     // late events are dropped and the phase is closed here, so events always come in phase order.
     let finished = false;
@@ -177,7 +179,7 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
     const nativeEngine = await callAsync(() =>
       native().build(
         encodePlan(plan),
-        { backend, timing: o.timing, meta: metaWithTime(), buildOptions, strict: o.strict, deviceId: o.deviceId },
+        { backend, timing: o.timing, meta: metaWithTime(), buildOptions, strict: o.strict, deviceId: o.deviceId, timingCache: cache?.entries },
         (done, total, layer) => {
           if (finished) return;
           lastDone = done;
@@ -189,11 +191,25 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
     finished = true;
     if (lastDone < plan.ops.length) progress('tactics', plan.ops.length, plan.ops.length);
     const engine = new Engine(nativeEngine);
+    if (cache && o.timingCache) {
+      for (const l of engine.report.layers)
+        for (const c of l.candidates) if (c.ms !== null && l.candidates.length > 1) cache.entries[`${l.signature}|${c.tactic}`] = c.ms;
+      writeTimingCache(o.timingCache, cache.id, cache.entries);
+    }
     progress('done', 1, 1);
     return engine;
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+function loadCache(file: string, backend: string, warnings: string[]): { id: CacheIdentity; entries: Record<string, number> } {
+  const info = native().info();
+  const dev = (info as unknown as { devices: Record<string, { device: string; capability: string; libraries: string }> }).devices[backend];
+  const id: CacheIdentity = { kiln: info.version, backend, device: dev.device, capability: dev.capability, libraries: dev.libraries };
+  const { entries, note } = readTimingCache(file, id);
+  if (note) warnings.push(note);
+  return { id, entries };
 }
 
 function info(g: Graph, name: string) {

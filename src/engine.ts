@@ -32,6 +32,8 @@ export interface LayerReport {
   backend: string;
   /** Bytes a fallback layer copies between device and host per run (0 otherwise). */
   transferBytes: number;
+  /** What the layer's timing depends on (kind, attributes, tensor types and shapes): the timing cache's key. */
+  signature: string;
   /** The kernel chosen, and every candidate's median time (ms; null when it was not timed). */
   tactic: string;
   candidates: { tactic: string; ms: number | null }[];
@@ -68,7 +70,7 @@ export interface EngineMeta {
 interface Described {
   header: { kilnVersion: string; backend: string; device: string; capability: string; buildOptions: Record<string, unknown> };
   memory: EngineReport['memory'];
-  layers: { name: string; kind: string; backend: string; transferBytes: number; tactic: string; candidates: { tactic: string; ms: number | null }[] }[];
+  layers: { name: string; kind: string; backend: string; transferBytes: number; signature: string; tactic: string; candidates: { tactic: string; ms: number | null }[] }[];
   plan: { ops: { name: string; kind: string; origin: string[] }[] };
   meta: EngineMeta | null;
 }
@@ -113,6 +115,7 @@ export class Engine {
         fusedFrom: d.plan.ops[i]?.origin ?? [],
         backend: l.backend,
         transferBytes: l.transferBytes,
+        signature: l.signature,
         tactic: l.tactic,
         candidates: l.candidates,
         precision: meta.precision,

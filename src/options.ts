@@ -37,6 +37,11 @@ export interface CompileOptions {
   /** device 'cuda': which GPU (CUDA device index, default 0). */
   deviceId?: number;
   /**
+   * A timing-cache file (created when missing): tactic times from earlier builds on the same device and
+   * libraries are reused, so a rebuild skips timing the layers it has seen.
+   */
+  timingCache?: string;
+  /**
    * Fixes graph inputs to values at build time; they leave the engine's inputs. For the shape tensors
    * a static-shape engine needs known (Reshape's shape, Reduce's axes, TopK's k) when a model takes them
    * as inputs.
@@ -54,6 +59,7 @@ const KNOWN: Record<keyof CompileOptions, string> = {
   optimize: 'a boolean or an object of pass name → boolean',
   strict: 'a boolean',
   deviceId: 'a non-negative integer',
+  timingCache: 'a file path',
   constants: 'an object of input name → Tensor',
 };
 
@@ -73,6 +79,7 @@ export interface ResolvedOptions {
   strict: boolean;
   constants: Record<string, TensorLike>;
   deviceId: number;
+  timingCache?: string;
 }
 
 export function resolveOptions(o: CompileOptions | undefined): ResolvedOptions {
@@ -110,6 +117,10 @@ export function resolveOptions(o: CompileOptions | undefined): ResolvedOptions {
     if (o[k] === undefined) continue;
     if (typeof o[k] !== 'boolean') invalid(k, o[k]);
     r[k] = o[k] as boolean;
+  }
+  if (o.timingCache !== undefined) {
+    if (typeof o.timingCache !== 'string' || o.timingCache === '') invalid('timingCache', o.timingCache);
+    r.timingCache = o.timingCache;
   }
   if (o.deviceId !== undefined) {
     if (!Number.isInteger(o.deviceId) || (o.deviceId as number) < 0) invalid('deviceId', o.deviceId);

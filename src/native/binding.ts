@@ -28,6 +28,8 @@ export interface NativeBuildOptions {
   strict?: boolean;
   /** Device backends: the device index (CUDA's). */
   deviceId?: number;
+  /** Timing cache entries: "<layer signature>|<tactic>" → ms. */
+  timingCache?: Record<string, number>;
   /** Tests: op kind -> the one tactic its layers must use. */
   tactics?: Record<string, string>;
 }

@@ -35,6 +35,8 @@ const CASES: [string, unknown, string][] = [
   ['optimize', null, "Expected a boolean or an object of pass name → boolean for option 'optimize' but received null"],
   ['strict', 0, "Expected a boolean for option 'strict' but received 0"],
   ['deviceId', -1, "Expected a non-negative integer for option 'deviceId' but received -1"],
+  ['timingCache', 42, "Expected a file path for option 'timingCache' but received 42"],
+  ['timingCache', '', "Expected a file path for option 'timingCache' but received ''"],
   ['deviceId', '0', "Expected a non-negative integer for option 'deviceId' but received '0'"],
   ['constants', [1], "Expected an object of input name → Tensor for option 'constants' but received [1]"],
   ['constants', { axes: [1, 2] }, "Expected a Tensor for option 'constants.axes' but received [1,2]"],
