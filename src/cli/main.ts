@@ -62,6 +62,8 @@ Compile options (build, and run/inspect/bench of an .onnx model):
   --device auto|cpu|cuda           where the engine runs (default auto)
   --no-timing                      keep each layer's preferred kernel, do not time candidates
   --no-optimize                    turn every graph pass off
+  --timing-cache file.json         reuse (and record) tactic times across builds on this device
+  --strict                         fp32 without reduced-precision math (no TF32 on GPUs)
 `;
 
 const COMPILE_FLAGS = {
@@ -70,6 +72,8 @@ const COMPILE_FLAGS = {
   device: { type: 'string' },
   'no-timing': { type: 'boolean' },
   'no-optimize': { type: 'boolean' },
+  'timing-cache': { type: 'string' },
+  strict: { type: 'boolean' },
 } as const;
 
 const COMMANDS = {
@@ -118,6 +122,8 @@ function compileOptions(v: Values, io: Io, progress: boolean): { options: Compil
   if (v.device !== undefined) options.device = v.device as DeviceKind;
   if (v['no-timing']) options.timing = false;
   if (v['no-optimize']) options.optimize = false;
+  if (v['timing-cache'] !== undefined) options.timingCache = v['timing-cache'] as string;
+  if (v.strict) options.strict = true;
   if (!progress) return { options };
   const bar = new ProgressBar(io.stderr);
   options.onProgress = bar.update;
