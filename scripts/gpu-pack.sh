@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares .gpu/ (git-ignored) for `scripts/gpu.sh test` on the GPU machine, which has no Node.js:
 #   .gpu/node.xz                 this machine's node binary (x86-64, glibc), xz-compressed
+#   .gpu/dist.tar.xz             dist/ (compiled TypeScript, for bench/gpu.js)
 #   .gpu/node_modules.tar.xz     node_modules without what the tests don't use there (typescript,
 #                                @types, node-gyp, protobufjs's cli, onnxruntime-node's binaries for
 #                                other platforms, caches, *.map, *.md)
@@ -30,6 +31,10 @@ for d in "$ORT_BIN"/*/*; do
 done
 tar "${excl[@]}" -cf - node_modules | xz -T2 -6 > "$G/node_modules.tar.xz.tmp"
 mv "$G/node_modules.tar.xz.tmp" "$G/node_modules.tar.xz"
+
+echo "dist -> $G/dist.tar.xz (the compiled TypeScript: the GPU machine has no tsc)"
+npx tsc -p tsconfig.json
+tar -cf - dist | xz -T2 -6 > "$G/dist.tar.xz.tmp" && mv "$G/dist.tar.xz.tmp" "$G/dist.tar.xz"
 
 CONF="${KILN_CONFORMANCE_DIR:-$ROOT/../shared/onnx-conformance}"
 if [ "${1:-}" = --no-conformance ]; then

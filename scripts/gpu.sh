@@ -5,6 +5,8 @@
 #     info     nvidia-smi, toolchain and Python package versions            -> $OUT/info.txt
 #     export   scripts/gpu/export_models.py (PyTorch's ONNX exporters)      -> $OUT/models.tar,
 #              $OUT/summary.json, $OUT/export.log  (models.tar.part-* if over 15 MiB)
+#     bench    PyTorch exports and times ResNet-50, MobileNetV2, GoogLeNet, BERT-base; kiln builds and
+#              times the same files (fp32/fp16, batch 1/32, optimizer on/off)  -> $OUT/gpu.jsonl
 #     test     unpack the carried node and node_modules, build the addon with cmake-js, run the
 #              `npm test` script (and `npm run test:gpu` when test/gpu holds tests)
 #              -> $OUT/build.log, $OUT/test.log, $OUT/jest.json, $OUT/test-gpu.log, $OUT/jest-gpu.json
@@ -17,7 +19,7 @@ set -uo pipefail
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 [ $# -gt 0 ] || { usage; exit 2; }
 for s in "$@"; do
-  case "$s" in info|export|test) ;; -h|--help) usage; exit 0 ;; *) echo "gpu.sh: unknown stage '$s'" >&2; usage >&2; exit 2 ;; esac
+  case "$s" in info|export|test|bench) ;; -h|--help) usage; exit 0 ;; *) echo "gpu.sh: unknown stage '$s'" >&2; usage >&2; exit 2 ;; esac
 done
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -56,16 +58,19 @@ stage_export() {
   return "$rc"
 }
 
-stage_test() {
-  local g="$ROOT/.gpu" rc=0
+# Unpacks the carried node, node_modules, dist/ and conformance data, and builds the addon (once).
+setup_node() {
+  local g="$ROOT/.gpu"
+  [ -n "${KILN_SETUP_DONE:-}" ] && return 0
   for f in node.xz node_modules.tar.xz; do
-    [ -f "$g/$f" ] || { echo "gpu.sh test: .gpu/$f is missing: run scripts/gpu-pack.sh test here and carry .gpu" >&2; return 1; }
+    [ -f "$g/$f" ] || { echo "gpu.sh: .gpu/$f is missing: run scripts/gpu-pack.sh here and carry .gpu" >&2; return 1; }
   done
   mkdir -p "$WORK/bin"
   xz -dc "$g/node.xz" > "$WORK/bin/node" && chmod +x "$WORK/bin/node" || return 1
   export PATH="$ROOT/node_modules/.bin:$WORK/bin:$PATH"
   node --version || return 1
   [ -d node_modules ] || tar -xJf "$g/node_modules.tar.xz" || return 1
+  [ -d dist ] || { [ -f "$g/dist.tar.xz" ] && tar -xJf "$g/dist.tar.xz"; } || return 1
   if [ -f "$g/onnx-conformance.tar.xz" ]; then
     tar -C "$WORK" -xJf "$g/onnx-conformance.tar.xz" && export KILN_CONFORMANCE_DIR="$WORK/onnx-conformance"
   fi
@@ -73,6 +78,12 @@ stage_test() {
   KILN_BUILD_JOBS="$(nproc)" node scripts/build-native.js > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; return 1; }
   tail -5 "$OUT/build.log"
   node -e "console.log(JSON.stringify(require('./build/Release/kiln.node').info()))" 2>&1 | tee -a "$OUT/build.log"
+  export KILN_SETUP_DONE=1
+}
+
+stage_test() {
+  local rc=0
+  setup_node || return 1
   # Exactly the package.json scripts, as npm would run them (npm itself is not carried).
   local cmd
   if [ "${KILN_GPU_ONLY:-0}" != 1 ]; then  # KILN_GPU_ONLY=1: only the gpu project (device time is scarce)
@@ -80,12 +91,26 @@ stage_test() {
     sh -c "$cmd \"\$@\"" npm-test --json --outputFile="$OUT/jest.json" > "$OUT/test.log" 2>&1 || rc=$?
     grep -E '^(Tests|Test Suites|Snapshots|Time):' "$OUT/test.log"
   fi
-  if ls test/gpu/*.test.ts test/gpu/**/*.test.ts >/dev/null 2>&1; then
+  if compgen -G 'test/gpu/*.test.ts' >/dev/null || compgen -G 'test/gpu/*/*.test.ts' >/dev/null; then
     cmd="$(node -p "require('./package.json').scripts['test:gpu']")"
     sh -c "$cmd \"\$@\"" npm-test-gpu --json --outputFile="$OUT/jest-gpu.json" > "$OUT/test-gpu.log" 2>&1 || rc=$?
     grep -E '^(Tests|Test Suites):' "$OUT/test-gpu.log"
     grep -E '✕' "$OUT/test-gpu.log" | head -40
   fi
+  return "$rc"
+}
+
+# The benchmarks: PyTorch exports and times the models (scripts/gpu/bench_torch.py), then kiln builds
+# and times the same files (bench/gpu.js); both append to $OUT/gpu.jsonl. KILN_BENCH_MODELS picks
+# models (default resnet50,mobilenet_v2,googlenet,bert_base), KILN_BENCH_ITERS the timed runs.
+stage_bench() {
+  local rc=0 models="${KILN_BENCH_MODELS:-resnet50,mobilenet_v2,googlenet,bert_base}"
+  setup_node || return 1
+  PYTHONUNBUFFERED=1 python3 scripts/gpu/bench_torch.py --out "$WORK/bench-models" --results "$OUT/gpu.jsonl" \
+    --models "$models" --iters "${KILN_BENCH_ITERS:-100}" 2>&1 | tee "$OUT/bench-torch.log" || rc=1
+  local files=()
+  for m in ${models//,/ }; do files+=("$WORK/bench-models/$m.onnx"); done
+  node bench/gpu.js --results "$OUT/gpu.jsonl" --iters "${KILN_BENCH_ITERS:-100}" "${files[@]}" 2>&1 | tee "$OUT/bench-kiln.log" || rc=1
   return "$rc"
 }
 

@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+// kiln on the GPU, for scripts/gpu.sh's `bench` stage (plain JS over dist/, since the GPU machine has no
+// TypeScript). For each model file and each precision (fp32, fp16) and batch (1, 32):
+//   build_s      compile() wall time (cold: every layer's candidates timed)
+//   p50/p90/p99  GPU-only latency: Engine.timeRuns (the layers alone, inputs already on the device,
+//                CUDA events) — timed as torch is timed in scripts/gpu/bench_torch.py
+//   e2e_p50_ms   infer() from JS: copies in and out and the promise round trip included
+// and, for the optimizer (fp32, batch 1): the same model built with optimize: false (runner
+// "kiln-unoptimized"), on the GPU and on the CPU backend. One JSON object per measurement is appended
+// to the results file (bench/README.md). Usage: node bench/gpu.js --results FILE [--iters N] model.onnx...
+'use strict';
+const os = require('os');
+const path = require('path');
+const { compile, Tensor, backendInfo } = require('../dist');
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args.splice(i, 2)[1] : dflt;
+};
+const results = opt('--results', 'bench/results/gpu.jsonl');
+const iters = Number(opt('--iters', '100'));
+const precisions = opt('--precisions', 'fp32,fp16').split(',');
+const batches = opt('--batches', '1,32').split(',').map(Number);
+const files = args;
+
+function pct(xs, p) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.round((p / 100) * (s.length - 1)))];
+}
+
+function feedsFor(engine, seed) {
+  let s = seed;
+  const rand = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+  const feeds = {};
+  for (const i of engine.inputs) {
+    const n = i.dims.reduce((a, b) => a * b, 1);
+    if (i.type === 'int64') {
+      const mask = /mask/.test(i.name);
+      feeds[i.name] = new Tensor('int64', BigInt64Array.from({ length: n }, (_, k) => (mask ? (k % i.dims[i.dims.length - 1] < i.dims[i.dims.length - 1] - 8 ? 1n : 0n) : BigInt(Math.floor(rand() * 30000)))), i.dims);
+    } else feeds[i.name] = new Tensor('float32', Float32Array.from({ length: n }, () => rand() * 2 - 1), i.dims);
+  }
+  return feeds;
+}
+
+function record(row) {
+  require('fs').appendFileSync(results, JSON.stringify(row) + '\n');
+  const r = row;
+  console.log(`${r.model.padEnd(14)} ${r.runner.padEnd(18)} ${r.device.padEnd(4)} ${r.precision} b${String(r.batch).padEnd(3)} p50 ${r.p50_ms.toFixed(3).padStart(9)} ms  e2e ${r.e2e_p50_ms === undefined ? '-' : r.e2e_p50_ms.toFixed(3)}  build ${r.build_s.toFixed(1)} s`);
+}
+
+
+async function one(file, device, precision, batch, optimize, runner) {
+  const model = path.basename(file, '.onnx');
+  // Symbolic batch dims take `batch`; the sequence of BERT-style inputs is fixed by the export.
+  const probe = await compile(file, { device: 'cpu', timing: false, optimize: false }).catch((e) => e);
+  let shapes;
+  const m = /symbolic dim '([^']+)' \(dim (\d+) of \[([^\]]*)\]\)/.exec(String(probe && probe.message));
+  if (m || probe instanceof Error) {
+    const { importModel } = require('../dist/onnx/import');
+    const g = importModel(require('fs').readFileSync(file));
+    shapes = Object.fromEntries(g.inputs.map((n) => [n, g.values.get(n).shape.map((d) => (typeof d === 'number' ? d : batch))]));
+  } else probe.dispose();
+  const t0 = Date.now();
+  const engine = await compile(file, { device, precision, optimize, shapes });
+  const build_s = (Date.now() - t0) / 1000;
+  const feeds = feedsFor(engine, 1);
+  const n = device === 'cpu' ? Math.max(5, Math.floor(iters / 10)) : iters;
+  const gpu = await engine.timeRuns(feeds, n);
+  const e2e = [];
+  for (let k = 0; k < Math.min(n, 50); k++) {
+    const a = process.hrtime.bigint();
+    await engine.infer(feeds);
+    e2e.push(Number(process.hrtime.bigint() - a) / 1e6);
+  }
+  const mem = engine.report.memory;
+  const row = {
+    date: new Date().toISOString(),
+    gpu: device === 'cuda' ? engine.report.device : `${os.cpus()[0].model} x${os.cpus().length}`,
+    device,
+    model,
+    runner,
+    precision,
+    batch,
+    p50_ms: pct(gpu, 50),
+    p90_ms: pct(gpu, 90),
+    p99_ms: pct(gpu, 99),
+    e2e_p50_ms: pct(e2e, 50),
+    throughput: Math.round((batch * 1000) / pct(gpu, 50)),
+    build_s,
+    engine_mem_mb: Math.round(((mem.arenaBytes + mem.workspaceBytes + mem.constantBytes) / 2 ** 20) * 10) / 10,
+    layers: engine.report.layers.length,
+    onnx_nodes: engine.report.onnxNodes,
+    cpu_fallback_layers: engine.report.layers.filter((l) => l.backend === 'cpu' && device === 'cuda').length,
+  };
+  engine.dispose();
+  record(row);
+  return row;
+}
+
+async function main() {
+  console.log(JSON.stringify(backendInfo()));
+  for (const file of files) {
+    for (const precision of precisions)
+      for (const batch of batches) {
+        try {
+          await one(file, 'cuda', precision, batch, true, 'kiln');
+        } catch (e) {
+          console.log(`${path.basename(file)} cuda ${precision} b${batch}: FAILED ${e.message}`);
+        }
+      }
+    for (const [device, optimize, runner] of [
+      ['cuda', false, 'kiln-unoptimized'],
+      ['cpu', true, 'kiln'],
+      ['cpu', false, 'kiln-unoptimized'],
+    ]) {
+      try {
+        await one(file, device, 'fp32', 1, optimize, runner);
+      } catch (e) {
+        console.log(`${path.basename(file)} ${device} ${runner}: FAILED ${e.message}`);
+      }
+    }
+  }
+}
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
