@@ -91,9 +91,6 @@ uint8_t overflow_code(const Layout& f, bool neg, bool saturate) {
 
 }  // namespace
 
-bool is_small_float(DType t) { return layout(t) != nullptr || t == DType::F8E8M0; }
-bool is_small_int(DType t) { return t == DType::U4 || t == DType::I4 || t == DType::U2 || t == DType::I2; }
-
 float small_float_to_float(DType t, uint8_t code) { return table(t)[code & ((1u << layout(t)->width()) - 1)]; }
 
 uint8_t float_to_small_float(DType t, double v, bool saturate) {

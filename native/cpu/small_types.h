@@ -20,9 +20,6 @@
 
 namespace kiln {
 
-bool is_small_float(DType t);  // float8 variants, float4e2m1
-bool is_small_int(DType t);    // uint4, int4, uint2, int2
-
 // The value of a float8/float4 code (any bits above the type's width are ignored).
 float small_float_to_float(DType t, uint8_t code);
 // Round to nearest even, with the saturate rules above. Not for F8E8M0 (use to_e8m0).
