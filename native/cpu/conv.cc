@@ -154,14 +154,6 @@ class ConvGemm : public Tactic {
   bool pointwise_;
 };
 
-// First output index whose input index o*s + base is >= 0, and one past the last one < limit.
-inline void valid_range(int64_t base, int64_t s, int64_t limit, int64_t n_out, int64_t& lo, int64_t& hi) {
-  lo = base >= 0 ? 0 : (-base + s - 1) / s;
-  hi = limit - 1 - base < 0 ? 0 : (limit - 1 - base) / s + 1;
-  lo = std::min(lo, n_out);
-  hi = std::min(hi, n_out);
-}
-
 class ConvDepthwise : public Tactic {
  public:
   const char* name() const override { return "cpu.conv.depthwise"; }

@@ -3,6 +3,7 @@
 // parallel_for; code inside a parallel_for task must not throw.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -114,6 +115,15 @@ struct MultiIndex {
     }
   }
 };
+
+// For outputs o in [0, n_out) reading input index o*s + base: the first o whose index is >= 0 (lo)
+// and one past the last whose index is < limit (hi), both clamped to [0, n_out].
+inline void valid_range(int64_t base, int64_t s, int64_t limit, int64_t n_out, int64_t& lo, int64_t& hi) {
+  lo = base >= 0 ? 0 : (-base + s - 1) / s;
+  hi = limit - 1 - base < 0 ? 0 : (limit - 1 - base) / s + 1;
+  lo = std::min(lo, n_out);
+  hi = std::min(hi, n_out);
+}
 
 inline int64_t grain_for(int64_t work_per_item) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, work_per_item)); }
 

@@ -5,7 +5,9 @@
 // padding counts as 0). Attrs `kernel`, `strides`, `dilations`, `pads` (begins then ends) are fully
 // resolved by TS (auto_pad, ceil_mode); the output's spatial shape comes from the output tensor.
 // Global pools are this kind with the kernel covering the whole spatial extent.
-// Variants: the reference (serial) and 'cpu.pool.mt' (the same per-plane code, threaded over N*C).
+// Variants: the reference (serial), 'cpu.pool.mt' (the same per-plane code, threaded over N*C) and
+// 'cpu.pool.2d' (float32 2-D max/avg without Indices: per output row, each kernel tap is one pass over
+// the valid output range, which vectorizes; threaded over N*C).
 #include <algorithm>
 #include <limits>
 
@@ -168,7 +170,90 @@ class PoolMT : public Tactic {
   }
 };
 
+struct Pool2DState : PoolState {
+  std::vector<float> div;  // avg: the divisor of each output position of a plane
+};
+
+// One plane of the 2-D pool. Each output row starts at the identity (-inf or 0); every kernel tap
+// then folds its input row into the output positions whose sample is inside the input, so the inner
+// loop has no branches. S is the width stride when it is 1 or 2 (constant strides let the compiler
+// vectorize the loads), 0 for any other (read from st).
+template <bool Max, int S>
+void pool2d_plane(const Pool2DState& st, const float* x, float* y) {
+  const int64_t H = st.in[0], W = st.in[1], OH = st.out[0], OW = st.out[1];
+  const int64_t sw = S ? S : st.s[1];
+  for (int64_t oy = 0; oy < OH; ++oy) {
+    float* yr = y + oy * OW;
+    std::fill(yr, yr + OW, Max ? -std::numeric_limits<float>::infinity() : 0.f);
+    for (int64_t ky = 0; ky < st.k[0]; ++ky) {
+      int64_t iy = oy * st.s[0] - st.pb[0] + ky * st.d[0];
+      if (iy < 0 || iy >= H) continue;
+      const float* xr = x + iy * W;
+      for (int64_t kx = 0; kx < st.k[1]; ++kx) {
+        int64_t base = kx * st.d[1] - st.pb[1], lo, hi;
+        valid_range(base, sw, W, OW, lo, hi);
+        const float* xs = xr + base;
+        for (int64_t ox = lo; ox < hi; ++ox) {
+          float v = xs[ox * sw];
+          if constexpr (Max) yr[ox] = v > yr[ox] ? v : yr[ox];
+          else yr[ox] += v;
+        }
+      }
+    }
+    if constexpr (!Max) {
+      const float* dr = st.div.data() + oy * OW;
+      for (int64_t ox = 0; ox < OW; ++ox) yr[ox] = dr[ox] != 0.f ? yr[ox] / dr[ox] : 0.f;
+    }
+  }
+}
+
+class Pool2D : public Tactic {
+ public:
+  const char* name() const override { return "cpu.pool.2d"; }
+  bool can_implement(const LayerInfo& L) const override {
+    const std::string& m = L.op->s("mode");
+    bool indices = L.out.size() > 1 && L.out[1];
+    return (m == "max" || m == "avg") && !indices && L.in[0]->shape.size() == 4 && L.in[0]->dtype == DType::F32 &&
+           L.out[0]->dtype == DType::F32;
+  }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
+    auto base = make_state(L);
+    auto st = std::make_unique<Pool2DState>();
+    static_cast<PoolState&>(*st) = static_cast<PoolState&>(*base);
+    if (st->mode == Mode::Avg) {
+      // per axis: the taps inside the input, and (count_include_pad) those inside the padded input
+      auto counts = [&](int a) {
+        std::vector<int64_t> c(st->out[a]);
+        for (int64_t o = 0; o < st->out[a]; ++o)
+          for (int64_t j = 0; j < st->k[a]; ++j) {
+            int64_t p = o * st->s[a] - st->pb[a] + j * st->d[a];
+            c[o] += st->include_pad ? (p >= -st->pb[a] && p < st->in[a] + st->pe[a]) : (p >= 0 && p < st->in[a]);
+          }
+        return c;
+      };
+      auto cy = counts(0), cx = counts(1);
+      st->div.resize(st->out_plane);
+      for (int64_t oy = 0; oy < st->out[0]; ++oy)
+        for (int64_t ox = 0; ox < st->out[1]; ++ox) st->div[oy * st->out[1] + ox] = static_cast<float>(cy[oy] * cx[ox]);
+    }
+    return st;
+  }
+  void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const auto& st = *static_cast<Pool2DState*>(s);
+    bool max = st.mode == Mode::Max;
+    int64_t sw = st.s[1];
+    auto plane = max ? (sw == 1 ? pool2d_plane<true, 1> : sw == 2 ? pool2d_plane<true, 2> : pool2d_plane<true, 0>)
+                     : (sw == 1 ? pool2d_plane<false, 1> : sw == 2 ? pool2d_plane<false, 2> : pool2d_plane<false, 0>);
+    const float* x = in[0].as<float>();
+    float* y = out[0].as<float>();
+    ctx.pool->parallel_for(in[0].shape[0] * in[0].shape[1], grain_for(st.out_plane * st.kcount), [&](int64_t b, int64_t e) {
+      for (int64_t pl = b; pl < e; ++pl) plane(st, x + pl * st.in_plane, y + pl * st.out_plane);
+    });
+  }
+};
+
 }  // namespace
 KILN_REGISTER_TACTIC("cpu", "Pool", PoolRef);
 KILN_REGISTER_TACTIC("cpu", "Pool", PoolMT);
+KILN_REGISTER_TACTIC("cpu", "Pool", Pool2D);
 }  // namespace kiln

@@ -78,3 +78,32 @@ describe('threaded tactic matches the reference', () => {
     if (outs === 2) expect(new BigInt64Array(mt[1].data)).toEqual(new BigInt64Array(ref[1].data));
   });
 });
+
+describe('2-D tactic matches the reference', () => {
+  const r = rng(11);
+  const x = Array.from(randomArray(2 * 3 * 13 * 17, r));
+  const cases: [string, Record<string, AttrValue>][] = [
+    ['MaxPool', { kernel_shape: ints([3, 3]), strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) }],
+    ['MaxPool', { kernel_shape: ints([2, 3]), strides: ints([1, 1]), pads: ints([0, 2, 1, 0]) }],
+    ['MaxPool', { kernel_shape: ints([3, 2]), strides: ints([2, 3]), dilations: ints([2, 3]), ceil_mode: attrI(1) }],
+    ['AveragePool', { kernel_shape: ints([3, 3]), strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) }],
+    ['AveragePool', { kernel_shape: ints([3, 3]), auto_pad: attrS('SAME_LOWER'), count_include_pad: attrI(1) }],
+    ['AveragePool', { kernel_shape: ints([4, 2]), strides: ints([3, 3]), pads: ints([2, 1, 2, 1]), ceil_mode: attrI(1), count_include_pad: attrI(1) }],
+    ['GlobalAveragePool', {}],
+    ['GlobalMaxPool', {}],
+  ];
+  test.each(cases)('%s %j', (op, attrs) => {
+    const ref = pool(op, [2, 3, 13, 17], x, attrs);
+    const fast = pool(op, [2, 3, 13, 17], x, attrs, 1, { Pool: 'cpu.pool.2d' });
+    expect(fast[0].shape).toEqual(ref[0].shape);
+    const a = vals(fast[0]), b = vals(ref[0]);
+    if (op.includes('Max')) expect(a).toEqual(b);
+    else expect(a.every((v, i) => Math.abs(v - b[i]) <= 1e-5 * (1 + Math.abs(b[i])))).toBe(true);
+  });
+  test('is not offered for Indices, 1-D or LpPool', () => {
+    const attrs = { kernel_shape: ints([2, 2]) };
+    expect(() => pool('MaxPool', [2, 3, 13, 17], x, attrs, 2, { Pool: 'cpu.pool.2d' })).toThrow(/cannot run layer/);
+    expect(() => pool('LpPool', [2, 3, 13, 17], x, attrs, 1, { Pool: 'cpu.pool.2d' })).toThrow(/cannot run layer/);
+    expect(() => pool('MaxPool', [1, 2, 6], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], { kernel_shape: ints([2]) }, 1, { Pool: 'cpu.pool.2d' })).toThrow(/cannot run layer/);
+  });
+});
