@@ -2,9 +2,10 @@
 // optional bias, an optional residual (input 3, Y's shape) and a fused epilogue activation:
 // Y = act(conv(X, W) + B + Z). Variants:
 //   cpu.conv.ref        direct loops, double accumulation, float16/bfloat16/float32/float64 (the oracle)
-//   cpu.conv.im2col     float32: per image and group, im2col into the workspace, then the blocked sgemm
+//   cpu.conv.im2col     float32: per image and group, the prepacked sgemm with the input packed straight
+//                       into its B panels (im2col without a column matrix)
 //   cpu.conv.pointwise  float32 1x1 kernels with stride 1 and no padding: the input already is the GEMM
-//                       operand, so plain sgemm with no im2col
+//                       operand, packed as a plain matrix
 //   cpu.conv.depthwise  float32, group == C == M: per channel, row-wise multiply-adds over the valid range
 #include <algorithm>
 
@@ -80,7 +81,14 @@ class ConvRef : public Tactic {
   }
 };
 
-// im2col + sgemm, or (pointwise) sgemm straight on the input.
+// im2col + sgemm, or (pointwise) sgemm straight on the input. The weights are packed into sgemm
+// panels once in prepare() when they are constant (per run into the workspace otherwise), and the
+// input is packed straight into B panels (sgemm::gemm_packed), so there is no column matrix and each
+// image and group is one parallel_for.
+struct ConvGemmState : ConvState {
+  std::vector<float> packed_w;  // G packed Mg x Cg*k blocks; empty when W is not a constant
+};
+
 class ConvGemm : public Tactic {
  public:
   explicit ConvGemm(bool pointwise) : pointwise_(pointwise) {}
@@ -93,62 +101,86 @@ class ConvGemm : public Tactic {
       if (g.k[i] != 1 || g.s[i] != 1 || g.p[i] != 0 || g.in[i] != g.out[i]) return false;
     return true;
   }
-  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override { return prepare_conv(L); }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
+    auto st = std::make_unique<ConvGemmState>();
+    st->g = conv_geom(L, false);
+    if (const uint8_t* w = L.const_data(1)) {
+      st->packed_w.resize(st->g.G * a_floats(st->g));
+      pack_weights(st->g, reinterpret_cast<const float*>(w), st->packed_w.data());
+    }
+    return st;
+  }
   size_t workspace(const LayerInfo& L) const override {
     ConvGeom g = conv_geom(L, false);
-    int64_t kc = g.Cg * g.k_size(), P = g.out_size();
-    size_t col = pointwise_ ? 0 : static_cast<size_t>(kc * P + 16);  // +16 floats keeps the sgemm area aligned
-    return (col + sgemm::workspace_floats(g.Mg, P, kc)) * sizeof(float);
+    size_t a = L.const_data(1) ? 0 : g.G * a_floats(g);
+    return (a + sgemm::packed_workspace_floats(g.Mg, g.out_size(), g.Cg * g.k_size())) * sizeof(float);
   }
   void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
-    const ConvGeom& g = static_cast<ConvState*>(s)->g;
+    const auto& st = *static_cast<ConvGemmState*>(s);
+    const ConvGeom& g = st.g;
     const float* X = in[0].as<float>();
-    const float* W = in[1].as<float>();
     const float* B = g.has_bias ? in[2].as<float>() : nullptr;
     float* Y = out[0].as<float>();
-    int64_t isz = g.in_size(), P = g.out_size(), ksz = g.k_size(), kc = g.Cg * ksz;
-    float* col = static_cast<float*>(ctx.workspace);
-    float* gws = pointwise_ ? col : col + ((kc * P + 16) / 16) * 16;
+    int64_t isz = g.in_size(), P = g.out_size(), kc = g.Cg * g.k_size();
+    size_t afl = a_floats(g);
+    float* ws = static_cast<float*>(ctx.workspace);
+    const float* Wp = st.packed_w.data();
+    if (st.packed_w.empty()) {
+      pack_weights(g, in[1].as<float>(), ws);
+      Wp = ws;
+      ws += g.G * afl;
+    }
     for (int64_t n = 0; n < g.N; ++n)
       for (int64_t grp = 0; grp < g.G; ++grp) {
         const float* x = X + (n * g.C + grp * g.Cg) * isz;
-        if (!pointwise_) {
-          ctx.pool->parallel_for(kc, grain_for(P), [&](int64_t r0, int64_t r1) {
-            for (int64_t r = r0; r < r1; ++r) im2col_row(g, x, r, col + r * P);
-          });
-        }
-        sgemm::Matrix a{W + grp * g.Mg * kc, kc, 1};
-        sgemm::Matrix b{pointwise_ ? x : col, P, 1};
+        sgemm::PackB packer = pointwise_ ? sgemm::matrix_packer({x, P, 1}, P)
+                                         : sgemm::PackB([&g, x](int64_t j0, int64_t p0, int64_t kd, float* dst) { pack_cols(g, x, j0, p0, kd, dst); });
         sgemm::Epilogue ep;
         if (B) ep.bias = {B + grp * g.Mg, 1, 0};
         if (g.has_residual) ep.residual = {in[3].as<float>() + (n * g.M + grp * g.Mg) * P, P, 1};
         ep.beta = 1;
         ep.act = g.act;
-        sgemm::gemm(g.Mg, P, kc, a, b, Y + (n * g.M + grp * g.Mg) * P, P, ep, ctx.pool, gws);
+        sgemm::gemm_packed(g.Mg, P, kc, Wp + grp * afl, packer, Y + (n * g.M + grp * g.Mg) * P, P, ep, ctx.pool, ws);
       }
   }
 
  private:
-  // Row r = (c, kz, ky, kx) of the column matrix: the input samples that kernel tap meets at every
-  // output position, 0 in the padding.
-  static void im2col_row(const ConvGeom& g, const float* x, int64_t r, float* dst) {
-    int64_t kx = r % g.k[2], ky = (r / g.k[2]) % g.k[1], kz = (r / (g.k[2] * g.k[1])) % g.k[0], c = r / g.k_size();
-    const float* xc = x + c * g.in_size();
-    for (int64_t oz = 0; oz < g.out[0]; ++oz) {
-      int64_t iz = oz * g.s[0] - g.p[0] + kz * g.d[0];
-      for (int64_t oy = 0; oy < g.out[1]; ++oy, dst += g.out[2]) {
-        int64_t iy = oy * g.s[1] - g.p[1] + ky * g.d[1];
-        if (iz < 0 || iz >= g.in[0] || iy < 0 || iy >= g.in[1]) {
-          std::fill(dst, dst + g.out[2], 0.f);
-          continue;
-        }
-        const float* row = xc + (iz * g.in[1] + iy) * g.in[2];
-        int64_t base = kx * g.d[2] - g.p[2], s = g.s[2];
-        for (int64_t ox = 0; ox < g.out[2]; ++ox) {
-          int64_t ix = ox * s + base;
-          dst[ox] = ix >= 0 && ix < g.in[2] ? row[ix] : 0.f;
-        }
+  static size_t a_floats(const ConvGeom& g) { return sgemm::packed_a_floats(g.Mg, g.Cg * g.k_size()); }
+  static void pack_weights(const ConvGeom& g, const float* W, float* dst) {
+    int64_t kc = g.Cg * g.k_size();
+    for (int64_t grp = 0; grp < g.G; ++grp) sgemm::pack_a_all(g.Mg, kc, {W + grp * g.Mg * kc, kc, 1}, dst + grp * a_floats(g));
+  }
+  // The im2col matrix's rows [p0, p0+kd) (row = (c, kz, ky, kx)) x columns [j0, j0+NR) (column = output
+  // position) into dst[k * NR + c], 0 in the padding and past the last output position. The panel's
+  // columns are cut into runs within one output row; per row of the matrix, each run is one input
+  // row segment read with the width stride.
+  static void pack_cols(const ConvGeom& g, const float* x, int64_t j0, int64_t p0, int64_t kd, float* dst) {
+    constexpr int64_t NR = sgemm::NR;
+    struct Run { int64_t c0, n, iz, iy, ix; };
+    Run runs[NR];
+    int64_t nruns = 0, cols = std::min(NR, g.out_size() - j0), plane = g.out[1] * g.out[2];
+    for (int64_t c = 0; c < cols;) {
+      int64_t j = j0 + c, ox = j % g.out[2], n = std::min(cols - c, g.out[2] - ox);
+      runs[nruns++] = {c, n, (j / plane) * g.s[0] - g.p[0], (j / g.out[2] % g.out[1]) * g.s[1] - g.p[1], ox * g.s[2] - g.p[2]};
+      c += n;
+    }
+    int64_t ksz = g.k_size(), sx = g.s[2];
+    for (int64_t k = 0; k < kd; ++k, dst += NR) {
+      int64_t r = p0 + k, kx = r % g.k[2], ky = r / g.k[2] % g.k[1], kz = r / (g.k[2] * g.k[1]) % g.k[0];
+      const float* xc = x + r / ksz * g.in_size();
+      for (int64_t q = 0; q < nruns; ++q) {
+        const Run& u = runs[q];
+        float* d = dst + u.c0;
+        int64_t iz = u.iz + kz * g.d[0], iy = u.iy + ky * g.d[1], base = u.ix + kx * g.d[2], lo = 0, hi = 0;
+        if (iz >= 0 && iz < g.in[0] && iy >= 0 && iy < g.in[1]) valid_range(base, sx, g.in[2], u.n, lo, hi);
+        const float* xr = xc + (iz * g.in[1] + iy) * g.in[2] + base;
+        std::fill(d, d + lo, 0.f);
+        if (sx == 1) std::copy(xr + lo, xr + hi, d + lo);
+        else
+          for (int64_t t = lo; t < hi; ++t) d[t] = xr[t * sx];
+        std::fill(d + std::max(lo, hi), d + u.n, 0.f);
       }
+      std::fill(dst + cols, dst + NR, 0.f);
     }
   }
   bool pointwise_;

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace kiln {
@@ -72,6 +73,9 @@ struct Epilogue {
   Activation act;
 };
 
+// Columns of one packed B panel (the microkernel's register tile is MR x NR).
+constexpr int64_t NR = 16;
+
 // Scratch floats gemm() needs in `workspace` for these sizes.
 size_t workspace_floats(int64_t M, int64_t N, int64_t K);
 
@@ -79,6 +83,24 @@ size_t workspace_floats(int64_t M, int64_t N, int64_t K);
 // floats, 64-byte aligned. `pool` may be nullptr (single-threaded).
 void gemm(int64_t M, int64_t N, int64_t K, Matrix A, Matrix B, float* C, int64_t ldc, const Epilogue& ep, ThreadPool* pool,
           float* workspace);
+
+// The prepacked path, for an A known before the run (Conv weights, packed once in prepare()) and a B
+// that a caller packs straight from its own layout (Conv's im2col goes directly into panels, with no
+// column matrix). One parallel_for over column blocks (and row blocks when there are few of those)
+// packs each block's B panels and multiplies them, so a layer syncs the pool once.
+//
+// Floats A takes packed: MR-row panels per KC-deep slice.
+size_t packed_a_floats(int64_t M, int64_t K);
+// Packs A (M x K) into `dst` (packed_a_floats(M, K) floats).
+void pack_a_all(int64_t M, int64_t K, Matrix A, float* dst);
+// Writes rows [p0, p0+kc) x columns [j0, j0+NR) of B into dst[k * NR + c], 0 for columns >= N.
+using PackB = std::function<void(int64_t j0, int64_t p0, int64_t kc, float* dst)>;
+// B panels packed from a plain matrix.
+PackB matrix_packer(Matrix B, int64_t N);
+size_t packed_workspace_floats(int64_t M, int64_t N, int64_t K);
+// C = epilogue(A x B) with A from pack_a_all; `workspace` holds packed_workspace_floats(M, N, K) floats.
+void gemm_packed(int64_t M, int64_t N, int64_t K, const float* packed_a, const PackB& pack_b, float* C, int64_t ldc,
+                 const Epilogue& ep, ThreadPool* pool, float* workspace);
 
 // Whether the AVX2/FMA microkernel is in use on this CPU.
 bool has_avx2();
