@@ -135,3 +135,25 @@ describe('Conv tactics match the reference', () => {
     expect(ran).toBeGreaterThan(0);
   });
 });
+
+describe('Conv tactics with constant weights (packed once at build) match the reference', () => {
+  const r = rng(7);
+  const cases: ConvCase[] = [
+    { x: [1, 16, 12, 12], w: [16, 16, 3, 3], bias: true, attrs: { pads: [1, 1, 1, 1] } },
+    { x: [2, 6, 11, 9], w: [4, 3, 3, 2], bias: true, attrs: { group: 2, strides: [2, 1], dilations: [1, 2], pads: [1, 0, 2, 1] } },
+    { x: [1, 24, 4, 4], w: [40, 24, 3, 3], attrs: { pads: [1, 1, 1, 1] } },
+    { x: [1, 12, 7, 5], w: [20, 12, 1, 1], bias: true },
+  ];
+  const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+  test.each(cases.map((c, i) => [i, c] as const))('case %i %j', (_, c) => {
+    const plan = convPlan(c);
+    const w = randomArray(size(c.w), r);
+    const wt = plan.ops[0].inputs[1];
+    plan.tensors[wt] = { ...plan.tensors[wt], kind: 'constant', data: new Uint8Array(w.buffer) };
+    plan.inputs = plan.inputs.filter((i) => i !== wt);
+    const ins = [randomArray(size(c.x), r), ...(c.bias ? [randomArray(c.w[0], r)] : [])];
+    const [ref] = runF32(plan, ins, { Conv: 'cpu.conv.ref' });
+    const t = c.w[2] === 1 ? 'cpu.conv.pointwise' : 'cpu.conv.im2col';
+    expect(maxRelErr(runF32(plan, ins, { Conv: t })[0], ref)).toBeLessThan(1e-5);
+  });
+});
