@@ -209,3 +209,42 @@ export function viewAs(code: DataType, bytes: Uint8Array): TypedArray {
 export function bytesOf(a: TypedArray): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
+
+/** float32 → IEEE half bits, round to nearest even (as the native converter does). */
+export function floatToHalf(f: number): number {
+  const x = new Float32Array([f]);
+  const u = new Uint32Array(x.buffer)[0];
+  const sign = (u >>> 16) & 0x8000;
+  const abs = u & 0x7fffffff;
+  if (abs >= 0x7f800000) return sign | 0x7c00 | (abs > 0x7f800000 ? 0x200 : 0);
+  if (abs >= 0x477ff000) return sign | 0x7c00;
+  if (abs < 0x38800000) {
+    if (abs < 0x33000000) return sign;
+    const e = abs >>> 23;
+    const m = (abs & 0x7fffff) | 0x800000;
+    const shift = 126 - e;
+    let r = m >>> shift;
+    const rem = m & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && r & 1)) r++;
+    return sign | r;
+  }
+  let r = abs - 0x38000000;
+  r += 0xfff + ((r >>> 13) & 1);
+  return sign | (r >>> 13);
+}
+
+/** IEEE half bits → number. */
+export function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** bfloat16 bits → number. */
+export function bfloat16ToFloat(b: number): number {
+  return new Float32Array(new Uint32Array([b << 16]).buffer)[0];
+}

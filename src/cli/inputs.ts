@@ -4,7 +4,7 @@
  * summary statistics printed for outputs.
  */
 import * as fs from 'fs';
-import { DataType, TypedArray, arrayCtor, byteSize, dtypeFromName, viewAs } from '../dtype';
+import { DataType, TypedArray, arrayCtor, byteSize, dtypeFromName, floatToHalf, halfToFloat, viewAs } from '../dtype';
 import type { TensorInfo } from '../engine';
 import { KilnError } from '../errors';
 import { Tensor, TensorType } from '../tensor';
@@ -21,19 +21,6 @@ export function prng(seed: number): () => number {
   };
 }
 
-/** float32 → IEEE half bits (round to nearest even; inputs here are small, finite numbers). */
-function halfBits(x: number): number {
-  const f = new Float32Array([x]);
-  const u = new Uint32Array(f.buffer)[0];
-  const sign = (u >>> 16) & 0x8000;
-  const exp = ((u >>> 23) & 0xff) - 127 + 15;
-  const mant = u & 0x7fffff;
-  if (exp <= 0) return sign;
-  if (exp >= 31) return sign | 0x7c00;
-  const h = sign | (exp << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  return rest > 0x1000 || (rest === 0x1000 && h & 1) ? h + 1 : h;
-}
 
 /**
  * A tensor of the given type and shape: floats uniform in [-1, 1), integers and bools zero (integer
@@ -45,7 +32,7 @@ export function randomTensor(info: TensorInfo, rand: () => number): Tensor {
   const n = info.dims.reduce((a, b) => a * b, 1);
   const data = new (arrayCtor(code))(n);
   if (code === DataType.FLOAT || code === DataType.DOUBLE) for (let i = 0; i < n; i++) (data as Float32Array)[i] = rand() * 2 - 1;
-  else if (code === DataType.FLOAT16) for (let i = 0; i < n; i++) (data as Uint16Array)[i] = halfBits(rand() * 2 - 1);
+  else if (code === DataType.FLOAT16) for (let i = 0; i < n; i++) (data as Uint16Array)[i] = floatToHalf(rand() * 2 - 1);
   return new Tensor(info.type as TensorType, data, info.dims);
 }
 
@@ -144,11 +131,3 @@ export function tensorStats(name: string, t: Tensor): TensorStats {
   return { name, type: t.type, dims: [...t.dims], min, max, mean, std: count ? Math.sqrt(Math.max(0, sq / count - mean * mean)) : NaN, nan, head };
 }
 
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}

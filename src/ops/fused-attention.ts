@@ -6,20 +6,14 @@
  * [B, H, S, T, D, Dv], 'o_strides' (how the output [B, H, S, Dv] lands in the output tensor), 'scale',
  * 'kiln.shape' and 'kiln.dtype' (the output tensor's).
  */
-import { DataType } from '../dtype';
 import { float, ints } from '../lower/plan';
 import { broadcastStrides } from './gemm';
-import { registerOp } from './registry';
+import { fixedOutput, registerOp } from './registry';
 
 registerOp({
   opType: 'Attention',
   domain: 'kiln',
-  infer(ctx) {
-    const shape = ctx.ints('kiln.shape');
-    const dtype = ctx.int('kiln.dtype');
-    if (!shape || dtype === undefined) return ctx.fail("needs 'kiln.shape' and 'kiln.dtype'");
-    return [{ dtype: dtype as DataType, shape }];
-  },
+  infer: fixedOutput,
   lower(ctx) {
     const dims = ctx.ints('dims')!;
     const [B, H, S, T] = dims;

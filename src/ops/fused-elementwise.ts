@@ -6,19 +6,13 @@
  * -1000 for none), 'params' (floats, alpha/beta/gamma per instruction), 'kiln.shape' and 'kiln.dtype'
  * (the output's, fixed when the chain was fused).
  */
-import { DataType } from '../dtype';
 import { floats, ints, str } from '../lower/plan';
-import { registerOp } from './registry';
+import { fixedOutput, registerOp } from './registry';
 
 registerOp({
   opType: 'Elementwise',
   domain: 'kiln',
-  infer(ctx) {
-    const shape = ctx.ints('kiln.shape');
-    const dtype = ctx.int('kiln.dtype');
-    if (!shape || dtype === undefined) return ctx.fail("needs 'kiln.shape' and 'kiln.dtype'");
-    return [{ dtype: dtype as DataType, shape }];
-  },
+  infer: fixedOutput,
   lower(ctx) {
     const a = ctx.attr('ops');
     const ops = a?.type === 'strings' ? a.value : [];

@@ -4,7 +4,7 @@
  * its attribute handling with ONNX defaults per opset version, shape and type inference, and how it
  * lowers to native ops. Computation lives in the native kernels: constant folding runs them too.
  */
-import { DataType, TypedArray } from '../dtype';
+import { DataType, TypedArray, bfloat16ToFloat, halfToFloat } from '../dtype';
 import { KilnError } from '../errors';
 import { AttrValue, Dim, Graph, Node, Value, describeNode } from '../ir/graph';
 import { PlanAttr } from '../lower/plan';
@@ -75,18 +75,10 @@ export interface OpDef {
 /** The values of known contents as numbers: float16/bfloat16 decoded from their bits, int64 converted. */
 export function numbersOf(dtype: DataType, data: TypedArray): number[] {
   if (dtype === DataType.FLOAT16) return Array.from(data as Uint16Array, halfToFloat);
-  if (dtype === DataType.BFLOAT16) return Array.from(data as Uint16Array, (b) => new Float32Array(new Uint32Array([b << 16]).buffer)[0]);
+  if (dtype === DataType.BFLOAT16) return Array.from(data as Uint16Array, bfloat16ToFloat);
   return Array.from(data as ArrayLike<number | bigint>, (x) => Number(x));
 }
 
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
 
 /** The graph inputs a value is computed from (the top-level graph's, for a value inside a sub-graph). */
 export function graphInputsBehind(g: Graph, name: string): string[] {
@@ -113,6 +105,17 @@ const REGISTRY = new Map<string, OpDef>();
 
 function key(domain: string, opType: string): string {
   return domain === '' || domain === 'ai.onnx' ? opType : `${domain}:${opType}`;
+}
+
+/**
+ * Inference for kiln-domain ops the optimizer creates from already-inferred nodes: the output's type
+ * and shape were fixed then ('kiln.dtype', 'kiln.shape').
+ */
+export function fixedOutput(ctx: OpContext): OutputInfo[] {
+  const shape = ctx.ints('kiln.shape');
+  const dtype = ctx.int('kiln.dtype');
+  if (!shape || dtype === undefined) return ctx.fail("needs 'kiln.shape' and 'kiln.dtype'");
+  return [{ dtype: dtype as DataType, shape }];
 }
 
 export function registerOp(def: OpDef): void {

@@ -9,32 +9,8 @@
  *         tensor and target type, shared by all its readers.
  * Handles: float32 only (other types are untouched); views keep their base's type.
  */
-import { DataType } from '../dtype';
+import { DataType, floatToHalf } from '../dtype';
 import { Plan, PlanOp, PlanTensor } from '../lower/plan';
-
-/** float32 → IEEE half bits, round to nearest even (as the native converter does). */
-export function toHalfBits(f: number): number {
-  const x = new Float32Array([f]);
-  const u = new Uint32Array(x.buffer)[0];
-  const sign = (u >>> 16) & 0x8000;
-  const abs = u & 0x7fffffff;
-  if (abs >= 0x7f800000) return sign | 0x7c00 | (abs > 0x7f800000 ? 0x200 : 0);
-  if (abs >= 0x477ff000) return sign | 0x7c00;
-  if (abs < 0x38800000) {
-    if (abs < 0x33000000) return sign;
-    const e = abs >>> 23;
-    const m = (abs & 0x7fffff) | 0x800000;
-    const shift = 126 - e;
-    let r = m >>> shift;
-    const rem = m & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && r & 1)) r++;
-    return sign | r;
-  }
-  let r = abs - 0x38000000;
-  r += 0xfff + ((r >>> 13) & 1);
-  return sign | (r >>> 13);
-}
 
 /** Native kinds with no float16 kernel on any backend yet: they stay float32, with casts around them. */
 const FP32_ONLY = new Set(['Elementwise', 'Attention']);
@@ -94,7 +70,7 @@ export function assignHalfPrecision(plan: Plan, pinned: Set<string>): PrecisionR
     if (t.kind === 'constant' && t.data) {
       const f = new Float32Array(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength));
       const h = new Uint16Array(f.length);
-      for (let k = 0; k < f.length; k++) h[k] = toHalfBits(f[k]);
+      for (let k = 0; k < f.length; k++) h[k] = floatToHalf(f[k]);
       t.data = new Uint8Array(h.buffer);
     }
     if (t.view) t.view = { ...t.view, byteOffset: t.view.byteOffset / 2 };

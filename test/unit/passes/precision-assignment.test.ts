@@ -7,7 +7,8 @@ import { Plan, encodePlan } from '../../../src/lower/plan';
 import { native } from '../../../src/native/binding';
 import { importModel } from '../../../src/onnx/import';
 import '../../../src/ops';
-import { assignHalfPrecision, toHalfBits } from '../../../src/passes/precision-assignment';
+import { floatToHalf as toHalfBits } from '../../../src/dtype';
+import { assignHalfPrecision } from '../../../src/passes/precision-assignment';
 import { buildModel } from '../../helpers/model-builder';
 
 const N = 16;
