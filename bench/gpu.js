@@ -73,6 +73,20 @@ async function one(file, device, precision, batch, optimize, runner) {
     await engine.infer(feeds);
     e2e.push(Number(process.hrtime.bigint() - a) / 1e6);
   }
+  if (process.env.KILN_BENCH_PROFILE && batch === 1 && precision === 'fp32') {
+    // The slowest layers of one run (each timed alone), for the log.
+    const prof = await engine.profile(feeds);
+    const top = prof.layers.map((l, i) => ({ ...l, tactic: engine.report.layers[i].tactic })).sort((a, b) => b.ms - a.ms).slice(0, 12);
+    const total = prof.layers.reduce((a, l) => a + l.ms, 0);
+    console.log(`  profile ${model} ${device} ${runner}: ${prof.layers.length} layers, sum ${total.toFixed(3)} ms`);
+    for (const l of top) console.log(`    ${l.ms.toFixed(4)} ms  ${l.kind.padEnd(12)} ${l.tactic.padEnd(28)} ${l.name}`);
+    const byKind = {};
+    for (const [i, l] of prof.layers.entries()) {
+      const k = `${l.kind}:${engine.report.layers[i].tactic}`;
+      byKind[k] = (byKind[k] || 0) + l.ms;
+    }
+    console.log('    by kind: ' + Object.entries(byKind).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', '));
+  }
   const mem = engine.report.memory;
   const row = {
     date: new Date().toISOString(),

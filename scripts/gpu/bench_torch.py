@@ -24,14 +24,25 @@ import torch
 SEQ = 128
 
 
-def build(name):
-    torch.manual_seed(1234)
-    if name == "bert_base":
+class Bert(torch.nn.Module):
+    """BertModel with positional (input_ids, attention_mask) and the last hidden state as the output."""
+
+    def __init__(self):
+        super().__init__()
         from transformers import BertConfig, BertModel
 
         cfg = BertConfig()
         cfg._attn_implementation = "eager"
-        model = BertModel(cfg)
+        self.bert = BertModel(cfg)
+
+    def forward(self, input_ids, attention_mask):
+        return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def build(name):
+    torch.manual_seed(1234)
+    if name == "bert_base":
+        model = Bert()
     else:
         import torchvision
 
