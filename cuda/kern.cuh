@@ -22,7 +22,14 @@ namespace cuk {
 constexpr int kMaxRank = 8;
 constexpr int kThreads = 256;
 
-inline cudaStream_t stream_of(const RunContext& c) { return static_cast<cudaStream_t>(c.stream); }
+// The execution's stream. Every run() takes it before its launches, so this is also where a stale
+// non-sticky error left by an earlier failed runtime call (already reported by whoever made it) is
+// cleared: check_launch() then reports this layer's launches only. Sticky errors (a fault in an
+// earlier kernel) survive the clear and are still reported.
+inline cudaStream_t stream_of(const RunContext& c) {
+  (void)cudaGetLastError();
+  return static_cast<cudaStream_t>(c.stream);
+}
 
 inline std::string where(const LayerInfo& L) { return "layer '" + L.op->name + "' (" + L.op->kind + ")"; }
 
