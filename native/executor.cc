@@ -205,7 +205,7 @@ void Executor::prepare_layers() {
 }
 
 size_t Executor::host_workspace_bytes() const {
-  size_t ws = 0;
+  size_t ws = timing_host_workspace_;  // while building: the largest candidate's of any fallback layer
   for (size_t i = 0; i < layers_.size(); ++i)
     if (on_host_[i]) ws = std::max(ws, align_up(tactics_[i]->workspace(layers_[i])));
   return ws;
@@ -309,7 +309,8 @@ void Executor::bind(Context& c, const std::vector<const void*>& inputs) {
   if (inputs.size() != p.inputs.size())
     fail("INTERNAL", "run got " + std::to_string(inputs.size()) + " inputs, the plan has " + std::to_string(p.inputs.size()));
   if (!be_->host_memory()) {  // inputs have arena slots on the device
-    for (size_t i = 0; i < inputs.size(); ++i) be_->to_device(c.t[p.inputs[i]].data, inputs[i], p.tensors[p.inputs[i]].nbytes(), c.stream);
+    for (size_t i = 0; i < inputs.size(); ++i)  // an input no layer reads has no slot
+      if (c.t[p.inputs[i]].data) be_->to_device(c.t[p.inputs[i]].data, inputs[i], p.tensors[p.inputs[i]].nbytes(), c.stream);
     return;
   }
   for (size_t i = 0; i < inputs.size(); ++i) c.t[p.inputs[i]].data = const_cast<void*>(inputs[i]);
@@ -472,10 +473,13 @@ std::unique_ptr<Executor> Executor::build(std::shared_ptr<Plan> plan, const Buil
   e->set_tactics(chosen, on_host);
   e->choices_.resize(n);
   e->prepare_layers();
-  // Timing runs every candidate in one context: its workspace must fit the largest candidate's.
+  // Timing runs every candidate in one context: its workspaces (device, and host for fallback layers)
+  // must fit the largest candidate's.
   for (size_t k = 0; k < n; ++k)
-    if (!on_host[k])
-      for (const Tactic* t : cands[k]) e->workspace_bytes_ = std::max(e->workspace_bytes_, align_up(t->workspace(e->layers_[k])));
+    for (const Tactic* t : cands[k]) {
+      size_t& ws = on_host[k] ? e->timing_host_workspace_ : e->workspace_bytes_;
+      ws = std::max(ws, align_up(t->workspace(e->layers_[k])));
+    }
   // A layer needs timing when it has a choice and some candidate's time is not in the cache.
   std::vector<std::string> sigs(n);
   auto cached = [&](size_t k, const Tactic* t) -> const double* {
@@ -558,6 +562,7 @@ std::unique_ptr<Executor> Executor::build(std::shared_ptr<Plan> plan, const Buil
     if (opts.progress) opts.progress(k + 1, n, p.ops[k].name);
   }
   ctx.reset();
+  e->timing_host_workspace_ = 0;
   e->prepare_layers();
   return e;
 }

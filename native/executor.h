@@ -113,6 +113,7 @@ class Executor {
   void* const_store_ = nullptr;
   void* const_host_store_ = nullptr;
   size_t arena_bytes_ = 0, workspace_bytes_ = 0, constant_bytes_ = 0;
+  size_t timing_host_workspace_ = 0;  // during build only: see host_workspace_bytes()
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<Context>> pool_;
 };
