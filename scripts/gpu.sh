@@ -106,11 +106,13 @@ stage_test() {
 stage_bench() {
   local rc=0 models="${KILN_BENCH_MODELS:-resnet50,mobilenet_v2,googlenet,bert_base}"
   setup_node || return 1
+  # KILN_BENCH_TORCH=0: export only (the PyTorch timings of these models are already recorded)
   PYTHONUNBUFFERED=1 python3 scripts/gpu/bench_torch.py --out "$WORK/bench-models" --results "$OUT/gpu.jsonl" \
-    --models "$models" --iters "${KILN_BENCH_ITERS:-100}" 2>&1 | tee "$OUT/bench-torch.log" || rc=1
+    --models "$models" --iters "${KILN_BENCH_ITERS:-100}" $([ "${KILN_BENCH_TORCH:-1}" = 0 ] && echo --no-time) 2>&1 | tee "$OUT/bench-torch.log" || rc=1
   local files=()
   for m in ${models//,/ }; do files+=("$WORK/bench-models/$m.onnx"); done
-  node bench/gpu.js --results "$OUT/gpu.jsonl" --iters "${KILN_BENCH_ITERS:-100}" "${files[@]}" 2>&1 | tee "$OUT/bench-kiln.log" || rc=1
+  # KILN_BENCH_ARGS: more bench/gpu.js flags, e.g. "--precisions fp32 --batches 1"
+  node bench/gpu.js --results "$OUT/gpu.jsonl" --iters "${KILN_BENCH_ITERS:-100}" ${KILN_BENCH_ARGS:-} "${files[@]}" 2>&1 | tee "$OUT/bench-kiln.log" || rc=1
   return "$rc"
 }
 
