@@ -1,5 +1,7 @@
 #include "engine_format.h"
 
+#include "byte_reader.h"
+
 #include <array>
 
 namespace kiln {
@@ -20,36 +22,6 @@ class Out {
     b.insert(b.end(), s.begin(), s.end());
   }
   void raw(const void* p, size_t n) { b.insert(b.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n); }
-};
-
-class In {
- public:
-  In(const uint8_t* p, size_t n, std::string where) : p_(p), n_(n), where_(std::move(where)) {}
-  template <typename T>
-  T get(const char* what) {
-    need(sizeof(T), what);
-    T v;
-    std::memcpy(&v, p_ + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return v;
-  }
-  std::string str(const char* what) {
-    uint32_t n = get<uint32_t>(what);
-    need(n, what);
-    std::string s(reinterpret_cast<const char*>(p_ + pos_), n);
-    pos_ += n;
-    return s;
-  }
-  void need(size_t k, const char* what) {
-    if (k > n_ - pos_) fail("INVALID_ENGINE", where_ + ": truncated while reading " + what);
-  }
-  bool done() const { return pos_ == n_; }
-  const std::string& where() const { return where_; }
-
- private:
-  const uint8_t* p_;
-  size_t n_, pos_ = 0;
-  std::string where_;
 };
 
 const std::array<uint32_t, 256>& crc_table() {
@@ -129,7 +101,7 @@ std::vector<uint8_t> write_engine(const EngineHeader& h, const std::vector<uint8
 EngineParts read_engine(const uint8_t* data, size_t len) {
   if (len < 8 || std::memcmp(data, kEngineMagic, 8) != 0)
     fail("INVALID_ENGINE", "engine header: not a kiln engine (the first 8 bytes are not the kiln magic)");
-  In in(data, len, "engine header");
+  ByteReader in(data, len, "engine header");
   in.get<uint64_t>("magic");
   EngineParts parts;
   parts.header.format_version = in.get<uint32_t>("format version");
@@ -143,7 +115,7 @@ EngineParts read_engine(const uint8_t* data, size_t len) {
   if (stored != actual) fail("INVALID_ENGINE", "engine trailer: checksum mismatch; the engine bytes are corrupt");
   uint32_t hlen = in.get<uint32_t>("header length");
   in.need(hlen, "header fields");
-  In h(data + 16, hlen, "engine header");
+  ByteReader h(data + 16, hlen, "engine header");
   parts.header.kiln_version = h.str("kiln version");
   parts.header.backend = h.str("backend");
   parts.header.device = h.str("device");
@@ -152,7 +124,7 @@ EngineParts read_engine(const uint8_t* data, size_t len) {
   parts.header.build_options = h.str("build options");
   if (!h.done()) fail("INVALID_ENGINE", "engine header: stray bytes after the header fields");
   size_t pos = 16 + hlen;
-  In t(data + pos, len - kTrailer - pos, "engine section table");
+  ByteReader t(data + pos, len - kTrailer - pos, "engine section table");
   uint32_t nsec = t.get<uint32_t>("section count");
   if (nsec > 64) fail("INVALID_ENGINE", "engine section table: " + std::to_string(nsec) + " sections is implausible");
   bool have_plan = false, have_tact = false;
@@ -169,7 +141,7 @@ EngineParts read_engine(const uint8_t* data, size_t len) {
       parts.plan = std::make_shared<const std::vector<uint8_t>>(p, p + n);
       have_plan = true;
     } else if (std::string(tag) == "TACT") {
-      In s(p, n, where);
+      ByteReader s(p, n, where);
       uint32_t count = s.get<uint32_t>("layer count");
       if (count > n) fail("INVALID_ENGINE", where + ": layer count " + std::to_string(count) + " is implausible");
       parts.choices.resize(count);
