@@ -9,7 +9,7 @@ import { Engine, EngineMeta, tensorInfo } from './engine';
 import { KilnError } from './errors';
 import { Graph, elementCount, formatShape, isStatic } from './ir/graph';
 import { inferGraph } from './ir/infer';
-import { lowerGraph } from './lower/lower';
+import { exposeIntermediates, lowerGraph } from './lower/lower';
 import { encodePlan } from './lower/plan';
 import { native, callAsync } from './native/binding';
 import { importModel } from './onnx/import';
@@ -131,6 +131,7 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
   checkAbort();
   progress('lower', 0, 1);
   const plan = lowerGraph(g);
+  if (o.debug.exposeAll) exposeIntermediates(plan);
   if (o.precision === 'fp16') {
     const r = assignHalfPrecision(plan, new Set());
     passes.push({ name: 'precision-assignment', changed: r.half.length, nodes: r.half });
@@ -169,6 +170,7 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
       optimize: o.optimize,
       strict: o.strict,
       deviceId: o.deviceId,
+      ...(o.debug.exposeAll ? { debug: o.debug } : {}),
     });
     const metaWithTime = () => JSON.stringify({ ...meta, buildSeconds: (Date.now() - start) / 1000 });
     const cache = o.timingCache ? loadCache(o.timingCache, backend, warnings) : undefined;

@@ -6,6 +6,7 @@ import { DataType, TypedArray, byteSize, dtypeFromName, dtypeName, viewAs } from
 import { KilnError } from './errors';
 import { NativeEngine, callAsync, call } from './native/binding';
 import { Tensor, TensorLike } from './tensor';
+import type { CompareOptions, CompareResult } from './compare';
 
 export interface TensorInfo {
   name: string;
@@ -67,11 +68,18 @@ export interface EngineMeta {
   buildSeconds?: number;
 }
 
+/** @internal The engine's plan as the addon describes it: tensor table (ONNX value names), layers, outputs. */
+export interface DescribedPlan {
+  tensors: { name: string; dtype: number; shape: number[]; kind: string }[];
+  ops: { name: string; kind: string; origin: string[]; outputs: number[] }[];
+  outputs: number[];
+}
+
 interface Described {
   header: { kilnVersion: string; backend: string; device: string; capability: string; buildOptions: Record<string, unknown> };
   memory: EngineReport['memory'];
   layers: { name: string; kind: string; backend: string; transferBytes: number; signature: string; tactic: string; candidates: { tactic: string; ms: number | null }[] }[];
-  plan: { ops: { name: string; kind: string; origin: string[] }[] };
+  plan: DescribedPlan;
   meta: EngineMeta | null;
 }
 
@@ -157,6 +165,49 @@ export class Engine {
     const engine = this.live();
     const arrays = this.checkFeeds(feeds);
     return callAsync(() => engine.timeRuns(arrays, iterations));
+  }
+
+  /**
+   * Checks the engine against the fp32 CPU reference of an ONNX model (kiln's Polygraphy): runs both
+   * on `feeds` and reports, per output, max abs error, relative L2 error, cosine similarity and the
+   * engine's NaN/Inf counts. When an output is off by more than the tolerance it also names the first
+   * layer, in topological order, whose value diverges (`firstDivergence`: the engine layer, the ONNX
+   * nodes fused into it, the reference's ONNX node). An engine built with `debug: { exposeAll: true }`
+   * is checked layer by layer itself; any other one is rebuilt from `options.model` with its recorded
+   * build options plus exposeAll to locate the layer.
+   * @param options.model the ONNX model (path or bytes): the engine does not keep it.
+   * @param options.tolerance relative L2 error allowed (default 1e-3 for fp32 engines, 1e-2 otherwise).
+   * @param options.constants the values of the inputs the engine was built with as `constants`.
+   * @throws KilnError ENGINE_MISMATCH when the model's inputs or outputs are not the engine's.
+   */
+  async compare(feeds: Record<string, Tensor | TensorLike>, options: CompareOptions): Promise<CompareResult> {
+    this.live();
+    const { compareEngine } = await import('./compare');
+    return compareEngine(this, feeds, options);
+  }
+
+  /**
+   * @internal Runs once and returns every value the plan outputs by name: the engine's outputs and,
+   * for an engine built with `debug.exposeAll`, every intermediate value.
+   */
+  async inferAll(feeds: Record<string, Tensor | TensorLike>): Promise<Map<string, Tensor>> {
+    const engine = this.live();
+    const arrays = this.checkFeeds(feeds);
+    const outs = await callAsync(() => engine.infer(arrays));
+    const p = this.described.plan;
+    const result = new Map<string, Tensor>();
+    p.outputs.forEach((ti, i) => {
+      const t = p.tensors[ti];
+      const code = t.dtype as DataType;
+      const n = t.shape.reduce((a, b) => a * b, 1);
+      result.set(t.name, Tensor.fromCode(code, viewAs(code, new Uint8Array(outs[i], 0, n * byteSize(code))), t.shape));
+    });
+    return result;
+  }
+
+  /** @internal The engine's plan, as the addon describes it (tensor table, layers, outputs). */
+  get plan(): DescribedPlan {
+    return this.described.plan;
   }
 
   /** The engine's bytes, to store and load later with loadEngine(). */

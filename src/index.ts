@@ -12,6 +12,7 @@ export { compile, loadEngine } from './compile';
 export type { ModelSource } from './compile';
 export { Engine } from './engine';
 export type { EngineReport, LayerReport, PassReport, TensorInfo } from './engine';
+export type { CompareOptions, CompareResult, Divergence, ValueError } from './compare';
 export { Tensor } from './tensor';
 export type { TensorLike, TensorType, TypedArray } from './tensor';
 export { KilnError } from './errors';

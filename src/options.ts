@@ -47,6 +47,13 @@ export interface CompileOptions {
    * as inputs.
    */
   constants?: Record<string, TensorLike>;
+  /**
+   * Debugging. `exposeAll: true` makes every value a layer writes an output of the plan, so
+   * `engine.compare()` can check each layer against the fp32 reference. It keeps every intermediate
+   * value alive (a larger arena) and stops concat-elimination for them; the engine's `outputs` are
+   * unchanged.
+   */
+  debug?: { exposeAll?: boolean };
 }
 
 const KNOWN: Record<keyof CompileOptions, string> = {
@@ -61,6 +68,7 @@ const KNOWN: Record<keyof CompileOptions, string> = {
   deviceId: 'a non-negative integer',
   timingCache: 'a file path',
   constants: 'an object of input name → Tensor',
+  debug: '{ exposeAll?: boolean }',
 };
 
 function invalid(name: string, value: unknown): never {
@@ -80,6 +88,7 @@ export interface ResolvedOptions {
   constants: Record<string, TensorLike>;
   deviceId: number;
   timingCache?: string;
+  debug: { exposeAll: boolean };
 }
 
 export function resolveOptions(o: CompileOptions | undefined): ResolvedOptions {
@@ -88,7 +97,7 @@ export function resolveOptions(o: CompileOptions | undefined): ResolvedOptions {
   for (const k of Object.keys(o))
     if (!(k in KNOWN))
       throw new KilnError('INVALID_OPTION', `Unknown option '${k}'; the options are ${Object.keys(KNOWN).join(', ')}`);
-  const r: ResolvedOptions = { precision: 'fp32', device: 'auto', shapes: {}, timing: true, optimize: true, strict: false, constants: {}, deviceId: 0 };
+  const r: ResolvedOptions = { precision: 'fp32', device: 'auto', shapes: {}, timing: true, optimize: true, strict: false, constants: {}, deviceId: 0, debug: { exposeAll: false } };
   if (o.precision !== undefined) {
     if (!['fp32', 'fp16', 'int8', 'best'].includes(o.precision as string)) invalid('precision', o.precision);
     r.precision = o.precision;
@@ -137,6 +146,12 @@ export function resolveOptions(o: CompileOptions | undefined): ResolvedOptions {
     const v = o.optimize;
     if (typeof v !== 'boolean' && (typeof v !== 'object' || v === null || Object.values(v).some((x) => typeof x !== 'boolean'))) invalid('optimize', v);
     r.optimize = v;
+  }
+  if (o.debug !== undefined) {
+    const d = o.debug as Record<string, unknown>;
+    if (typeof d !== 'object' || d === null || Array.isArray(d) || Object.keys(d).some((k) => k !== 'exposeAll') || (d.exposeAll !== undefined && typeof d.exposeAll !== 'boolean'))
+      invalid('debug', d);
+    r.debug = { exposeAll: d.exposeAll === true };
   }
   return r;
 }

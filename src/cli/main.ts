@@ -6,9 +6,11 @@
  *   kiln run model.kiln|model.onnx [--input name=file.npy|file.bin] [--json]
  *   kiln inspect model.kiln|model.onnx [--json]
  *   kiln bench model.kiln|model.onnx [--iterations N] [--warmup N] [--concurrency N] [--json]
+ *   kiln compare model.onnx [--engine model.kiln] [--input name=file.npy] [--tolerance x] [--json]
  *   kiln doctor [--json]
  *
- * Errors print `kiln: <message>` and exit 1; a cancelled build (Ctrl-C) exits 130.
+ * Errors print `kiln: <message>` and exit 1; a cancelled build (Ctrl-C) exits 130; a compare whose
+ * outputs are past the tolerance exits 2.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -54,6 +56,9 @@ Usage:
   kiln run <model.kiln|model.onnx> [--input name=file.npy|file.bin ...] [--seed N] [--json]
   kiln inspect <model.kiln|model.onnx> [--json]
   kiln bench <model.kiln|model.onnx> [--iterations N] [--warmup N] [--concurrency N] [--json]
+  kiln compare <model.onnx> [--engine model.kiln] [--input name=file.npy ...] [--seed N] [--tolerance x] [--json]
+      check an engine (built from the model, or --engine) against the fp32 CPU reference: per-output
+      error, and the first diverging layer; exits 2 when an output is past the tolerance
   kiln doctor [--json]
 
 Compile options (build, and run/inspect/bench of an .onnx model):
@@ -85,6 +90,14 @@ const COMMANDS = {
     warmup: { type: 'string' },
     concurrency: { type: 'string', short: 'c' },
     seed: { type: 'string' },
+    json: { type: 'boolean' },
+    ...COMPILE_FLAGS,
+  },
+  compare: {
+    engine: { type: 'string', short: 'e' },
+    input: { type: 'string', multiple: true, short: 'i' },
+    seed: { type: 'string' },
+    tolerance: { type: 'string', short: 't' },
     json: { type: 'boolean' },
     ...COMPILE_FLAGS,
   },
@@ -341,6 +354,67 @@ async function cmdBench(pos: string[], v: Values, io: Io): Promise<number> {
   }
 }
 
+async function cmdCompare(pos: string[], v: Values, io: Io): Promise<number> {
+  const file = model(pos, 'compare');
+  let tolerance: number | undefined;
+  if (v.tolerance !== undefined) {
+    tolerance = Number(v.tolerance);
+    if (v.tolerance === '' || !Number.isFinite(tolerance) || tolerance < 0) throw new UsageError(`--tolerance: expected a non-negative number, received '${v.tolerance}'`);
+  }
+  const onnxBytes = readFile(file);
+  if (isEngineBytes(onnxBytes)) throw new UsageError(`compare: '${file}' is an engine; give the ONNX model, and the engine with --engine`);
+  let engine: Engine;
+  if (v.engine !== undefined) {
+    for (const f of Object.keys(COMPILE_FLAGS))
+      if (v[f] !== undefined) throw new UsageError(`--${f} does not apply with --engine: the engine's recorded build options are used`);
+    const bytes = readFile(v.engine as string);
+    if (!isEngineBytes(bytes)) throw new UsageError(`--engine: '${v.engine}' is not a kiln engine`);
+    engine = await loadEngine(bytes);
+  } else {
+    const { options, bar } = compileOptions(v, io, !!io.stderr.isTTY);
+    engine = await build(file, options, bar);
+  }
+  try {
+    const feeds = feedsFor(engine, v);
+    building++; // the reference (and a locating rebuild) are builds too
+    let r;
+    try {
+      r = await engine.compare(feeds, { model: file, tolerance });
+    } finally {
+      building--;
+    }
+    if (v.json) {
+      io.stdout.write(JSON.stringify({ model: file, engine: (v.engine as string | undefined) ?? null, ...r }, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2) + '\n');
+      return r.pass ? 0 : 2;
+    }
+    const e = (x: number) => (Number.isFinite(x) ? x.toExponential(2) : String(x));
+    io.stdout.write(`${file} vs ${(v.engine as string | undefined) ?? 'its engine'} (${engine.report.backend} ${engine.report.precision}); tolerance rel L2 ${r.tolerance}\n`);
+    io.stdout.write(
+      table(
+        r.outputs.map((o) => [
+          `output ${o.name}`,
+          `max abs ${e(o.maxAbs)}`,
+          `rel L2 ${e(o.relL2)}`,
+          `cosine ${o.cosine.toFixed(6)}`,
+          `NaN ${o.nan}`,
+          `Inf ${o.inf}`,
+          o.pass ? 'PASS' : 'FAIL',
+        ]),
+      ),
+    );
+    const d = r.firstDivergence;
+    if (d)
+      io.stdout.write(
+        `first divergence: value '${d.value}' (ONNX node '${d.onnxNode}') from layer '${d.layer}' (${d.kind}, fused from ${d.fusedFrom.join(', ')}): ` +
+          `rel L2 ${e(d.relL2)}, max abs ${e(d.maxAbs)}${d.source === 'rebuild' ? ' [located in an engine rebuilt from the model]' : ''}\n`,
+      );
+    else if (r.note) io.stdout.write(`note: ${r.note}\n`);
+    return r.pass ? 0 : 2;
+  } finally {
+    engine.dispose();
+  }
+}
+
 function version(pkg: string): string | null {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -394,6 +468,7 @@ const HANDLERS: Record<Command, (pos: string[], v: Values, io: Io) => Promise<nu
   run: cmdRun,
   inspect: cmdInspect,
   bench: cmdBench,
+  compare: cmdCompare,
   doctor: cmdDoctor,
 };
 

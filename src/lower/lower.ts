@@ -79,3 +79,18 @@ export function tempValue(g: Graph, base: string, v: Omit<Value, 'name'>): strin
 export function lowerSubgraph(g: Graph, extraInputs: string[]): Plan {
   return lowerGraph({ ...g, inputs: [...g.inputs, ...extraInputs] });
 }
+
+/**
+ * Debugging (compile option `debug.exposeAll`): every activation a layer writes becomes an output of
+ * the plan, after the graph's own outputs, so a run returns each intermediate value by its name.
+ */
+export function exposeIntermediates(plan: Plan): void {
+  const outputs = new Set(plan.outputs);
+  for (const op of plan.ops)
+    for (const o of op.outputs) {
+      if (o < 0 || outputs.has(o) || plan.tensors[o].kind !== 'activation') continue;
+      plan.tensors[o].kind = 'output';
+      plan.outputs.push(o);
+      outputs.add(o);
+    }
+}
