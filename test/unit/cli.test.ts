@@ -162,7 +162,7 @@ describe('kiln CLI', () => {
 
   test.each([
     [['build', '/nonexistent/m.onnx'], /\nkiln: model: cannot read '\/nonexistent\/m\.onnx' \(ENOENT\)\n$/],
-    [['frobnicate'], /^kiln: unknown command 'frobnicate'; the commands are build, run, inspect, bench, doctor\n/],
+    [['frobnicate'], /^kiln: unknown command 'frobnicate'; the commands are build, run, inspect, bench, compare, doctor\n/],
     [['run', 'a', 'b'], /^kiln: run: expected one model file, received a b\n/],
     [['build', 'm.onnx', '--fast'], /^kiln: Unknown option '--fast'/],
     [['bench', 'm.kiln', '--iterations', '0'], /^kiln: --iterations: expected an integer >= 1, received '0'\n/],

@@ -40,6 +40,9 @@ const CASES: [string, unknown, string][] = [
   ['deviceId', '0', "Expected a non-negative integer for option 'deviceId' but received '0'"],
   ['constants', [1], "Expected an object of input name → Tensor for option 'constants' but received [1]"],
   ['constants', { axes: [1, 2] }, "Expected a Tensor for option 'constants.axes' but received [1,2]"],
+  ['debug', true, "Expected { exposeAll?: boolean } for option 'debug' but received true"],
+  ['debug', { exposeAll: 1 }, `Expected { exposeAll?: boolean } for option 'debug' but received {"exposeAll":1}`],
+  ['debug', { verbose: true }, `Expected { exposeAll?: boolean } for option 'debug' but received {"verbose":true}`],
 ];
 
 /** The option names, as the unknown-option error lists them (so a new option without a case here fails). */
