@@ -7,7 +7,15 @@
 //   cpu.conv.pointwise  float32 1x1 kernels with stride 1 and no padding: the input already is the GEMM
 //                       operand, packed as a plain matrix
 //   cpu.conv.depthwise  float32, group == C == M: per channel, row-wise multiply-adds over the valid range
+//   cpu.conv.depthwise.grid  float32 1-D/2-D depthwise: per channel, the zero-padded input split into
+//                       stride phases, so every tap reads one contiguous run; the output is computed on
+//                       the phase planes' pitch (a few junk columns per row) 8 lanes at a time with AVX2
 #include <algorithm>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define KILN_CONV_X86 1
+#endif
 
 #include "conv_geom.h"
 
@@ -244,9 +252,166 @@ class ConvDepthwise : public Tactic {
   }
 };
 
+
+// Depthwise 1-D/2-D convolution on padded stride-phase planes. For strides (sh, sw) the zero-padded
+// input is split into sh*sw planes, plane (a, b) holding padded rows a, a+sh, ... and columns b, b+sw,
+// ...; tap (ky, kx) of output (oy, ox) then reads plane ((ky*dh) % sh, (kx*dw) % sw) at row
+// oy + ky*dh/sh, column ox + kx*dw/sw. With the output laid out on the planes' pitch P (output row oy
+// at oy*P, the columns past OW junk), every tap is one contiguous run: grid[o] += w * plane[o + off],
+// so the whole channel (tiny 4x4 and 2x2 maps included) is computed 8 lanes at a time, and the valid
+// columns are copied out with the bias/residual/activation epilogue.
+struct DwGridGeom {
+  int64_t sh, sw, R, P, plane, grid, chunk_floats, chunks;
+};
+
+DwGridGeom dw_grid_geom(const ConvGeom& g) {
+  DwGridGeom d;
+  d.sh = g.s[1], d.sw = g.s[2];
+  d.R = g.out[1] + (g.k[1] - 1) * g.d[1] / d.sh;
+  d.P = g.out[2] + (g.k[2] - 1) * g.d[2] / d.sw;
+  d.plane = d.R * d.P;
+  d.grid = (g.out[1] * d.P + 7) / 8 * 8;
+  // the planes, a tail that junk lanes may read (up to P + 8 past the last plane), the grid
+  d.chunk_floats = (d.sh * d.sw * d.plane + d.P + 16 + d.grid + 15) / 16 * 16;
+  int64_t work = g.N * g.C * d.grid * g.k_size();
+  d.chunks = std::clamp<int64_t>(work / 32768, 1, std::min<int64_t>(8, g.N * g.C));
+  return d;
+}
+
+struct DwGridState : ConvState {
+  DwGridGeom d;
+  std::vector<int64_t> off;  // per tap: its plane's start + row/column shift
+};
+
+#ifdef KILN_CONV_X86
+__attribute__((target("avx2,fma"))) void dw_grid_avx2(const float* buf, const int64_t* off, const float* w, int64_t taps,
+                                                       float bias, float* grid, int64_t n) {
+  int64_t o = 0;
+  for (; o + 32 <= n; o += 32) {
+    __m256 a0 = _mm256_set1_ps(bias), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t t = 0; t < taps; ++t) {
+      __m256 wv = _mm256_set1_ps(w[t]);
+      const float* p = buf + off[t] + o;
+      a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p), a0);
+      a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 8), a1);
+      a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 16), a2);
+      a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 24), a3);
+    }
+    _mm256_storeu_ps(grid + o, a0);
+    _mm256_storeu_ps(grid + o + 8, a1);
+    _mm256_storeu_ps(grid + o + 16, a2);
+    _mm256_storeu_ps(grid + o + 24, a3);
+  }
+  for (; o < n; o += 8) {
+    __m256 a0 = _mm256_set1_ps(bias);
+    for (int64_t t = 0; t < taps; ++t) a0 = _mm256_fmadd_ps(_mm256_set1_ps(w[t]), _mm256_loadu_ps(buf + off[t] + o), a0);
+    _mm256_storeu_ps(grid + o, a0);
+  }
+}
+#endif
+
+void dw_grid_portable(const float* buf, const int64_t* off, const float* w, int64_t taps, float bias, float* grid, int64_t n) {
+  std::fill(grid, grid + n, bias);
+  for (int64_t t = 0; t < taps; ++t) {
+    const float* p = buf + off[t];
+    float wv = w[t];
+    for (int64_t o = 0; o < n; ++o) grid[o] += wv * p[o];
+  }
+}
+
+class ConvDepthwiseGrid : public Tactic {
+ public:
+  const char* name() const override { return "cpu.conv.depthwise.grid"; }
+  bool can_implement(const LayerInfo& L) const override {
+    if (!all_f32(L)) return false;
+    ConvGeom g = conv_geom(L, false);
+    return g.G == g.C && g.G == g.M && g.G > 1 && g.in[0] == 1 && g.out[0] == 1 && g.k[0] == 1;
+  }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
+    auto st = std::make_unique<DwGridState>();
+    st->g = conv_geom(L, false);
+    st->d = dw_grid_geom(st->g);
+    const ConvGeom& g = st->g;
+    for (int64_t ky = 0; ky < g.k[1]; ++ky)
+      for (int64_t kx = 0; kx < g.k[2]; ++kx) {
+        int64_t ry = ky * g.d[1], rx = kx * g.d[2];
+        int64_t plane = (ry % st->d.sh) * st->d.sw + rx % st->d.sw;
+        st->off.push_back(plane * st->d.plane + ry / st->d.sh * st->d.P + rx / st->d.sw);
+      }
+    return st;
+  }
+  size_t workspace(const LayerInfo& L) const override {
+    DwGridGeom d = dw_grid_geom(conv_geom(L, false));
+    return static_cast<size_t>(d.chunks * d.chunk_floats) * sizeof(float);
+  }
+  void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const auto& st = *static_cast<DwGridState*>(s);
+    const ConvGeom& g = st.g;
+    const DwGridGeom& d = st.d;
+    const float* X = in[0].as<float>();
+    const float* W = in[1].as<float>();
+    const float* B = g.has_bias ? in[2].as<float>() : nullptr;
+    const float* Z = g.has_residual ? in[3].as<float>() : nullptr;
+    float* Y = out[0].as<float>();
+    float* ws = static_cast<float*>(ctx.workspace);
+    int64_t H = g.in[1], Wd = g.in[2], OH = g.out[1], OW = g.out[2], isz = g.in_size(), osz = g.out_size(), ksz = g.k_size();
+    int64_t NC = g.N * g.C, planes = d.sh * d.sw, tail = d.P + 16;
+#ifdef KILN_CONV_X86
+    auto kern = sgemm::has_avx2() ? dw_grid_avx2 : dw_grid_portable;
+#else
+    auto kern = dw_grid_portable;
+#endif
+    auto task = [&](int64_t q0, int64_t q1) {
+      float* buf = ws + q0 * d.chunk_floats;
+      float* grid = buf + planes * d.plane + tail;
+      std::fill(buf + planes * d.plane, grid, 0.f);
+      for (int64_t r = q0 * NC / d.chunks; r < q1 * NC / d.chunks; ++r) {
+        int64_t c = r % g.C;
+        const float* x = X + r * isz;
+        for (int64_t a = 0; a < d.sh; ++a)
+          for (int64_t b = 0; b < d.sw; ++b) {
+            float* pl = buf + (a * d.sw + b) * d.plane;
+            int64_t lo, hi;
+            valid_range(b - g.p[2], d.sw, Wd, d.P, lo, hi);
+            for (int64_t row = 0; row < d.R; ++row) {
+              float* dst = pl + row * d.P;
+              int64_t iy = row * d.sh + a - g.p[1];
+              if (iy < 0 || iy >= H || lo >= hi) {
+                std::fill(dst, dst + d.P, 0.f);
+                continue;
+              }
+              const float* xr = x + iy * Wd + b - g.p[2];
+              std::fill(dst, dst + lo, 0.f);
+              if (d.sw == 1) std::copy(xr + lo, xr + hi, dst + lo);
+              else
+                for (int64_t t = lo; t < hi; ++t) dst[t] = xr[t * d.sw];
+              std::fill(dst + hi, dst + d.P, 0.f);
+            }
+          }
+        kern(buf, st.off.data(), W + c * ksz, ksz, B ? B[c] : 0.f, grid, d.grid);
+        float* y = Y + r * osz;
+        for (int64_t oy = 0; oy < OH; ++oy) {
+          float* yr = y + oy * OW;
+          const float* gr = grid + oy * d.P;
+          if (Z) {
+            const float* zr = Z + r * osz + oy * OW;
+            for (int64_t ox = 0; ox < OW; ++ox) yr[ox] = gr[ox] + zr[ox];
+          } else {
+            std::copy(gr, gr + OW, yr);
+          }
+          g.act.apply_row(yr, OW);
+        }
+      }
+    };
+    if (d.chunks == 1) task(0, 1);
+    else ctx.pool->parallel_for(d.chunks, 1, task);
+  }
+};
+
 }  // namespace
 KILN_REGISTER_TACTIC("cpu", "Conv", ConvRef);
 KILN_REGISTER_TACTIC_EXPR("cpu", "Conv", std::make_unique<ConvGemm>(false));
 KILN_REGISTER_TACTIC_EXPR("cpu", "Conv", std::make_unique<ConvGemm>(true));
 KILN_REGISTER_TACTIC("cpu", "Conv", ConvDepthwise);
+KILN_REGISTER_TACTIC("cpu", "Conv", ConvDepthwiseGrid);
 }  // namespace kiln

@@ -106,7 +106,7 @@ describe('Conv tactics match the reference', () => {
   const tactics = native().tactics('cpu').Conv.filter((t) => t !== 'cpu.conv.ref');
 
   test('every tactic is registered', () => {
-    expect(tactics.sort()).toEqual(['cpu.conv.depthwise', 'cpu.conv.im2col', 'cpu.conv.pointwise']);
+    expect(tactics.sort()).toEqual(['cpu.conv.depthwise', 'cpu.conv.depthwise.grid', 'cpu.conv.im2col', 'cpu.conv.pointwise']);
   });
 
   test.each(cases.map((c, i) => [i, c] as const))('case %i %j', (_, c) => {
@@ -155,5 +155,34 @@ describe('Conv tactics with constant weights (packed once at build) match the re
     const [ref] = runF32(plan, ins, { Conv: 'cpu.conv.ref' });
     const t = c.w[2] === 1 ? 'cpu.conv.pointwise' : 'cpu.conv.im2col';
     expect(maxRelErr(runF32(plan, ins, { Conv: t })[0], ref)).toBeLessThan(1e-5);
+  });
+});
+
+describe('Depthwise tactics (MobileNet shapes: tiny maps, stride 2, residual + clip epilogue) match the reference', () => {
+  const r = rng(11);
+  const cases: ConvCase[] = [
+    { x: [1, 16, 4, 4], w: [16, 1, 3, 3], bias: true, attrs: { group: 16, pads: [1, 1, 1, 1] } },
+    { x: [1, 24, 2, 2], w: [24, 1, 3, 3], bias: true, attrs: { group: 24, pads: [1, 1, 1, 1] } },
+    { x: [1, 12, 8, 8], w: [12, 1, 3, 3], bias: true, attrs: { group: 12, strides: [2, 2], pads: [1, 1, 1, 1] } },
+    { x: [2, 32, 33, 31], w: [32, 1, 3, 3], bias: true, attrs: { group: 32, pads: [1, 1, 1, 1] } },
+    { x: [1, 40, 21, 19], w: [40, 1, 5, 5], attrs: { group: 40, strides: [2, 2], dilations: [2, 1], pads: [2, 2, 1, 3] } },
+  ];
+  const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+  test.each(cases.map((c, i) => [i, c] as const))('case %i %j', (_, c) => {
+    const base = convPlan(c);
+    // Z (input 3, Y's shape) and a clip(0, 6) activation, as the epilogue-fusion pass makes them
+    const yt = base.tensors[base.ops[0].outputs[0]];
+    const zt = base.tensors.length;
+    const plan = {
+      ...base,
+      tensors: [...base.tensors, { ...yt, name: 'z', kind: 'input' as const }],
+      inputs: [...base.inputs, zt],
+      ops: [{ ...base.ops[0], inputs: [...base.ops[0].inputs, ...(c.bias ? [] : [-1]), zt], attrs: { ...base.ops[0].attrs, activation: { t: 's' as const, v: 'clip' }, activation_min: { t: 'f' as const, v: 0 }, activation_max: { t: 'f' as const, v: 0.5 } } }],
+    };
+    const ins = [randomArray(size(c.x), r), randomArray(size(c.w), r), ...(c.bias ? [randomArray(c.w[0], r)] : []), randomArray(size(yt.shape as number[]), r)];
+    const [ref] = runF32(plan, ins, { Conv: 'cpu.conv.ref' });
+    expect(ref.some((v) => v > 0 && v < 0.5)).toBe(true);
+    for (const t of ['cpu.conv.depthwise', 'cpu.conv.depthwise.grid', 'cpu.conv.im2col'])
+      expect({ t, err: maxRelErr(runF32(plan, ins, { Conv: t })[0], ref) < 1e-5 }).toEqual({ t, err: true });
   });
 });
