@@ -376,13 +376,8 @@ async function cmdCompare(pos: string[], v: Values, io: Io): Promise<number> {
   }
   try {
     const feeds = feedsFor(engine, v);
-    building++; // the reference (and a locating rebuild) are builds too
-    let r;
-    try {
-      r = await engine.compare(feeds, { model: file, tolerance });
-    } finally {
-      building--;
-    }
+    // Not counted in `building`: compare() takes no signal, so Ctrl-C ends it at once.
+    const r = await engine.compare(feeds, { model: file, tolerance });
     if (v.json) {
       io.stdout.write(JSON.stringify({ model: file, engine: (v.engine as string | undefined) ?? null, ...r }, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2) + '\n');
       return r.pass ? 0 : 2;
