@@ -27,7 +27,7 @@ export interface ValueError {
   name: string;
   /** Largest |engine − reference| (Infinity where a NaN/Inf differs). */
   maxAbs: number;
-  /** ‖engine − reference‖₂ / ‖reference‖₂ (0 when both are zero; Infinity where a NaN/Inf differs). */
+  /** ‖engine − reference‖₂ / ‖reference‖₂ (0 when equal; Infinity where a NaN/Inf differs, or the reference is all zeros and the engine is not). */
   relL2: number;
   /** Cosine similarity of the two (1 when both are zero). */
   cosine: number;

@@ -119,6 +119,29 @@ describe('engine.compare', () => {
     }
   });
 
+  test('a loaded engine that diverges from the reference is located in a rebuild (mobilenet_v2, tolerance 0)', async () => {
+    // BatchNorm folding and Conv+Clip fusion change fp32 rounding: at tolerance 0 the output fails and
+    // the rebuild with the engine's options names the first layer whose value is not bit-exact.
+    const model = path.join(__dirname, '../../models/mobilenet_v2-ts.onnx');
+    const built = await compile(model, { device: 'cpu', timing: false });
+    const engine = await loadEngine(built.serialize());
+    built.dispose();
+    try {
+      const x = engine.inputs[0];
+      const data = Float32Array.from({ length: x.dims.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i));
+      const r = await engine.compare({ [x.name]: new Tensor('float32', data, x.dims) }, { model, tolerance: 0 });
+      expect(r.pass).toBe(false);
+      expect(r.outputs[0].relL2).toBeLessThan(1e-4);
+      const d = r.firstDivergence!;
+      expect(d.source).toBe('rebuild');
+      expect(engine.report.layers.map((l) => l.name)).toContain(d.layer);
+      expect(d.fusedFrom).toContain(d.onnxNode);
+      expect(d.relL2).toBeGreaterThan(0);
+    } finally {
+      engine.dispose();
+    }
+  });
+
   test('the exposeAll debug build keeps outputs unchanged and returns every intermediate value', async () => {
     const engine = await compile(cnn(), { device: 'cpu', debug: { exposeAll: true } });
     try {
