@@ -6,6 +6,9 @@
 //                       into its B panels (im2col without a column matrix)
 //   cpu.conv.pointwise  float32 1x1 kernels with stride 1 and no padding: the input already is the GEMM
 //                       operand, packed as a plain matrix
+//   cpu.conv.pointwise.t  float32 1x1 (as pointwise) with constant W on a small map: computed transposed,
+//                       Y^T = X^T W^T, so the map's few positions are the GEMM's rows (a 2x2 map fills
+//                       4 of 6 rows instead of 4 of 16 columns) and W^T is packed into B panels once
 //   cpu.conv.depthwise  float32, group == C == M: per channel, row-wise multiply-adds over the valid range
 //   cpu.conv.depthwise.grid  float32 1-D/2-D depthwise: per channel, the zero-padded input split into
 //                       stride phases, so every tap reads one contiguous run; the output is computed on
@@ -36,6 +39,12 @@ bool all_f32(const LayerInfo& L) {
   for (auto* t : L.in)
     if (t && t->dtype != DType::F32) return false;
   return !L.out.empty() && L.out[0] && L.out[0]->dtype == DType::F32;
+}
+
+bool pointwise_geom(const ConvGeom& g) {
+  for (int i = 0; i < 3; ++i)
+    if (g.k[i] != 1 || g.s[i] != 1 || g.p[i] != 0 || g.in[i] != g.out[i]) return false;
+  return true;
 }
 
 class ConvRef : public Tactic {
@@ -103,11 +112,7 @@ class ConvGemm : public Tactic {
   const char* name() const override { return pointwise_ ? "cpu.conv.pointwise" : "cpu.conv.im2col"; }
   bool can_implement(const LayerInfo& L) const override {
     if (!all_f32(L)) return false;
-    if (!pointwise_) return true;
-    ConvGeom g = conv_geom(L, false);
-    for (int i = 0; i < 3; ++i)
-      if (g.k[i] != 1 || g.s[i] != 1 || g.p[i] != 0 || g.in[i] != g.out[i]) return false;
-    return true;
+    return !pointwise_ || pointwise_geom(conv_geom(L, false));
   }
   std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
     auto st = std::make_unique<ConvGemmState>();
@@ -252,6 +257,47 @@ class ConvDepthwise : public Tactic {
   }
 };
 
+
+struct PointwiseTState : ConvState {
+  std::vector<float> packed_wt;  // W^T (C x M) in sgemm B panels
+};
+
+class ConvPointwiseT : public Tactic {
+ public:
+  // Above this many positions the plain pointwise tactic's 16-column panels are already full.
+  static constexpr int64_t kMaxPositions = 64;
+  const char* name() const override { return "cpu.conv.pointwise.t"; }
+  bool can_implement(const LayerInfo& L) const override {
+    if (!all_f32(L) || !L.const_data(1)) return false;
+    ConvGeom g = conv_geom(L, false);
+    return g.G == 1 && pointwise_geom(g) && g.out_size() <= kMaxPositions;
+  }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
+    auto st = std::make_unique<PointwiseTState>();
+    st->g = conv_geom(L, false);
+    st->packed_wt.resize(sgemm::packed_b_floats(st->g.C, st->g.M));
+    sgemm::pack_b_all(st->g.C, st->g.M, {reinterpret_cast<const float*>(L.const_data(1)), 1, st->g.C}, st->packed_wt.data());
+    return st;
+  }
+  size_t workspace(const LayerInfo& L) const override {
+    ConvGeom g = conv_geom(L, false);
+    return sgemm::prepacked_workspace_floats(g.out_size(), g.C) * sizeof(float);
+  }
+  void run(const LayerInfo&, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const auto& st = *static_cast<PointwiseTState*>(s);
+    const ConvGeom& g = st.g;
+    int64_t P = g.out_size();
+    for (int64_t n = 0; n < g.N; ++n) {
+      sgemm::Epilogue ep;
+      if (g.has_bias) ep.bias = {in[2].as<float>(), 0, 1};
+      if (g.has_residual) ep.residual = {in[3].as<float>() + n * g.M * P, 1, P};
+      ep.beta = 1;
+      ep.act = g.act;
+      sgemm::gemm_prepacked(P, g.M, g.C, {in[0].as<float>() + n * g.C * P, 1, P}, st.packed_wt.data(), out[0].as<float>() + n * g.M * P,
+                            1, P, ep, ctx.pool, static_cast<float*>(ctx.workspace));
+    }
+  }
+};
 
 // Depthwise 1-D/2-D convolution on padded stride-phase planes. For strides (sh, sw) the zero-padded
 // input is split into sh*sw planes, plane (a, b) holding padded rows a, a+sh, ... and columns b, b+sw,
@@ -414,4 +460,5 @@ KILN_REGISTER_TACTIC_EXPR("cpu", "Conv", std::make_unique<ConvGemm>(false));
 KILN_REGISTER_TACTIC_EXPR("cpu", "Conv", std::make_unique<ConvGemm>(true));
 KILN_REGISTER_TACTIC("cpu", "Conv", ConvDepthwise);
 KILN_REGISTER_TACTIC("cpu", "Conv", ConvDepthwiseGrid);
+KILN_REGISTER_TACTIC("cpu", "Conv", ConvPointwiseT);
 }  // namespace kiln

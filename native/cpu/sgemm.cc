@@ -140,29 +140,42 @@ void pack_b(const Matrix& B, int64_t N, int64_t j0, int64_t p0, int64_t kc, floa
   }
 }
 
-// Stores one accumulated tile into C: the first depth slice sets, later ones add; the last one
-// applies beta * bias and the activation.
+// Finishes row i of a C tile: c[0..cols) (columns j0..) = alpha * a (the first depth slice sets,
+// later ones add); the last one adds beta * bias and the residual and applies the activation.
+void finish_row(float* c, const float* a, int64_t i, int64_t j0, int64_t cols, const Epilogue& ep, bool first, bool last) {
+  if (first)
+    for (int64_t j = 0; j < cols; ++j) c[j] = ep.alpha * a[j];
+  else
+    for (int64_t j = 0; j < cols; ++j) c[j] += ep.alpha * a[j];
+  if (!last) return;
+  if (ep.bias.p) {
+    const float* b = ep.bias.p + i * ep.bias.rs + j0 * ep.bias.cs;
+    int64_t bs = ep.bias.cs;
+    for (int64_t j = 0; j < cols; ++j) c[j] += ep.beta * b[j * bs];
+  }
+  if (ep.residual.p) {
+    const float* z = ep.residual.p + i * ep.residual.rs + j0 * ep.residual.cs;
+    int64_t zs = ep.residual.cs;
+    for (int64_t j = 0; j < cols; ++j) c[j] += z[j * zs];
+  }
+  ep.act.apply_row(c, cols);
+}
+
+// Stores one accumulated tile into C (unit column stride).
 void store_tile(const float* acc, int64_t i0, int64_t j0, int64_t rows, int64_t cols, float* C, int64_t ldc, const Epilogue& ep,
                 bool first, bool last) {
+  for (int64_t r = 0; r < rows; ++r) finish_row(C + (i0 + r) * ldc + j0, acc + r * NR, i0 + r, j0, cols, ep, first, last);
+}
+
+// Stores a whole-depth tile into a C with column stride ccs (a transposed output): each row is
+// finished in a contiguous buffer, then scattered.
+void store_tile_strided(const float* acc, int64_t i0, int64_t j0, int64_t rows, int64_t cols, float* C, int64_t ldc,
+                        int64_t ccs, const Epilogue& ep) {
+  float row[NR];
   for (int64_t r = 0; r < rows; ++r) {
-    float* c = C + (i0 + r) * ldc + j0;
-    const float* a = acc + r * NR;
-    if (first)
-      for (int64_t j = 0; j < cols; ++j) c[j] = ep.alpha * a[j];
-    else
-      for (int64_t j = 0; j < cols; ++j) c[j] += ep.alpha * a[j];
-    if (!last) continue;
-    if (ep.bias.p) {
-      const float* b = ep.bias.p + (i0 + r) * ep.bias.rs + j0 * ep.bias.cs;
-      int64_t bs = ep.bias.cs;
-      for (int64_t j = 0; j < cols; ++j) c[j] += ep.beta * b[j * bs];
-    }
-    if (ep.residual.p) {
-      const float* z = ep.residual.p + (i0 + r) * ep.residual.rs + j0 * ep.residual.cs;
-      int64_t zs = ep.residual.cs;
-      for (int64_t j = 0; j < cols; ++j) c[j] += z[j * zs];
-    }
-    ep.act.apply_row(c, cols);
+    finish_row(row, acc + r * NR, i0 + r, j0, cols, ep, true, true);
+    float* c = C + (i0 + r) * ldc + j0 * ccs;
+    for (int64_t j = 0; j < cols; ++j) c[j * ccs] = row[j];
   }
 }
 
@@ -256,7 +269,7 @@ size_t packed_workspace_floats(int64_t M, int64_t N, int64_t K) {
 void gemm_packed(int64_t M, int64_t N, int64_t K, const float* Ap, const PackB& pack_b, float* C, int64_t ldc,
                  const Epilogue& ep, ThreadPool* pool, float* ws) {
   if (M <= 0 || N <= 0) return;
-  if (K <= 0) return gemm(M, N, K, Matrix{}, Matrix{}, C, ldc, ep, nullptr, ws);
+  if (K <= 0) fail("INTERNAL", "sgemm::gemm_prepacked: empty depth");
   Kernel kern = pick_kernel();
   int64_t Mp = round_up(M, MR), Np = round_up(N, NR), kcmax = std::min(K, KC);
   int64_t NB = col_block(N), nblocks = (N + NB - 1) / NB, mblocks = row_blocks(M, N), mpanels = Mp / MR;
@@ -283,6 +296,48 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const float* Ap, const PackB& 
   // Below ~32K multiply-adds (about 2 us) the pool's hand-off costs more than the second core gives.
   if (!pool || M * N * K < 32768) task(0, mblocks * nblocks);
   else pool->parallel_for(mblocks * nblocks, 1, task);
+}
+
+size_t packed_b_floats(int64_t K, int64_t N) { return static_cast<size_t>(round_up(N, NR) * K); }
+
+void pack_b_all(int64_t K, int64_t N, Matrix B, float* dst) {
+  int64_t Np = round_up(N, NR);
+  for (int64_t p0 = 0; p0 < K; p0 += KC) {
+    int64_t kc = std::min(KC, K - p0);
+    for (int64_t j = 0; j < N; j += NR) pack_b(B, N, j, p0, kc, dst + p0 * Np + j * kc);
+  }
+}
+
+size_t prepacked_workspace_floats(int64_t M, int64_t K) { return packed_a_floats(M, K) + 16; }
+
+void gemm_prepacked(int64_t M, int64_t N, int64_t K, Matrix A, const float* Bp, float* C, int64_t ldc, int64_t ccs,
+                    const Epilogue& ep, ThreadPool* pool, float* ws) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) fail("INTERNAL", "sgemm::gemm_prepacked: empty depth");
+  Kernel kern = pick_kernel();
+  int64_t Mp = round_up(M, MR), Np = round_up(N, NR), mpanels = Mp / MR, npanels = Np / NR;
+  pack_a_all(M, K, A, ws);
+  // one task per column panel group: a quarter of the panels, 1 to 4 of them
+  int64_t per = std::clamp<int64_t>(npanels / 4, 1, 4), tasks = (npanels + per - 1) / per;
+  auto task = [&](int64_t b, int64_t e) {
+    alignas(64) float acc[MR * NR], sum[MR * NR];
+    for (int64_t jp = b * per; jp < std::min(npanels, e * per); ++jp) {
+      int64_t j = jp * NR;
+      for (int64_t ip = 0; ip < mpanels; ++ip) {
+        for (int64_t p0 = 0; p0 < K; p0 += KC) {
+          int64_t kc = std::min(KC, K - p0);
+          kern(kc, ws + p0 * Mp + ip * MR * kc, Bp + p0 * Np + j * kc, p0 == 0 ? sum : acc);
+          if (p0 > 0)
+            for (int64_t q = 0; q < MR * NR; ++q) sum[q] += acc[q];
+        }
+        int64_t rows = std::min(MR, M - ip * MR), cols = std::min(NR, N - j);
+        if (ccs == 1) store_tile(sum, ip * MR, j, rows, cols, C, ldc, ep, true, true);
+        else store_tile_strided(sum, ip * MR, j, rows, cols, C, ldc, ccs, ep);
+      }
+    }
+  };
+  if (!pool || M * N * K < 32768) task(0, tasks);
+  else pool->parallel_for(tasks, 1, task);
 }
 
 }  // namespace sgemm

@@ -102,6 +102,16 @@ size_t packed_workspace_floats(int64_t M, int64_t N, int64_t K);
 void gemm_packed(int64_t M, int64_t N, int64_t K, const float* packed_a, const PackB& pack_b, float* C, int64_t ldc,
                  const Epilogue& ep, ThreadPool* pool, float* workspace);
 
+// The path for a B known before the run and a small A (Conv 1x1 on a tiny map, computed transposed):
+// B (K x N) packed once into NR-column panels, A packed per call into the workspace.
+size_t packed_b_floats(int64_t K, int64_t N);
+void pack_b_all(int64_t K, int64_t N, Matrix B, float* dst);
+size_t prepacked_workspace_floats(int64_t M, int64_t K);
+// C (row stride ldc, column stride ccs) = epilogue(A x B) with B from pack_b_all; `workspace` holds
+// prepacked_workspace_floats(M, K) floats.
+void gemm_prepacked(int64_t M, int64_t N, int64_t K, Matrix A, const float* packed_b, float* C, int64_t ldc, int64_t ccs,
+                    const Epilogue& ep, ThreadPool* pool, float* workspace);
+
 // Whether the AVX2/FMA microkernel is in use on this CPU.
 bool has_avx2();
 

@@ -22,6 +22,20 @@ function convPlan(c: ConvCase) {
   });
 }
 
+/** The Conv layer with Z (input 3, Y's shape; the last plan input) and a clip(0, 0.5) activation, as
+ * the epilogue-fusion pass makes them. */
+function withResidualClip(base: ReturnType<typeof convPlan>, hasBias: boolean): ReturnType<typeof convPlan> {
+  const yt = base.tensors[base.ops[0].outputs[0]];
+  const zt = base.tensors.length;
+  const attrs = { ...base.ops[0].attrs, activation: { t: 's' as const, v: 'clip' }, activation_min: { t: 'f' as const, v: 0 }, activation_max: { t: 'f' as const, v: 0.5 } };
+  return {
+    ...base,
+    tensors: [...base.tensors, { ...yt, name: 'z', kind: 'input' as const }],
+    inputs: [...base.inputs, zt],
+    ops: [{ ...base.ops[0], inputs: [...base.ops[0].inputs, ...(hasBias ? [] : [-1]), zt], attrs }],
+  };
+}
+
 const outShape = (c: ConvCase) => {
   const p = convPlan(c);
   return p.tensors[p.ops[0].outputs[0]].shape;
@@ -106,7 +120,7 @@ describe('Conv tactics match the reference', () => {
   const tactics = native().tactics('cpu').Conv.filter((t) => t !== 'cpu.conv.ref');
 
   test('every tactic is registered', () => {
-    expect(tactics.sort()).toEqual(['cpu.conv.depthwise', 'cpu.conv.depthwise.grid', 'cpu.conv.im2col', 'cpu.conv.pointwise']);
+    expect(tactics.sort()).toEqual(['cpu.conv.depthwise', 'cpu.conv.depthwise.grid', 'cpu.conv.im2col', 'cpu.conv.pointwise', 'cpu.conv.pointwise.t']);
   });
 
   test.each(cases.map((c, i) => [i, c] as const))('case %i %j', (_, c) => {
@@ -143,18 +157,25 @@ describe('Conv tactics with constant weights (packed once at build) match the re
     { x: [2, 6, 11, 9], w: [4, 3, 3, 2], bias: true, attrs: { group: 2, strides: [2, 1], dilations: [1, 2], pads: [1, 0, 2, 1] } },
     { x: [1, 24, 4, 4], w: [40, 24, 3, 3], attrs: { pads: [1, 1, 1, 1] } },
     { x: [1, 12, 7, 5], w: [20, 12, 1, 1], bias: true },
+    // small maps (the transposed pointwise tactic): 2x2 with a depth over one packed slice, 4x4, 3x1
+    { x: [1, 300, 2, 2], w: [80, 300, 1, 1], bias: true },
+    { x: [2, 48, 4, 4], w: [50, 48, 1, 1] },
+    { x: [1, 20, 3, 1], w: [33, 20, 1, 1], bias: true },
   ];
   const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
   test.each(cases.map((c, i) => [i, c] as const))('case %i %j', (_, c) => {
-    const plan = convPlan(c);
-    const w = randomArray(size(c.w), r);
-    const wt = plan.ops[0].inputs[1];
-    plan.tensors[wt] = { ...plan.tensors[wt], kind: 'constant', data: new Uint8Array(w.buffer) };
-    plan.inputs = plan.inputs.filter((i) => i !== wt);
-    const ins = [randomArray(size(c.x), r), ...(c.bias ? [randomArray(c.w[0], r)] : [])];
-    const [ref] = runF32(plan, ins, { Conv: 'cpu.conv.ref' });
-    const t = c.w[2] === 1 ? 'cpu.conv.pointwise' : 'cpu.conv.im2col';
-    expect(maxRelErr(runF32(plan, ins, { Conv: t })[0], ref)).toBeLessThan(1e-5);
+    for (const fused of [false, true]) {
+      const plan = fused ? withResidualClip(convPlan(c), !!c.bias) : convPlan(c);
+      const w = randomArray(size(c.w), r);
+      const wt = plan.ops[0].inputs[1];
+      plan.tensors[wt] = { ...plan.tensors[wt], kind: 'constant', data: new Uint8Array(w.buffer) };
+      plan.inputs = plan.inputs.filter((i) => i !== wt);
+      const ysize = size(plan.tensors[plan.ops[0].outputs[0]].shape);
+      const ins = [randomArray(size(c.x), r), ...(c.bias ? [randomArray(c.w[0], r)] : []), ...(fused ? [randomArray(ysize, r)] : [])];
+      const [ref] = runF32(plan, ins, { Conv: 'cpu.conv.ref' });
+      const ts = c.w[2] === 1 ? ['cpu.conv.pointwise', ...(size(c.x.slice(2)) <= 64 ? ['cpu.conv.pointwise.t'] : [])] : ['cpu.conv.im2col'];
+      for (const t of ts) expect({ t, fused, err: maxRelErr(runF32(plan, ins, { Conv: t })[0], ref) < 1e-5 }).toEqual({ t, fused, err: true });
+    }
   });
 });
 
@@ -169,16 +190,8 @@ describe('Depthwise tactics (MobileNet shapes: tiny maps, stride 2, residual + c
   ];
   const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
   test.each(cases.map((c, i) => [i, c] as const))('case %i %j', (_, c) => {
-    const base = convPlan(c);
-    // Z (input 3, Y's shape) and a clip(0, 6) activation, as the epilogue-fusion pass makes them
-    const yt = base.tensors[base.ops[0].outputs[0]];
-    const zt = base.tensors.length;
-    const plan = {
-      ...base,
-      tensors: [...base.tensors, { ...yt, name: 'z', kind: 'input' as const }],
-      inputs: [...base.inputs, zt],
-      ops: [{ ...base.ops[0], inputs: [...base.ops[0].inputs, ...(c.bias ? [] : [-1]), zt], attrs: { ...base.ops[0].attrs, activation: { t: 's' as const, v: 'clip' }, activation_min: { t: 'f' as const, v: 0 }, activation_max: { t: 'f' as const, v: 0.5 } } }],
-    };
+    const plan = withResidualClip(convPlan(c), !!c.bias);
+    const yt = plan.tensors[plan.ops[0].outputs[0]];
     const ins = [randomArray(size(c.x), r), randomArray(size(c.w), r), ...(c.bias ? [randomArray(c.w[0], r)] : []), randomArray(size(yt.shape as number[]), r)];
     const [ref] = runF32(plan, ins, { Conv: 'cpu.conv.ref' });
     expect(ref.some((v) => v > 0 && v < 0.5)).toBe(true);
