@@ -443,10 +443,10 @@ class ConvDepthwiseGrid : public Tactic {
             const float* zr = Z + r * osz + oy * OW;
             for (int64_t ox = 0; ox < OW; ++ox) yr[ox] = gr[ox] + zr[ox];
           } else {
-            std::copy(gr, gr + OW, yr);
+            for (int64_t ox = 0; ox < OW; ++ox) yr[ox] = gr[ox];
           }
-          g.act.apply_row(yr, OW);
         }
+        g.act.apply_row(y, osz);  // once per channel: a 4x4 map is one call, not four
       }
     };
     if (d.chunks == 1) task(0, 1);
