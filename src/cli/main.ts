@@ -55,7 +55,7 @@ Usage:
   kiln build <model.onnx> -o <model.kiln> [compile options]
   kiln run <model.kiln|model.onnx> [--input name=file.npy|file.bin ...] [--seed N] [--json]
   kiln inspect <model.kiln|model.onnx> [--json]
-  kiln bench <model.kiln|model.onnx> [--iterations N] [--warmup N] [--concurrency N] [--json]
+  kiln bench <model.kiln|model.onnx> [--iterations N] [--warmup N] [--concurrency N] [--profile] [--json]
   kiln compare <model.onnx> [--engine model.kiln] [--input name=file.npy ...] [--seed N] [--tolerance x] [--json]
       check an engine (built from the model, or --engine) against the fp32 CPU reference: per-output
       error, and the first diverging layer; exits 2 when an output is past the tolerance
@@ -91,6 +91,7 @@ const COMMANDS = {
     concurrency: { type: 'string', short: 'c' },
     seed: { type: 'string' },
     json: { type: 'boolean' },
+    profile: { type: 'boolean' },
     ...COMPILE_FLAGS,
   },
   compare: {
@@ -320,7 +321,12 @@ async function cmdBench(pos: string[], v: Values, io: Io): Promise<number> {
   try {
     const feeds = feedsFor(engine, v);
     const s = await measure(() => engine.infer(feeds), { iterations, warmup, concurrency });
+    // The layers alone (device time on a GPU, inputs already uploaded): what trtexec calls GPU compute time.
+    const device = [...(await engine.timeRuns(feeds, iterations))].sort((a, b) => a - b);
+    const at = (p: number) => device[Math.min(device.length - 1, Math.round((p / 100) * (device.length - 1)))];
     const r = engine.report;
+    // --profile: each layer's time over a few runs (trtexec's --dumpProfile)
+    const profile = v.profile ? await layerProfile(engine, feeds, Math.min(iterations, 20)) : undefined;
     const result = {
       model: file,
       backend: r.backend,
@@ -328,6 +334,10 @@ async function cmdBench(pos: string[], v: Values, io: Io): Promise<number> {
       precision: r.precision,
       warmup,
       ...s,
+      compute_p50_ms: at(50),
+      compute_p90_ms: at(90),
+      compute_p99_ms: at(99),
+      ...(profile ? { profile } : {}),
       build_s: buildSeconds ?? null,
       load_s: loadSeconds ?? null,
       peak_mem_mb: peakRssMb(),
@@ -343,15 +353,30 @@ async function cmdBench(pos: string[], v: Values, io: Io): Promise<number> {
           ['  latency p90', `${ms(s.p90_ms)} ms`],
           ['  latency p99', `${ms(s.p99_ms)} ms`],
           ['  mean', `${ms(s.mean_ms)} ms (min ${ms(s.min_ms)}, max ${ms(s.max_ms)})`],
+          ['  compute p50/p90/p99', `${ms(at(50))} / ${ms(at(90))} / ${ms(at(99))} ms (layers alone, no copies)`],
           ['  throughput', `${s.throughput.toFixed(1)} inferences/s`],
           [buildSeconds === undefined ? '  load' : '  build', formatSeconds(buildSeconds ?? loadSeconds ?? 0)],
           ['  peak memory', `${result.peak_mem_mb.toFixed(0)} MiB RSS`],
         ]),
     );
+    if (profile) {
+      io.stdout.write(`\nper-layer time (mean of ${Math.min(iterations, 20)} runs, slowest first):\n`);
+      io.stdout.write(table(profile.slice(0, 40).map((l) => [`  ${ms(l.ms)} ms`, `${(l.share * 100).toFixed(1)}%`, l.kind, l.tactic, l.name])));
+    }
     return 0;
   } finally {
     engine.dispose();
   }
+}
+
+/** Each layer's mean time over `runs` profiled runs, slowest first, with its share of the sum. */
+async function layerProfile(engine: Engine, feeds: Record<string, Tensor>, runs: number) {
+  const sum: number[] = [];
+  for (let k = 0; k < runs; k++) (await engine.profile(feeds)).layers.forEach((l, i) => (sum[i] = (sum[i] ?? 0) + l.ms / runs));
+  const total = sum.reduce((a, b) => a + b, 0) || 1;
+  return engine.report.layers
+    .map((l, i) => ({ name: l.name, kind: l.kind, tactic: l.tactic, ms: sum[i] ?? 0, share: (sum[i] ?? 0) / total }))
+    .sort((a, b) => b.ms - a.ms);
 }
 
 async function cmdCompare(pos: string[], v: Values, io: Io): Promise<number> {

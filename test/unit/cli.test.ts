@@ -150,6 +150,19 @@ describe('kiln CLI', () => {
     expect(table.out).toMatch(/latency p99 +[\d.]+ ms/);
   });
 
+  test('bench gives compute-only percentiles and, with --profile, every layer slowest first', async () => {
+    const r = await kiln(['bench', engineFile, '-n', '5', '--warmup', '1', '--profile', '--json']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.compute_p50_ms).toBeGreaterThanOrEqual(0);
+    expect(j.compute_p50_ms).toBeLessThanOrEqual(j.compute_p99_ms);
+    expect(j.profile.length).toBeGreaterThan(0);
+    expect(j.profile[0]).toEqual(expect.objectContaining({ name: expect.any(String), kind: expect.any(String), tactic: expect.any(String) }));
+    for (let i = 1; i < j.profile.length; i++) expect(j.profile[i - 1].ms).toBeGreaterThanOrEqual(j.profile[i].ms);
+    const text = await kiln(['bench', engineFile, '-n', '3', '--warmup', '0', '--profile']);
+    expect(text.out).toMatch(/per-layer time \(mean of 3 runs, slowest first\)/);
+  });
+
   test('doctor lists backends, device and versions', async () => {
     const r = await kiln(['doctor', '--json']);
     expect(r.code).toBe(0);
