@@ -131,7 +131,13 @@ export class Engine {
       memory: d.memory,
       onnxNodes: meta.onnxNodes,
       buildSeconds: meta.buildSeconds,
-      warnings: meta.warnings,
+      // Layers a GPU engine runs on the CPU are never silent: each is named with the bytes it copies.
+      warnings: [
+        ...meta.warnings,
+        ...d.layers
+          .filter((l) => l.backend !== d.header.backend)
+          .map((l) => `layer '${l.name}' (${l.kind}) runs on the ${l.backend} backend: the ${d.header.backend} backend has no kernel for it; ${l.transferBytes} bytes are copied between device and host per run`),
+      ],
     };
   }
 
