@@ -125,7 +125,10 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
   progress('passes', 0, 1);
   const passes = [
     { name: 'constant-folding', changed: stats.folded.length, nodes: stats.folded },
-    ...runPasses(g, o.optimize, { target: backend }),
+    ...runPasses(g, o.optimize, {
+      target: backend,
+      requested: new Set(typeof o.optimize === 'object' ? Object.keys(o.optimize).filter((k) => (o.optimize as Record<string, boolean>)[k]) : []),
+    }),
   ];
   progress('passes', 1, 1);
   checkAbort();

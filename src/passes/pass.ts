@@ -9,6 +9,8 @@ export interface PassResult {
 /** What a pass may know of the build: the backend the engine is for (rewrites can pay on one and not another). */
 export interface PassContext {
   target: 'cpu' | 'cuda';
+  /** Passes the user turned on by name (`optimize: { name: true }`): on where they are off by default. */
+  requested?: ReadonlySet<string>;
 }
 
 export interface Pass {

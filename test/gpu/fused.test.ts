@@ -32,7 +32,8 @@ interface Outcome {
 }
 
 async function runOn(device: 'cpu' | 'cuda', model: Uint8Array, feeds: Record<string, Tensor>): Promise<Outcome> {
-  const e = await compile(model, { device: selfcheck ? 'cpu' : device });
+  // attention-recognition is off by default on CUDA (its kernel is slower than the unfused layers there)
+  const e = await compile(model, { device: selfcheck ? 'cpu' : device, optimize: { 'attention-recognition': true } });
   try {
     return { out: await e.infer(feeds), layers: e.report.layers.map((l) => ({ name: l.name, kind: l.kind, backend: l.backend, tactic: l.tactic })) };
   } finally {

@@ -1,5 +1,18 @@
 import { buildModel } from '../../helpers/model-builder';
+import { bindShapes } from '../../../src/compile';
+import { inferGraph } from '../../../src/ir/infer';
+import { importModel } from '../../../src/onnx/import';
+import { runPasses } from '../../../src/passes/manager';
 import { opTypes, optimized, optimizedMatches } from '../../helpers/passes';
+
+/** The graph after the passes for CUDA, with the named passes requested. */
+function importedWith(m: Uint8Array, enabled: Record<string, boolean>) {
+  const g = importModel(m);
+  bindShapes(g, {});
+  inferGraph(g);
+  runPasses(g, enabled, { target: 'cuda', requested: new Set(Object.keys(enabled)) });
+  return g;
+}
 
 const [B, S, H, D] = [2, 5, 3, 4];
 // Exporter-style attention: [B,S,H,D] projections transposed to [B,H,S,D] (K to [B,H,D,S]), scores
@@ -57,4 +70,10 @@ test('a score matrix read elsewhere blocks the rewrite', () => {
     outputs: [{ name: 'y', dims: [1, 2, 3, 4] }, { name: 's', dims: [1, 2, 3, 3] }],
   });
   expect(opTypes(optimized(m).g)).toEqual(['MatMul', 'Softmax', 'MatMul']);
+});
+
+test('on CUDA the rewrite runs only when asked for by name', () => {
+  expect(opTypes(optimized(model(true, 'Div'), true, 'cuda').g)).not.toContain('Attention');
+  const g = importedWith(model(true, 'Div'), { 'attention-recognition': true });
+  expect(opTypes(g)).toEqual(['Attention']);
 });
