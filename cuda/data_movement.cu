@@ -264,20 +264,6 @@ template <typename T> T host_fill(double v) {
   else return static_cast<T>(v);
 }
 
-template <typename F> bool dispatch_pad(DType t, F&& f) {
-  switch (t) {
-    case DType::F32: f(Tag<float>{}); return true;
-    case DType::F16: f(Tag<__half>{}); return true;
-    case DType::F64: f(Tag<double>{}); return true;
-    case DType::I8: f(Tag<int8_t>{}); return true;
-    case DType::U8: f(Tag<uint8_t>{}); return true;
-    case DType::I32: f(Tag<int32_t>{}); return true;
-    case DType::I64: f(Tag<int64_t>{}); return true;
-    case DType::Bool: f(Tag<bool>{}); return true;
-    default: return false;
-  }
-}
-
 class PadCuda : public Tactic {
  public:
   const char* name() const override { return "cuda.pad"; }
@@ -304,7 +290,7 @@ class PadCuda : public Tactic {
     PadParams p;
     auto nop = [](auto) {};
     if (L.in.size() > 1 && L.in[1] && (L.in[1]->dtype != L.in[0]->dtype || L.in[1]->numel() > 1)) return false;
-    return params(L, p) && dispatch_pad(L.in[0]->dtype, nop);
+    return params(L, p) && dispatch_value(L.in[0]->dtype, nop);
   }
   void run(const LayerInfo& L, LayerState*, const Tensor* in, Tensor* out, RunContext& ctx) const override {
     PadParams p;
@@ -312,7 +298,7 @@ class PadCuda : public Tactic {
     int64_t total = out[0].numel();
     if (total == 0) return;
     bool has_input_value = L.in.size() > 1 && L.in[1] && in[1].data && in[1].numel() > 0;
-    dispatch_pad(in[0].dtype, [&](auto tag) {
+    dispatch_value(in[0].dtype, [&](auto tag) {
       using T = typename decltype(tag)::type;
       T fill = host_fill<T>(L.op->f("value", 0.0));
       pad_kernel<T><<<grid_for(total), kThreads, 0, stream_of(ctx)>>>(in[0].as<T>(), out[0].as<T>(), p, fill,

@@ -499,32 +499,18 @@ struct CastF {
   }
 };
 
-template <typename F> bool dispatch_cast(DType t, F&& f) {
-  switch (t) {
-    case DType::F32: f(Tag<float>{}); return true;
-    case DType::F16: f(Tag<__half>{}); return true;
-    case DType::F64: f(Tag<double>{}); return true;
-    case DType::I8: f(Tag<int8_t>{}); return true;
-    case DType::U8: f(Tag<uint8_t>{}); return true;
-    case DType::I32: f(Tag<int32_t>{}); return true;
-    case DType::I64: f(Tag<int64_t>{}); return true;
-    case DType::Bool: f(Tag<bool>{}); return true;
-    default: return false;
-  }
-}
-
 class CastCuda : public Tactic {
  public:
   const char* name() const override { return "cuda.cast"; }
   bool can_implement(const LayerInfo& L) const override {
     auto nop = [](auto) {};
-    return L.in.size() >= 1 && L.in[0] && L.in[0]->numel() == L.out[0]->numel() && dispatch_cast(L.in[0]->dtype, nop) &&
-           dispatch_cast(L.out[0]->dtype, nop);
+    return L.in.size() >= 1 && L.in[0] && L.in[0]->numel() == L.out[0]->numel() && dispatch_value(L.in[0]->dtype, nop) &&
+           dispatch_value(L.out[0]->dtype, nop);
   }
   void run(const LayerInfo& L, LayerState*, const Tensor* in, Tensor* out, RunContext& ctx) const override {
     std::vector<const Tensor*> ins{&in[0]};
-    dispatch_cast(out[0].dtype, [&](auto to) {
-      dispatch_cast(in[0].dtype, [&](auto from) {
+    dispatch_value(out[0].dtype, [&](auto to) {
+      dispatch_value(in[0].dtype, [&](auto from) {
         using To = typename decltype(to)::type;
         using From = typename decltype(from)::type;
         launch<1, (sizeof(To) > sizeof(From) ? sizeof(To) : sizeof(From)), false>(L, CastF<To, From>{}, ins, out[0], stream_of(ctx));

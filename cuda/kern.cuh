@@ -105,6 +105,21 @@ template <typename F> bool dispatch_int(DType t, F&& f) {
   }
 }
 template <typename F> bool dispatch_numeric(DType t, F&& f) { return dispatch_float(t, f) || dispatch_int(t, f); }
+// The element types the value kernels (Cast, Pad) take: float32/16/64, int8, uint8, int32, int64, bool.
+template <typename F> bool dispatch_value(DType t, F&& f) {
+  switch (t) {
+    case DType::F32: f(Tag<float>{}); return true;
+    case DType::F16: f(Tag<__half>{}); return true;
+    case DType::F64: f(Tag<double>{}); return true;
+    case DType::I8: f(Tag<int8_t>{}); return true;
+    case DType::U8: f(Tag<uint8_t>{}); return true;
+    case DType::I32: f(Tag<int32_t>{}); return true;
+    case DType::I64: f(Tag<int64_t>{}); return true;
+    case DType::Bool: f(Tag<bool>{}); return true;
+    default: return false;
+  }
+}
+
 template <typename F> bool dispatch_bytes(DType t, F&& f) {
   switch (dtype_size(t)) {
     case 1: f(Tag<uint8_t>{}); return true;
