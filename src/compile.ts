@@ -91,6 +91,8 @@ function pickBackend(o: ResolvedOptions): 'cpu' | 'cuda' {
   if (o.device === 'cuda' && !have.includes('cuda'))
     throw new KilnError('UNSUPPORTED', `Option 'device' is 'cuda' but this kiln addon was built without the CUDA backend (it has: ${have.join(', ')})`);
   const backend = o.device === 'auto' ? (have.includes('cuda') ? 'cuda' : 'cpu') : o.device;
+  if (o.precision === 'int8' || o.precision === 'best')
+    throw new KilnError('UNSUPPORTED', `Option 'precision' is '${o.precision}', which kiln does not build yet (calibration and INT8 kernels are to come); use 'fp32' or 'fp16'`);
   if (backend === 'cpu' && o.precision !== 'fp32')
     throw new KilnError('UNSUPPORTED', `Option 'precision' is '${o.precision}' but the cpu backend runs fp32 only; use precision: 'fp32' or a CUDA device`);
   return backend;

@@ -160,3 +160,9 @@ describe('external data', () => {
     await expect(compile(model({ location: 'weights.bin' }))).rejects.toThrow(/compile the model from its path/);
   });
 });
+
+test.each(['int8', 'best'] as const)("precision '%s' is refused, not silently built as fp32", async (precision) => {
+  await expect(compile(addModel(), { precision })).rejects.toThrow(
+    `Option 'precision' is '${precision}', which kiln does not build yet (calibration and INT8 kernels are to come); use 'fp32' or 'fp16'`,
+  );
+});
