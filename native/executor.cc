@@ -530,20 +530,23 @@ std::unique_ptr<Executor> Executor::build(std::shared_ptr<Plan> plan, const Buil
           if (med >= 0 && med < best) best = med, choice.tactic = t->name();
           continue;
         }
-        e->tactics_[k] = t;
-        e->states_[k] = t->prepare(e->layers_[k]);
+        // A candidate that fails here (a library refusing this configuration, say) is left out of
+        // the choice — recorded untimed — and the others are still timed: one failure must not turn
+        // timing off for the rest of the model.
         try {
+          e->tactics_[k] = t;
+          e->states_[k] = t->prepare(e->layers_[k]);
           med = (on_host[k] ? e->cpu_ : be)->time_ms([&] { e->run_layer(*ctx, k); }, opts.timing_iterations, opts.timing_cap_ms, ctx->stream);
         } catch (const Error&) {
-          timing = false;  // generated data broke a data-dependent layer: keep preference order from here
+          med = -1;
         }
         choice.candidates.push_back({t->name(), med});
         if (med >= 0 && med < best) {
           best = med;
           choice.tactic = t->name();
         }
-        if (!timing) break;
       }
+      // None ran on the generated data (a data-dependent layer): the preference order decides.
       if (choice.tactic.empty()) choice.tactic = cands[k][0]->name();
       for (const Tactic* t : cands[k])
         if (choice.tactic == t->name()) e->tactics_[k] = t;
@@ -554,9 +557,9 @@ std::unique_ptr<Executor> Executor::build(std::shared_ptr<Plan> plan, const Buil
     }
     if (timing) {
       try {
-        e->run_layer(*ctx, k);
+        e->run_layer(*ctx, k);  // the chosen tactic writes this layer's outputs for the layers after it
       } catch (const Error&) {
-        timing = false;
+        // data-dependent on generated inputs: later layers are timed on whatever the outputs hold
       }
     }
     if (opts.progress) opts.progress(k + 1, n, p.ops[k].name);

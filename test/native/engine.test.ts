@@ -89,3 +89,32 @@ test('element-wise fusion makes the chain one layer with the same numbers', asyn
   fused.dispose();
   plain.dispose();
 });
+
+test('a layer that fails on the generated timing data does not stop the timing of later layers', async () => {
+  // GatherElements reads indices made from the float input (×100): out of range on the generated data,
+  // so its run throws at build; the Conv after it must still have every candidate timed.
+  const m = buildModel({
+    nodes: [
+      { op: 'Mul', name: 'scale', inputs: ['x', 'hundred'], outputs: ['xs'] },
+      { op: 'Cast', name: 'idx', inputs: ['xs'], outputs: ['i'], attrs: { to: 7 } },
+      { op: 'GatherElements', name: 'ge', inputs: ['d', 'i'], outputs: ['g'], attrs: { axis: 0 } },
+      { op: 'Conv', name: 'conv', inputs: ['img', 'W'], outputs: ['c'], attrs: { pads: [1, 1, 1, 1] } },
+    ],
+    inputs: [{ name: 'x', dims: [4] }, { name: 'd', dims: [4] }, { name: 'img', dims: [1, 4, 8, 8] }],
+    outputs: [{ name: 'g', dims: [4] }, { name: 'c', dims: [1, 8, 8, 8] }],
+    initializers: [
+      { name: 'hundred', dims: [], floats: [100] },
+      { name: 'W', dims: [8, 4, 3, 3], floats: Array.from({ length: 288 }, (_, i) => Math.sin(i)) },
+    ],
+  });
+  const e = await compile(m, UNFUSED);
+  const conv = e.report.layers.find((l) => l.kind === 'Conv')!;
+  expect(conv.candidates.length).toBeGreaterThan(1);
+  expect(conv.candidates.every((c) => c.ms !== null)).toBe(true);
+  // and the engine still refuses out-of-range indices at infer, naming the layer
+  const x = new Tensor('float32', [0.5, 0, 0, 0], [4]);
+  const d = new Tensor('float32', [1, 2, 3, 4], [4]);
+  const img = new Tensor('float32', new Float32Array(256), [1, 4, 8, 8]);
+  await expect(e.infer({ x, d, img })).rejects.toThrow(/ge.*GatherElements.*out of range|out of range/);
+  e.dispose();
+});
