@@ -14,6 +14,7 @@
 //                       stride phases, so every tap reads one contiguous run; the output is computed on
 //                       the phase planes' pitch (a few junk columns per row) 8 lanes at a time with AVX2
 #include <algorithm>
+#include <cstring>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -177,16 +178,28 @@ class ConvGemm : public Tactic {
       runs[nruns++] = {c, n, (j / plane) * g.s[0] - g.p[0], (j / g.out[2] % g.out[1]) * g.s[1] - g.p[1], ox * g.s[2] - g.p[2]};
       c += n;
     }
-    int64_t ksz = g.k_size(), sx = g.s[2];
+    // (c, kz, ky, kx) of row p0, then stepped per row: no divisions in the row loop
+    int64_t sx = g.s[2], W = g.in[2], kx = p0 % g.k[2], ky = p0 / g.k[2] % g.k[1], kz = p0 / (g.k[2] * g.k[1]) % g.k[0];
+    const float* xc = x + p0 / g.k_size() * g.in_size();
     for (int64_t k = 0; k < kd; ++k, dst += NR) {
-      int64_t r = p0 + k, kx = r % g.k[2], ky = r / g.k[2] % g.k[1], kz = r / (g.k[2] * g.k[1]) % g.k[0];
-      const float* xc = x + r / ksz * g.in_size();
       for (int64_t q = 0; q < nruns; ++q) {
         const Run& u = runs[q];
         float* d = dst + u.c0;
-        int64_t iz = u.iz + kz * g.d[0], iy = u.iy + ky * g.d[1], base = u.ix + kx * g.d[2], lo = 0, hi = 0;
-        if (iz >= 0 && iz < g.in[0] && iy >= 0 && iy < g.in[1]) valid_range(base, sx, g.in[2], u.n, lo, hi);
-        const float* xr = xc + (iz * g.in[1] + iy) * g.in[2] + base;
+        int64_t iz = u.iz + kz * g.d[0], iy = u.iy + ky * g.d[1], base = u.ix + kx * g.d[2];
+        if (iz < 0 || iz >= g.in[0] || iy < 0 || iy >= g.in[1]) {
+          std::fill(d, d + u.n, 0.f);
+          continue;
+        }
+        const float* xr = xc + (iz * g.in[1] + iy) * W + base;
+        if (base >= 0 && base + (u.n - 1) * sx < W) {  // the whole run inside the row (the usual case)
+          if (sx != 1)
+            for (int64_t t = 0; t < u.n; ++t) d[t] = xr[t * sx];
+          else if (u.n == NR) std::memcpy(d, xr, NR * sizeof(float));
+          else std::copy(xr, xr + u.n, d);
+          continue;
+        }
+        int64_t lo, hi;
+        valid_range(base, sx, W, u.n, lo, hi);
         std::fill(d, d + lo, 0.f);
         if (sx == 1) std::copy(xr + lo, xr + hi, d + lo);
         else
@@ -194,6 +207,13 @@ class ConvGemm : public Tactic {
         std::fill(d + std::max(lo, hi), d + u.n, 0.f);
       }
       std::fill(dst + cols, dst + NR, 0.f);
+      if (++kx == g.k[2]) {
+        kx = 0;
+        if (++ky == g.k[1]) {
+          ky = 0;
+          if (++kz == g.k[0]) kz = 0, xc += g.in_size();
+        }
+      }
     }
   }
   bool pointwise_;

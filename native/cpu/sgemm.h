@@ -2,8 +2,8 @@
 //   C[m, n] = act(alpha * sum_k A(m, k) * B(k, n) + beta * bias(m, n))
 // A and B are read through (row, column) element strides, so transposed operands and weight views
 // need no copy. The operands are packed into MR x KC and KC x NR panels (zero-padded at the edges)
-// and a register-tile microkernel runs over them: an AVX2/FMA one where the CPU has it (picked at run
-// time), a portable one otherwise. Work is split over tiles of C on the thread pool.
+// and a register-tile microkernel runs over them: an AVX-512 one where the CPU has it, else an AVX2/FMA
+// one (picked at run time), a portable one otherwise. Work is split over tiles of C on the thread pool.
 #pragma once
 
 #include <algorithm>
