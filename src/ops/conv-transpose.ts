@@ -8,8 +8,7 @@
 import { int, ints, str } from '../lower/plan';
 import { Dim } from '../ir/graph';
 import { OpContext, registerOp } from './registry';
-import { rankedShape } from './util';
-import { spatialAttrs } from './conv';
+import { convLikeInfer, spatialAttrs } from './conv';
 
 function analyze(ctx: OpContext, x: Dim[], w: Dim[]) {
   if (x.length < 3 || x.length > 5) ctx.fail(`X must have rank 3 to 5 ([N, C, spatial...]), got [${x.join(',')}]`, 'SHAPE');
@@ -48,14 +47,7 @@ function analyze(ctx: OpContext, x: Dim[], w: Dim[]) {
 
 registerOp({
   opType: 'ConvTranspose',
-  infer(ctx) {
-    const x = rankedShape(ctx, 0);
-    const { M, out } = analyze(ctx, x, rankedShape(ctx, 1));
-    const b = ctx.inputs[2]?.shape;
-    if (b && (b.length !== 1 || (typeof b[0] === 'number' && typeof M === 'number' && b[0] !== M)))
-      ctx.fail(`bias B must be 1-D with ${M} elements, got [${b.join(',')}]`, 'SHAPE');
-    return [{ dtype: ctx.input(0).dtype, shape: [x[0], M, ...out] }];
-  },
+  infer: (ctx) => convLikeInfer(ctx, analyze),
   lower(ctx) {
     const { a, pads } = analyze(ctx, ctx.shapeOf(0), ctx.shapeOf(1));
     const ins = ctx.node.inputs.slice(0, 3);

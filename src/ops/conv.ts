@@ -7,7 +7,7 @@
 import { int, ints } from '../lower/plan';
 import { epilogueAttrs, residualOf } from './epilogue';
 import { Dim } from '../ir/graph';
-import { OpContext, registerOp } from './registry';
+import { OpContext, OutputInfo, registerOp } from './registry';
 import { rankedShape } from './util';
 
 export interface SpatialAttrs {
@@ -87,16 +87,19 @@ function analyze(ctx: OpContext, x: Dim[], w: Dim[]) {
   return { a, M, ...g };
 }
 
+/** Conv and ConvTranspose inference: Y is [N, M, spatial...] and a bias B has M elements. */
+export function convLikeInfer(ctx: OpContext, geometry: (ctx: OpContext, x: Dim[], w: Dim[]) => { M: Dim; out: Dim[] }): OutputInfo[] {
+  const x = rankedShape(ctx, 0);
+  const { M, out } = geometry(ctx, x, rankedShape(ctx, 1));
+  const b = ctx.inputs[2]?.shape;
+  if (b && (b.length !== 1 || (typeof b[0] === 'number' && typeof M === 'number' && b[0] !== M)))
+    ctx.fail(`bias B must be 1-D with ${M} elements, got [${b.join(',')}]`, 'SHAPE');
+  return [{ dtype: ctx.input(0).dtype, shape: [x[0], M, ...out] }];
+}
+
 registerOp({
   opType: 'Conv',
-  infer(ctx) {
-    const x = rankedShape(ctx, 0);
-    const { M, out } = analyze(ctx, x, rankedShape(ctx, 1));
-    const b = ctx.inputs[2]?.shape;
-    if (b && (b.length !== 1 || (typeof b[0] === 'number' && typeof M === 'number' && b[0] !== M)))
-      ctx.fail(`bias B must be 1-D with ${M} elements, got [${b.join(',')}]`, 'SHAPE');
-    return [{ dtype: ctx.input(0).dtype, shape: [x[0], M, ...out] }];
-  },
+  infer: (ctx) => convLikeInfer(ctx, analyze),
   lower(ctx) {
     const { a, pads } = analyze(ctx, ctx.shapeOf(0), ctx.shapeOf(1));
     // [X, W, B?, residual?] — trailing omitted inputs dropped
