@@ -20,6 +20,7 @@ import { eliminateConcats } from './passes/concat-elimination';
 import { eliminateCopies } from './passes/copy-elimination';
 import { passEnabled, runPasses } from './passes/manager';
 import { assignHalfPrecision } from './passes/precision-assignment';
+import { GuardResult, describePin, guardHalfPrecision } from './passes/accuracy-guard';
 import { CacheIdentity, readTimingCache, writeTimingCache } from './timing-cache';
 
 export type ModelSource = Uint8Array | ArrayBuffer | string;
@@ -137,8 +138,17 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
   progress('lower', 0, 1);
   const plan = lowerGraph(g);
   if (o.debug.exposeAll) exposeIntermediates(plan);
+  let guard: GuardResult | undefined;
+  let guardFailure: string | undefined;
   if (o.precision === 'fp16') {
-    const r = assignHalfPrecision(plan, new Set());
+    if (o.guard) {
+      try {
+        guard = guardHalfPrecision(plan);
+      } catch (e) {
+        guardFailure = `precision guard: the plans could not run on the CPU reference kernels (${(e as Error).message}); every layer runs in fp16 unchecked`;
+      }
+    }
+    const r = assignHalfPrecision(plan, new Set(guard?.pinned.map((p) => p.layer)));
     passes.push({ name: 'precision-assignment', changed: r.half.length, nodes: r.half });
   }
   for (const [name, pass] of [
@@ -149,7 +159,7 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
     const removed = pass(plan);
     passes.push({ name, changed: removed.length, nodes: removed });
   }
-  const warnings: string[] = [];
+  const warnings: string[] = guard ? guardWarnings(guard) : guardFailure ? [guardFailure] : [];
   const meta: EngineMeta = {
     inputs: g.inputs.map((n) => info(g, n)),
     outputs: g.outputs.map((n) => info(g, n)),
@@ -158,6 +168,7 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
     precision: o.precision,
     warnings,
     buildSeconds: 0,
+    ...(guard ? { precisionGuard: { checked: guard.checked, pinned: guard.pinned } } : {}),
   };
   progress('lower', 1, 1);
   const cancel = new Int32Array(1);
@@ -176,6 +187,7 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
       strict: o.strict,
       deviceId: o.deviceId,
       ...(o.debug.exposeAll ? { debug: o.debug } : {}),
+      ...(o.guard ? {} : { guard: false }),
     });
     const metaWithTime = () => JSON.stringify({ ...meta, buildSeconds: (Date.now() - start) / 1000 });
     const cache = o.timingCache ? loadCache(o.timingCache, backend, warnings) : undefined;
@@ -208,6 +220,14 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** The build warnings for the accuracy guard's findings. */
+export function guardWarnings(guard: GuardResult): string[] {
+  const w = guard.pinned.map(describePin);
+  if (!guard.clean)
+    w.push(`precision guard: layers still lose accuracy in fp16 after ${guard.rounds} rounds of pinning; compare the engine with the fp32 reference (engine.compare)`);
+  return w;
 }
 
 function loadCache(file: string, backend: string, warnings: string[]): { id: CacheIdentity; entries: Record<string, number> } {

@@ -54,7 +54,14 @@ export interface EngineReport {
   /** ONNX node count before optimization and layer count after. */
   onnxNodes: number;
   buildSeconds?: number;
+  /** fp16 builds with the accuracy guard: layers compared, and those pinned to fp32 with why. */
+  precisionGuard?: PrecisionGuardReport;
   warnings: string[];
+}
+
+export interface PrecisionGuardReport {
+  checked: number;
+  pinned: { layer: string; kind: string; reason: string }[];
 }
 
 /** What TS stores in the engine's META section. */
@@ -66,6 +73,7 @@ export interface EngineMeta {
   precision: string;
   warnings: string[];
   buildSeconds?: number;
+  precisionGuard?: PrecisionGuardReport;
 }
 
 /** @internal The engine's plan as the addon describes it: tensor table (ONNX value names), layers, outputs. */
@@ -81,6 +89,13 @@ interface Described {
   layers: { name: string; kind: string; backend: string; transferBytes: number; signature: string; tactic: string; candidates: { tactic: string; ms: number | null }[] }[];
   plan: DescribedPlan;
   meta: EngineMeta | null;
+}
+
+/** A layer of an fp16 engine runs in 'fp16' when it writes a float16 tensor, in 'fp32' otherwise. */
+function layerPrecision(engine: string, plan: DescribedPlan, i: number): string {
+  const op = plan.ops[i];
+  if (engine !== 'fp16' || !op) return engine;
+  return op.outputs.some((o) => o >= 0 && plan.tensors[o]?.dtype === DataType.FLOAT16) ? 'fp16' : 'fp32';
 }
 
 export class Engine {
@@ -126,11 +141,12 @@ export class Engine {
         signature: l.signature,
         tactic: l.tactic,
         candidates: l.candidates,
-        precision: meta.precision,
+        precision: layerPrecision(meta.precision, d.plan, i),
       })),
       memory: d.memory,
       onnxNodes: meta.onnxNodes,
       buildSeconds: meta.buildSeconds,
+      ...(meta.precisionGuard ? { precisionGuard: meta.precisionGuard } : {}),
       // Layers a GPU engine runs on the CPU are never silent: each is named with the bytes it copies.
       warnings: [
         ...meta.warnings,

@@ -54,6 +54,12 @@ export interface CompileOptions {
    * unchanged.
    */
   debug?: { exposeAll?: boolean };
+  /**
+   * precision 'fp16': the accuracy guard (default true). The build runs the fp32 and fp16 plans on the
+   * CPU reference kernels on seeded sample inputs, and pins to fp32 each layer whose fp16 output
+   * overflows or loses accuracy (report.precisionGuard and the warnings name them). false skips it.
+   */
+  guard?: boolean;
 }
 
 const KNOWN: Record<keyof CompileOptions, string> = {
@@ -69,6 +75,7 @@ const KNOWN: Record<keyof CompileOptions, string> = {
   timingCache: 'a file path',
   constants: 'an object of input name → Tensor',
   debug: '{ exposeAll?: boolean }',
+  guard: 'a boolean',
 };
 
 function invalid(name: string, value: unknown): never {
@@ -89,6 +96,7 @@ export interface ResolvedOptions {
   deviceId: number;
   timingCache?: string;
   debug: { exposeAll: boolean };
+  guard: boolean;
 }
 
 export function resolveOptions(o: CompileOptions | undefined): ResolvedOptions {
@@ -97,7 +105,7 @@ export function resolveOptions(o: CompileOptions | undefined): ResolvedOptions {
   for (const k of Object.keys(o))
     if (!(k in KNOWN))
       throw new KilnError('INVALID_OPTION', `Unknown option '${k}'; the options are ${Object.keys(KNOWN).join(', ')}`);
-  const r: ResolvedOptions = { precision: 'fp32', device: 'auto', shapes: {}, timing: true, optimize: true, strict: false, constants: {}, deviceId: 0, debug: { exposeAll: false } };
+  const r: ResolvedOptions = { precision: 'fp32', device: 'auto', shapes: {}, timing: true, optimize: true, strict: false, constants: {}, deviceId: 0, debug: { exposeAll: false }, guard: true };
   if (o.precision !== undefined) {
     if (!['fp32', 'fp16', 'int8', 'best'].includes(o.precision as string)) invalid('precision', o.precision);
     r.precision = o.precision;
@@ -122,7 +130,7 @@ export function resolveOptions(o: CompileOptions | undefined): ResolvedOptions {
     if (typeof o.signal !== 'object' || o.signal === null || typeof (o.signal as AbortSignal).aborted !== 'boolean') invalid('signal', o.signal);
     r.signal = o.signal;
   }
-  for (const k of ['timing', 'strict'] as const) {
+  for (const k of ['timing', 'strict', 'guard'] as const) {
     if (o[k] === undefined) continue;
     if (typeof o[k] !== 'boolean') invalid(k, o[k]);
     r[k] = o[k] as boolean;

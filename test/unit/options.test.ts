@@ -42,6 +42,8 @@ const CASES: [string, unknown, string][] = [
   ['constants', { axes: [1, 2] }, "Expected a Tensor for option 'constants.axes' but received [1,2]"],
   ['debug', true, "Expected { exposeAll?: boolean } for option 'debug' but received true"],
   ['debug', { exposeAll: 1 }, `Expected { exposeAll?: boolean } for option 'debug' but received {"exposeAll":1}`],
+  ['guard', 'off', "Expected a boolean for option 'guard' but received 'off'"],
+  ['guard', null, "Expected a boolean for option 'guard' but received null"],
   ['debug', { verbose: true }, `Expected { exposeAll?: boolean } for option 'debug' but received {"verbose":true}`],
 ];
 

@@ -1,0 +1,179 @@
+/**
+ * The fp16 accuracy guard (on the Plan, before precision assignment).
+ * Runs the fp32 Plan and its fp16 assignment on the CPU reference kernels with every intermediate
+ * value exposed, on seeded sample inputs (the CLI's generator: floats uniform in [-1, 1), integers
+ * zero), and compares each layer's outputs by value name in the fp32 plan's order. A layer that runs
+ * in fp16 is at fault when
+ *   - a value it reads or writes is beyond the float16 range (±65504) in fp32 (checked up front), or
+ *   - its fp16 output has Inf/NaN where fp32 has none while its inputs had none, or
+ *   - its output's relative L2 error exceeds `tolerance` and is more than `growth` times its inputs'.
+ * Layers at fault are pinned to fp32 and the assignment is redone from the fp32 Plan, until a round
+ * finds nothing or `maxRounds` have run. Errors inherited from an earlier layer never pin a later one.
+ * The Plan given is not changed: the result names the layers to pass to assignHalfPrecision.
+ */
+import { DataType, dtypeName, halfToFloat } from '../dtype';
+import { randomInputs } from '../cli/inputs';
+import { exposeIntermediates } from '../lower/lower';
+import { Plan, encodePlan } from '../lower/plan';
+import { native } from '../native/binding';
+import { assignHalfPrecision } from './precision-assignment';
+
+/** The largest finite float16. */
+const HALF_MAX = 65504;
+
+export interface PinnedLayer {
+  layer: string;
+  kind: string;
+  reason: string;
+}
+
+export interface GuardResult {
+  /** Layers whose outputs were compared. */
+  checked: number;
+  /** Layers pinned to fp32, in plan order of discovery, each with why. */
+  pinned: PinnedLayer[];
+  /** fp16 runs made. */
+  rounds: number;
+  /** The last round found no layer at fault (false: maxRounds ran out first). */
+  clean: boolean;
+}
+
+export interface GuardOptions {
+  /** Seed of the sample inputs (default 1, as `kiln run`). */
+  seed?: number;
+  /** Relative L2 error a layer's output may have (default 1e-2). */
+  tolerance?: number;
+  /** How much larger than its inputs' error a layer's error must be to blame the layer (default 2). */
+  growth?: number;
+  /** fp16 runs at most (default 4). */
+  maxRounds?: number;
+}
+
+/** The report line for a pinned layer. */
+export function describePin(p: PinnedLayer): string {
+  return `layer '${p.layer}' (${p.kind}) pinned to fp32: ${p.reason}`;
+}
+
+/** A copy of the Plan's tables that the precision pass can rewrite; constant data is shared (never written). */
+function clonePlan(plan: Plan): Plan {
+  return {
+    tensors: plan.tensors.map((t) => ({ ...t, shape: [...t.shape], view: t.view && { ...t.view } })),
+    ops: plan.ops.map((op) => ({ ...op, inputs: [...op.inputs], outputs: [...op.outputs], attrs: { ...op.attrs }, origin: [...op.origin] })),
+    inputs: [...plan.inputs],
+    outputs: [...plan.outputs],
+  };
+}
+
+/** Runs `plan` with every intermediate exposed; float values by name, as numbers. */
+function runAll(plan: Plan, inputs: ArrayBufferView[]): Map<string, Float32Array> {
+  exposeIntermediates(plan);
+  const outs = native().runPlan(encodePlan(plan), inputs);
+  const values = new Map<string, Float32Array>();
+  plan.outputs.forEach((ti, k) => {
+    const t = plan.tensors[ti];
+    if (t.dtype === DataType.FLOAT) values.set(t.name, new Float32Array(outs[k]));
+    else if (t.dtype === DataType.FLOAT16) values.set(t.name, Float32Array.from(new Uint16Array(outs[k]), halfToFloat));
+  });
+  return values;
+}
+
+const short = (v: number): string => String(Number(v.toPrecision(2)));
+
+const maxAbs = (a: Float32Array): number => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) if (Math.abs(a[i]) > m) m = Math.abs(a[i]);
+  return m;
+};
+
+const nonFinite = (a: Float32Array): number => {
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) n++;
+  return n;
+};
+
+/** Relative L2 error of `got` against `ref` (absolute when `ref` is all zero). */
+function relError(ref: Float32Array, got: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    num += (got[i] - ref[i]) ** 2;
+    den += ref[i] ** 2;
+  }
+  return Math.sqrt(num / (den > 0 ? den : 1));
+}
+
+/** Finds the layers of the fp32 `plan` that must stay fp32 for the fp16 build to keep its accuracy. */
+export function guardHalfPrecision(plan: Plan, options: GuardOptions = {}): GuardResult {
+  const tolerance = options.tolerance ?? 1e-2;
+  const growth = options.growth ?? 2;
+  const maxRounds = options.maxRounds ?? 4;
+  const infos = plan.inputs.map((i) => ({ name: plan.tensors[i].name, type: dtypeName(plan.tensors[i].dtype), dims: [...plan.tensors[i].shape] }));
+  const sample = randomInputs(infos, options.seed ?? 1);
+  const inputs = infos.map((i) => sample[i.name].data as ArrayBufferView);
+  const ref = runAll(clonePlan(plan), inputs);
+  const pinned: PinnedLayer[] = [];
+  const pinnedNames = new Set<string>();
+  const pin = (layer: string, kind: string, reason: string) => {
+    if (pinnedNames.has(layer)) return;
+    pinnedNames.add(layer);
+    pinned.push({ layer, kind, reason });
+  };
+  const halfCandidates = new Set(assignHalfPrecision(clonePlan(plan), new Set()).half);
+  // Up front: a value beyond the float16 range cannot be written or read in fp16.
+  let checked = 0;
+  for (const op of plan.ops) {
+    const floats = op.outputs.filter((o) => o >= 0 && ref.has(plan.tensors[o].name));
+    if (floats.length) checked++;
+    if (!halfCandidates.has(op.name)) continue;
+    for (const o of floats) {
+      const m = maxAbs(ref.get(plan.tensors[o].name)!);
+      if (m > HALF_MAX) pin(op.name, op.kind, `its output '${plan.tensors[o].name}' reaches ${m.toPrecision(3)} in fp32, beyond the float16 range (±65504): float16 overflow (Inf)`);
+    }
+    for (const i of op.inputs) {
+      const v = i >= 0 ? ref.get(plan.tensors[i].name) : undefined;
+      const m = v ? maxAbs(v) : 0;
+      if (m > HALF_MAX) pin(op.name, op.kind, `its input '${plan.tensors[i].name}' reaches ${m.toPrecision(3)} in fp32, beyond the float16 range (±65504): float16 overflow (Inf) when it is read in fp16`);
+    }
+  }
+  let rounds = 0;
+  let clean = false;
+  while (rounds < maxRounds) {
+    rounds++;
+    const half = clonePlan(plan);
+    const running = new Set(assignHalfPrecision(half, pinnedNames).half);
+    const got = runAll(half, inputs);
+    // Per value: its relative error and whether fp16 made it non-finite (inputs count as exact).
+    const err = new Map<string, number>();
+    const broken = new Set<string>();
+    let found = 0;
+    for (const op of plan.ops) {
+      const ins = op.inputs.filter((i) => i >= 0).map((i) => plan.tensors[i].name);
+      const inErr = Math.max(0, ...ins.map((n) => err.get(n) ?? 0));
+      const inBroken = ins.some((n) => broken.has(n));
+      for (const o of op.outputs) {
+        const name = o >= 0 ? plan.tensors[o].name : '';
+        const r = ref.get(name);
+        const g = got.get(name);
+        if (!r || !g || r.length !== g.length) continue;
+        const bad = nonFinite(g) > nonFinite(r);
+        if (bad) broken.add(name);
+        const e = bad ? Infinity : relError(r, g);
+        err.set(name, e);
+        if (!running.has(op.name) || pinnedNames.has(op.name) || inBroken) continue;
+        if (bad) {
+          const inf = g.some((x, k) => !Number.isFinite(x) && !Number.isNaN(x) && Number.isFinite(r[k]));
+          pin(op.name, op.kind, `float16 overflow (${inf ? 'Inf' : 'NaN'}) in its output '${name}'`);
+          found++;
+        } else if (e > tolerance && e > growth * inErr) {
+          pin(op.name, op.kind, `relative error ${short(e)} in its output '${name}' in fp16 (bound ${tolerance}; its inputs' ${short(inErr)})`);
+          found++;
+        }
+      }
+    }
+    if (!found) {
+      clean = true;
+      break;
+    }
+  }
+  return { checked, pinned, rounds, clean };
+}
