@@ -33,6 +33,16 @@ std::shared_ptr<Plan> decode(std::shared_ptr<const std::vector<uint8_t>> owner, 
       d = r.get<int64_t>("tensor dim");
       if (d < 0) fail("INVALID_ENGINE", where + ": tensor '" + t.name + "' has a negative dim");
     }
+    // Sizes must fit comfortably in 64 bits (no overflow in numel() * element size anywhere later).
+    {
+      constexpr int64_t kMaxElements = int64_t(1) << 40;
+      int64_t n = 1;
+      for (int64_t d : t.shape) {
+        if (d != 0 && n > kMaxElements / d)
+          fail("UNSUPPORTED", where + ": tensor '" + t.name + "' of shape " + shape_str(t.shape) + " has more than 2^40 elements");
+        n *= d;
+      }
+    }
     uint8_t kind = r.get<uint8_t>("tensor kind");
     if (kind > 3) fail("INVALID_ENGINE", where + ": tensor '" + t.name + "' has unknown kind " + std::to_string(kind));
     t.kind = static_cast<TensorKind>(kind);

@@ -51,3 +51,9 @@ test('a constant whose bytes do not match its shape is refused', () => {
   p.tensors[1].data = new Uint8Array(8);
   expect(() => native().planToJson(encodePlan(p))).toThrow("[INVALID_ENGINE] plan: constant 'w' holds 8 bytes, its shape [3] needs 12");
 });
+
+test('a tensor too large to address is refused, not allocated with an overflowed size', () => {
+  const p = goldenPlan();
+  p.tensors[2].shape = [2 ** 31, 2 ** 31];
+  expect(() => native().planToJson(encodePlan(p))).toThrow("[UNSUPPORTED] plan: tensor 'y' of shape [2147483648,2147483648] has more than 2^40 elements");
+});
