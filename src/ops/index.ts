@@ -14,6 +14,7 @@ import './normalization';
 import './pool';
 import './topk';
 import './resize';
+import './grid-sample';
 import './if';
 import './loop';
 import './scan';
