@@ -8,6 +8,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Tensor, compile } from '../../src';
+import { prng } from '../../src/cli/inputs';
 import { importModel } from '../../src/onnx/import';
 import { getOp } from '../../src/ops/registry';
 import type { TypedArray } from '../../src/tensor';
@@ -17,20 +18,8 @@ const TOL = 1e-4;
 const VOCAB = 1000;
 const SEQ = 16;
 
-/** mulberry32: a small seeded generator, so every run feeds the same inputs. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function image(seed: number): Record<string, Tensor> {
-  const r = rng(seed);
+  const r = prng(seed);
   const x = new Float32Array(3 * 64 * 64);
   for (let i = 0; i < x.length; i++) x[i] = Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r()); // N(0, 1)
   return { input: new Tensor('float32', x, [1, 3, 64, 64]) };
@@ -38,7 +27,7 @@ function image(seed: number): Record<string, Tensor> {
 
 /** Valid token ids in [0, VOCAB) and a padding mask: ones, then `pad` trailing zeros. */
 function tokens(seed: number, pad: number): Record<string, Tensor> {
-  const r = rng(seed);
+  const r = prng(seed);
   const ids = new BigInt64Array(SEQ);
   const mask = new BigInt64Array(SEQ);
   for (let i = 0; i < SEQ; i++) {
