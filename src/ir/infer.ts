@@ -6,7 +6,7 @@
  */
 import { DataType, byteSize, dtypeName, isSupported, viewAs } from '../dtype';
 import { KilnError } from '../errors';
-import { getOp, makeContext } from '../ops/registry';
+import { getOp, makeContext, nativeOps } from '../ops/registry';
 import { native, call } from '../native/binding';
 import { encodePlan, Plan, PlanTensor } from '../lower/plan';
 import { Graph, Node, Value, describeNode, elementCount, formatShape, isStatic, lookupValue } from './graph';
@@ -82,7 +82,7 @@ function inferNode(g: Graph, node: Node, index: number, stats: InferStats, fold:
       throw new KilnError('INVALID_MODEL', `${describeNode(node, index)}: input '${name}' is not produced by any node, input or initializer`);
     return v;
   });
-  const opset = g.opsets.get(node.domain) ?? (node.domain === '' ? 1 : 1);
+  const opset = g.opsets.get(node.domain) ?? 1;
   const ctx = makeContext(node, g, opset, inputs);
   const outs = def.infer(ctx);
   node.outputs.forEach((name, i) => {
@@ -113,7 +113,7 @@ function inferNode(g: Graph, node: Node, index: number, stats: InferStats, fold:
 
 function foldNode(g: Graph, node: Node, ctx: ReturnType<typeof makeContext>, outVals: Value[]): void {
   const def = getOp(node.domain, node.opType)!;
-  const nops = def.lower ? def.lower(ctx) : [{ kind: node.opType, inputs: node.inputs, outputs: node.outputs, attrs: {} }];
+  const nops = nativeOps(def, ctx);
   const plan: Plan = { tensors: [], ops: [], inputs: [], outputs: [] };
   const index = new Map<string, number>();
   const tensorOf = (name: string): number => {

@@ -4,16 +4,9 @@
  * op); values become the tensor table (inputs, constants, activations, outputs).
  */
 import { KilnError } from '../errors';
-import { Graph, Node, Value, describeNode, formatShape, isStatic, lookupValue } from '../ir/graph';
-import { NativeOp, getOp, makeContext } from '../ops/registry';
+import { Graph, Node, describeNode, formatShape, isStatic, lookupValue } from '../ir/graph';
+import { NativeOp, getOp, makeContext, nativeOps } from '../ops/registry';
 import { Plan, PlanTensor } from './plan';
-
-/** Layers of the Plan with the ONNX nodes each came from, for reports. */
-export interface LoweredLayer {
-  name: string;
-  kind: string;
-  origin: string[];
-}
 
 export function lowerGraph(g: Graph): Plan {
   const plan: Plan = { tensors: [], ops: [], inputs: [], outputs: [] };
@@ -60,15 +53,7 @@ export function lowerNode(g: Graph, node: Node, k: number): NativeOp[] {
   if (!def) throw new KilnError('UNSUPPORTED', `${describeNode(node, k)}: no implementation`);
   const inputs = node.inputs.map((n) => (n === '' ? undefined : lookupValue(g, n)));
   const ctx = makeContext(node, g, g.opsets.get(node.domain) ?? 1, inputs);
-  return def.lower ? def.lower(ctx) : [{ kind: node.opType, inputs: node.inputs, outputs: node.outputs, attrs: {} }];
-}
-
-let tempCounter = 0;
-/** A fresh intermediate value for lowerings that emit several native ops. */
-export function tempValue(g: Graph, base: string, v: Omit<Value, 'name'>): string {
-  const name = `${base}__t${tempCounter++}`;
-  g.values.set(name, { name, ...v });
-  return name;
+  return nativeOps(def, ctx);
 }
 
 /**

@@ -118,6 +118,12 @@ export function fixedOutput(ctx: OpContext): OutputInfo[] {
   return [{ dtype: dtype as DataType, shape }];
 }
 
+/** The native ops a node lowers to: its op's `lower`, or one native op named after the ONNX op. */
+export function nativeOps(def: OpDef, ctx: OpContext): NativeOp[] {
+  const n = ctx.node;
+  return def.lower ? def.lower(ctx) : [{ kind: n.opType, inputs: n.inputs, outputs: n.outputs, attrs: {} }];
+}
+
 export function registerOp(def: OpDef): void {
   const k = key(def.domain ?? '', def.opType);
   if (REGISTRY.has(k)) throw new Error(`op ${k} registered twice`);
