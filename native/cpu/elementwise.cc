@@ -1,5 +1,7 @@
 // Elementwise: a fused chain of element-wise ops (the graph optimizer's element-wise fusion) run as one
-// loop, float32. The program is a list of instructions over registers: instruction k computes
+// loop, computed in float. Each input is float32 or float16 on its own (an fp16 engine's fused chain may
+// read a float32 graph input or constant next to float16 activations), and so is the output; float16
+// values are widened on load and the result is rounded once on store. The program is a list of instructions over registers: instruction k computes
 // `unary(a)` or `binary(a, b)` where an operand >= 0 names an input (broadcast to the output shape,
 // numpy rules) and an operand < 0 names the result of instruction -(operand + 1); the last
 // instruction's result is the output. Attributes: `ops` (comma-separated, "u:Relu" / "b:Add"), `args`
@@ -28,6 +30,7 @@ struct Instr {
 
 struct State : LayerState {
   std::vector<Instr> prog;
+  std::vector<bool> half;                     // per input: stored as float16 (else float32)
   std::vector<std::vector<int64_t>> strides;  // per input, broadcast to the output
   std::vector<bool> full;                     // input has the output's shape
 };
@@ -64,35 +67,41 @@ std::unique_ptr<State> make_state(const LayerInfo& L) {
   }
   const Shape& os = L.out[0]->shape;
   for (auto* t : L.in) {
-    if (!t || t->dtype != DType::F32) bad("takes float32 inputs");
+    if (!t || (t->dtype != DType::F32 && t->dtype != DType::F16)) bad("takes float32 or float16 inputs");
     st->strides.push_back(broadcast_strides(t->shape, os));
     st->full.push_back(t->shape == os);
+    st->half.push_back(t->dtype == DType::F16);
   }
   return st;
 }
+
+// Element `off` of a float32 or float16 tensor, in float.
+inline float read(const Tensor& t, bool half, int64_t off) { return half ? load(t.as<f16>()[off]) : t.as<float>()[off]; }
 
 inline float eval(const Instr& in, float x, float y) {
   if (in.is_unary) return unary::eval_float<float>(in.u, x, in.alpha, in.beta, in.gamma);
   return binary::apply<float>(in.b, x, y, false);
 }
 
-bool all_f32(const LayerInfo& L) {
+bool is_float(const PlanTensor* t) { return t && (t->dtype == DType::F32 || t->dtype == DType::F16); }
+// Every input and the output float32 or float16, each on its own.
+bool floats_only(const LayerInfo& L) {
   for (auto* t : L.in)
-    if (!t || t->dtype != DType::F32) return false;
-  return L.out[0]->dtype == DType::F32;
+    if (!is_float(t)) return false;
+  return is_float(L.out[0]);
 }
 
 class ElementwiseRef : public Tactic {
  public:
   const char* name() const override { return "cpu.elementwise.ref"; }
   bool reference() const override { return true; }
-  bool can_implement(const LayerInfo& L) const override { return all_f32(L); }
+  bool can_implement(const LayerInfo& L) const override { return floats_only(L); }
   std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override { return make_state(L); }
   void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext&) const override {
     const State& st = *static_cast<State*>(s);
     size_t nin = L.in.size();
     int64_t n = out[0].numel();
-    float* y = out[0].as<float>();
+    bool half_out = out[0].dtype == DType::F16;
     std::vector<float> reg(st.prog.size());
     std::vector<int64_t> off(nin);
     const Shape& shape = out[0].shape;
@@ -102,9 +111,10 @@ class ElementwiseRef : public Tactic {
         off[k] = 0;
         for (size_t d = 0; d < shape.size(); ++d) off[k] += idx[d] * st.strides[k][d];
       }
-      auto operand = [&](int64_t r) { return r == kNone ? 0.f : r >= 0 ? in[r].as<float>()[off[r]] : reg[-(r + 1)]; };
+      auto operand = [&](int64_t r) { return r == kNone ? 0.f : r >= 0 ? read(in[r], st.half[r], off[r]) : reg[-(r + 1)]; };
       for (size_t k = 0; k < st.prog.size(); ++k) reg[k] = eval(st.prog[k], operand(st.prog[k].a), operand(st.prog[k].c));
-      y[i] = reg.back();
+      if (half_out) store(out[0].as<f16>()[i], reg.back());
+      else out[0].as<float>()[i] = reg.back();
       for (int d = static_cast<int>(shape.size()) - 1; d >= 0; --d)
         if (++idx[d] < shape[d]) break;
         else idx[d] = 0;
@@ -115,43 +125,54 @@ class ElementwiseRef : public Tactic {
 class ElementwiseBlock : public Tactic {
  public:
   const char* name() const override { return "cpu.elementwise.block"; }
-  bool can_implement(const LayerInfo& L) const override { return all_f32(L) && L.in.size() <= 16; }
+  bool can_implement(const LayerInfo& L) const override { return floats_only(L) && L.in.size() <= 16; }
   std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override { return make_state(L); }
   void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
     const State& st = *static_cast<State*>(s);
     size_t nin = L.in.size(), np = st.prog.size();
     int64_t n = out[0].numel();
-    float* y = out[0].as<float>();
+    bool half_out = out[0].dtype == DType::F16;
+    float* y = half_out ? nullptr : out[0].as<float>();
     const Shape& shape = out[0].shape;
     int64_t blocks = (n + kBlock - 1) / kBlock;
     ctx.pool->parallel_for(blocks, std::max<int64_t>(1, 16 / static_cast<int64_t>(np)), [&](int64_t b0, int64_t b1) {
+      // registers: one row per input, one per instruction (the last one's row stages a float16 output)
       std::vector<float> buf((nin + np) * kBlock);
       std::vector<const float*> src(nin);
       for (int64_t blk = b0; blk < b1; ++blk) {
         int64_t start = blk * kBlock, len = std::min(kBlock, n - start);
         for (size_t k = 0; k < nin; ++k) {
-          const float* p = in[k].as<float>();
-          if (st.full[k]) {
-            src[k] = p + start;
+          if (st.full[k] && !st.half[k]) {
+            src[k] = in[k].as<float>() + start;
             continue;
           }
           float* dst = buf.data() + k * kBlock;
-          MultiIndex<1> it(shape);
-          it.strides[0] = &st.strides[k];
-          it.seek(start);
-          for (int64_t j = 0; j < len; ++j, it.next()) dst[j] = p[it.off[0]];
+          if (st.full[k]) {
+            const f16* p = in[k].as<f16>() + start;
+            for (int64_t j = 0; j < len; ++j) dst[j] = load(p[j]);
+          } else {
+            MultiIndex<1> it(shape);
+            it.strides[0] = &st.strides[k];
+            it.seek(start);
+            for (int64_t j = 0; j < len; ++j, it.next()) dst[j] = read(in[k], st.half[k], it.off[0]);
+          }
           src[k] = dst;
         }
         auto operand = [&](int64_t r) -> const float* { return r == kNone ? nullptr : r >= 0 ? src[r] : buf.data() + (nin + (-(r + 1))) * kBlock; };
         for (size_t k = 0; k < np; ++k) {
           const Instr& ins = st.prog[k];
-          float* r = k + 1 == np ? y + start : buf.data() + (nin + k) * kBlock;
+          float* r = k + 1 == np && y ? y + start : buf.data() + (nin + k) * kBlock;
           const float* a = operand(ins.a);
           const float* c = operand(ins.c);
           if (ins.is_unary)
             for (int64_t j = 0; j < len; ++j) r[j] = unary::eval_float<float>(ins.u, a[j], ins.alpha, ins.beta, ins.gamma);
           else
             for (int64_t j = 0; j < len; ++j) r[j] = binary::apply<float>(ins.b, a[j], c[j], false);
+        }
+        if (half_out) {
+          const float* r = buf.data() + (nin + np - 1) * kBlock;
+          f16* dst = out[0].as<f16>() + start;
+          for (int64_t j = 0; j < len; ++j) store(dst[j], r[j]);
         }
       }
     });

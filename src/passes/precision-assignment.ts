@@ -6,14 +6,16 @@
  *         are stored as float16 and float32 constants they read are converted once here; a Cast layer
  *         is placed where a tensor's storage type differs from what its reader runs in (graph inputs
  *         and outputs keep the user's float32, pinned layers read and write float32). One cast per
- *         tensor and target type, shared by all its readers.
+ *         tensor and target type, shared by all its readers. Fused element-wise layers read float32 and
+ *         float16 inputs alike, so they get no casts, and constants only they read stay float32 (a
+ *         mask constant such as -3.4e38 keeps its value instead of becoming -Inf, and 0 · it stays 0).
  * Handles: float32 only (other types are untouched); views keep their base's type.
  */
 import { DataType, floatToHalf } from '../dtype';
 import { Plan, PlanOp, PlanTensor } from '../lower/plan';
 
-/** Native kinds with no float16 kernel on any backend yet: they stay float32, with casts around them. */
-const FP32_ONLY = new Set(['Elementwise', 'Attention']);
+/** Native kinds whose kernels read each float input as float32 or float16, whatever the layer runs in. */
+const READS_ANY_FLOAT = new Set(['Elementwise']);
 
 export interface PrecisionResult {
   /** Layers that now run in float16. */
@@ -27,18 +29,21 @@ export function assignHalfPrecision(plan: Plan, pinned: Set<string>): PrecisionR
   const isF32 = (i: number) => i >= 0 && plan.tensors[i].dtype === DataType.FLOAT;
   const producer = new Map<number, PlanOp>();
   for (const op of plan.ops) for (const o of op.outputs) if (o >= 0) producer.set(o, op);
-  const halfLayer = (op: PlanOp) => !pinned.has(op.name) && !FP32_ONLY.has(op.kind) && [...op.inputs, ...op.outputs].some(isF32);
+  const halfLayer = (op: PlanOp) => !pinned.has(op.name) && [...op.inputs, ...op.outputs].some(isF32);
   const half = plan.ops.filter(halfLayer);
   const halfSet = new Set(half);
   const rootOf = (i: number): number => (plan.tensors[i].view ? rootOf(plan.tensors[i].view!.base) : i);
   // Storage type: a float32 tensor is stored as float16 when an fp16 layer produces it, or when it is a
-  // constant that only fp16 layers read.
+  // constant that only fp16 layers read, one of which needs it in float16.
   const readers = new Map<number, PlanOp[]>();
   for (const op of plan.ops) for (const i of op.inputs) if (i >= 0) (readers.get(i) ?? readers.set(i, []).get(i)!).push(op);
   const storedHalf = (i: number): boolean => {
     const r = rootOf(i);
     if (!isF32(r) || plan.tensors[r].kind === 'input') return false;
-    if (plan.tensors[r].kind === 'constant') return (readers.get(i) ?? []).every((op) => halfSet.has(op));
+    if (plan.tensors[r].kind === 'constant') {
+      const rs = readers.get(i) ?? [];
+      return rs.every((op) => halfSet.has(op)) && rs.some((op) => !READS_ANY_FLOAT.has(op.kind));
+    }
     const p = producer.get(r) ?? producer.get(i);
     return !!p && halfSet.has(p);
   };
@@ -83,7 +88,7 @@ export function assignHalfPrecision(plan: Plan, pinned: Set<string>): PrecisionR
     const want = halfSet.has(op) ? DataType.FLOAT16 : DataType.FLOAT;
     op.inputs = op.inputs.map((i) => {
       const t = i >= 0 ? plan.tensors[i] : undefined;
-      if (!t || op.kind === 'Cast' || (t.dtype !== DataType.FLOAT && t.dtype !== DataType.FLOAT16) || t.dtype === want) return i;
+      if (!t || op.kind === 'Cast' || READS_ANY_FLOAT.has(op.kind) || (t.dtype !== DataType.FLOAT && t.dtype !== DataType.FLOAT16) || t.dtype === want) return i;
       const key = `${i}:${want}`;
       let c = converted.get(key);
       if (c === undefined) {
