@@ -1,14 +1,27 @@
-// Scaled dot-product attention for the "cuda" backend: kind 'Attention' (cuda.attention.warp), matching
-// native/cpu/attention.cc:
+// Scaled dot-product attention for the "cuda" backend: kind 'Attention', matching native/cpu/attention.cc:
 //   out[b,h,s,:] = softmax_j(scale · Σ_d Q[b,h,s,d]·K[b,h,j,d] + mask[b,h,s,j]) · V[b,h,j,:]
 // Q, K, V, the mask and the output are read and written through the layer's element strides over
-// (b, h, position, d), so the transposes around attention cost nothing. One warp per query row
+// (b, h, position, d), so the transposes around attention cost nothing. Two families:
+//
+// cuda.attention.warp — one warp per query row
 // (grid-stride over the B·H·S rows, up to 4 warps a block): the row of Q is staged in shared memory,
 // each lane scores keys j ≡ lane (mod 32) into the warp's shared score row, the softmax is
 // max-subtracted as on the CPU (warp-shuffle max and sum), and each lane accumulates ⌈Dv/32⌉ output
 // columns over the T weights. The score matrix is never stored in global memory; the warp's shared
 // memory holds T + D floats, so can_implement() refuses T + D over kMaxRow (and D or Dv over 256)
 // rather than failing at run. float32, and float16 (computed in float) when every tensor is float16.
+//
+// cuda.attention.mma (64 queries a block, 4 warps) and cuda.attention.mma.q32 (32 queries, 2 warps:
+// twice the blocks for short sequences at batch 1) — tensor cores, flash-attention style, float16 Q/K/V/
+// mask/output with float32 accumulation. A block owns one (b·h, query tile); each warp 16 query rows,
+// whose Q fragments stay in registers. Key tiles of 64 are staged in shared memory (K row-major, V
+// transposed, both padded by 8 halves so the fragment loads hit 32 distinct banks; zero outside T and
+// D), S = Q·Kᵀ is 16×64 per warp (mma.sync m16n8k16, f32 accumulators), scaled, masked (the mask read
+// through its broadcast strides) and folded into a running max and sum (online softmax in base 2); the
+// exponentials, rounded to float16, are the A operand of O += P·V straight from the accumulator
+// registers (the m16n8 C layout of two adjacent key octets is the m16k16 A layout). D and Dv up to 128,
+// padded to 32/64/96/128 (a template each); any S and T. Loads from global memory are 16-byte vectors
+// when the tensor is contiguous along d with 8-aligned strides and base, else element by element.
 // Nothing is allocated, copied or synchronized at run time.
 #include <cmath>
 
@@ -47,8 +60,6 @@ std::string build(const LayerInfo& L, State& st) {
   for (int64_t x : d)
     if (x < 0) return "negative dim";
   p.B = d[0], p.H = d[1], p.S = d[2], p.T = d[3], p.D = d[4], p.Dv = d[5];
-  if (p.D > kMaxD || p.Dv > kMaxD) return "D and Dv must be at most " + std::to_string(kMaxD);
-  if (p.T + p.D > kMaxRow) return "T + D over " + std::to_string(kMaxRow) + " (a warp's scores must fit in shared memory)";
   if (L.in.size() < 3 || !L.in[0] || !L.in[1] || !L.in[2]) return "Q, K and V are required";
   st.mask = L.in.size() > 3 && L.in[3];
   p.scale = static_cast<float>(op.f("scale", 1.0));
@@ -72,6 +83,16 @@ std::string build(const LayerInfo& L, State& st) {
   if (!(why = take("v_strides", p.vs, L.in[2], p.T, p.Dv, "V")).empty()) return why;
   if (!(why = take("o_strides", p.os, L.out[0], p.S, p.Dv, "the output")).empty()) return why;
   if (st.mask && !(why = take("mask_strides", p.ms, L.in[3], p.S, p.T, "the mask")).empty()) return why;
+  return "";
+}
+
+// build() and the limits of the warp kernel.
+std::string build_warp(const LayerInfo& L, State& st) {
+  std::string why = build(L, st);
+  if (!why.empty()) return why;
+  const Params& p = st.p;
+  if (p.D > kMaxD || p.Dv > kMaxD) return "D and Dv must be at most " + std::to_string(kMaxD);
+  if (p.T + p.D > kMaxRow) return "T + D over " + std::to_string(kMaxRow) + " (a warp's scores must fit in shared memory)";
   int64_t w = kMaxRow / std::max<int64_t>(1, p.T + p.D);
   st.warps = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(kMaxWarps, w)));
   return "";
@@ -153,11 +174,11 @@ class AttentionCuda : public Tactic {
   const char* name() const override { return "cuda.attention.warp"; }
   bool can_implement(const LayerInfo& L) const override {
     State st;
-    return build(L, st).empty();
+    return build_warp(L, st).empty();
   }
   std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
     auto st = std::make_unique<State>();
-    std::string why = build(L, *st);
+    std::string why = build_warp(L, *st);
     if (!why.empty()) fail("INVALID_ENGINE", where(L) + ": " + why);
     return st;
   }
@@ -182,7 +203,246 @@ class AttentionCuda : public Tactic {
   }
 };
 
+
+// ---- cuda.attention.mma -------------------------------------------------------------------------
+constexpr int kMmaMaxD = 128;
+constexpr int kKeyTile = 64;  // keys per shared-memory tile
+constexpr float kLog2e = 1.4426950408889634f;
+
+// build() and the limits of the tensor-core kernel: float16 only, D and Dv up to 128, T >= 1, B·H a
+// grid dimension.
+std::string build_mma(const LayerInfo& L, State& st) {
+  std::string why = build(L, st);
+  if (!why.empty()) return why;
+  const Params& p = st.p;
+  if (L.out[0]->dtype != DType::F16) return "tensor-core attention takes float16 tensors";
+  if (p.D > kMmaMaxD || p.Dv > kMmaMaxD) return "D and Dv must be at most " + std::to_string(kMmaMaxD);
+  if (p.T < 1) return "no keys (T = 0)";
+  if (p.S > INT32_MAX || p.T > INT32_MAX) return "S or T over 2^31 - 1";
+  if (p.B * p.H > 65535) return "B·H over 65535 (a grid dimension)";
+  return "";
+}
+
+// The padded head size: 32, 64, 96 or 128.
+inline int padded_d(const Params& p) { return static_cast<int>((std::max<int64_t>({p.D, p.Dv, 1}) + 31) / 32 * 32); }
+
+__device__ __forceinline__ uint32_t ld_pair(const __half* p) { return *reinterpret_cast<const uint32_t*>(p); }
+__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
+  __half2 h = __floats2half2_rn(lo, hi);  // lo in the low 16 bits: the lower column
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+
+// c += a · b for one m16n8k16 tile: a 16×16 row-major (4 f16x2 registers: rows g / g+8, columns 2t,2t+1
+// and +8), b 16×8 column-major (2 registers: rows 2t,2t+1 and +8 of column g), c 16×8 float (rows g and
+// g+8, columns 2t, 2t+1), with g = lane / 4, t = lane % 4.
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Copies a ROWS × DP window of a strided source (row r, column c at src[r·rs + c·cs]) into shared
+// memory at dst[r·ldr + c·ldc], zero outside rows_valid × cols_valid. `vec`: cs == 1 and every row
+// start 16-byte aligned, so whole 8-column chunks load as one 16-byte vector. ROW_FAST: consecutive
+// threads take consecutive rows of one chunk (for the transposed store, where it avoids bank
+// conflicts); else consecutive chunks of one row (coalesced reads).
+template <int DP, int ROWS, int NT, bool ROW_FAST>
+__device__ __forceinline__ void stage(__half* dst, int ldr, int ldc, const __half* src, int64_t rs, int64_t cs, int rows_valid,
+                                      int cols_valid, bool vec) {
+  constexpr int kChunks = DP / 8;
+  for (int i = threadIdx.x; i < ROWS * kChunks; i += NT) {
+    int r = ROW_FAST ? i % ROWS : i / kChunks;
+    int c0 = 8 * (ROW_FAST ? i / ROWS : i % kChunks);
+    alignas(16) __half v[8];
+    if (r < rows_valid && vec && c0 + 8 <= cols_valid) {
+      *reinterpret_cast<uint4*>(v) = __ldg(reinterpret_cast<const uint4*>(src + r * rs + c0));
+    } else {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) v[e] = r < rows_valid && c0 + e < cols_valid ? src[r * rs + (c0 + e) * cs] : __float2half(0.f);
+    }
+    if (ldc == 1) {
+      *reinterpret_cast<uint4*>(dst + r * ldr + c0) = *reinterpret_cast<const uint4*>(v);
+    } else {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) dst[r * ldr + (c0 + e) * ldc] = v[e];
+    }
+  }
+}
+
+// vec: which of Q, K, V take 16-byte loads (bits 0, 1, 2).
+template <int DP, int NW>
+__global__ void __launch_bounds__(NW * 32) attention_mma_kernel(Params p, unsigned vec) {
+  constexpr int BM = 16 * NW, BN = kKeyTile, LD = DP + 8, LDV = BN + 8, NT = NW * 32;
+  static_assert(BM <= BN, "the Q tile is staged in the K buffer");
+  __shared__ __align__(16) __half sK[BN * LD];   // K tile [key][d]; first the Q tile [row][d]
+  __shared__ __align__(16) __half sV[DP * LDV];  // V tile transposed: [d][key]
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int64_t b = blockIdx.y / p.H, h = blockIdx.y % p.H;
+  const int64_t s0 = static_cast<int64_t>(blockIdx.x) * BM;
+  const int S = static_cast<int>(p.S), T = static_cast<int>(p.T), D = static_cast<int>(p.D), Dv = static_cast<int>(p.Dv);
+
+  const __half* Q = static_cast<const __half*>(p.q) + b * p.qs[0] + h * p.qs[1] + s0 * p.qs[2];
+  stage<DP, BM, NT, false>(sK, LD, 1, Q, p.qs[2], p.qs[3], static_cast<int>(S - s0 < BM ? S - s0 : BM), D, vec & 1);
+  __syncthreads();
+  const int r0 = 16 * w + g;  // this thread's rows in the tile: r0 and r0 + 8
+  uint32_t qa[DP / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < DP / 16; ++kk) {
+    const __half* a = sK + r0 * LD + 16 * kk + 2 * t;
+    qa[kk][0] = ld_pair(a);
+    qa[kk][1] = ld_pair(a + 8 * LD);
+    qa[kk][2] = ld_pair(a + 8);
+    qa[kk][3] = ld_pair(a + 8 * LD + 8);
+  }
+  float o[DP / 8][4];
+#pragma unroll
+  for (int n = 0; n < DP / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  const float sl2 = p.scale * kLog2e;
+  const int64_t row[2] = {s0 + r0, s0 + r0 + 8};
+  const __half* M = p.m ? static_cast<const __half*>(p.m) + b * p.ms[0] + h * p.ms[1] : nullptr;
+  const __half* Kb = static_cast<const __half*>(p.k) + b * p.ks[0] + h * p.ks[1];
+  const __half* Vb = static_cast<const __half*>(p.v) + b * p.vs[0] + h * p.vs[1];
+
+  for (int j0 = 0; j0 < T; j0 += BN) {
+    const int keys = min(BN, T - j0);
+    __syncthreads();  // every warp is done with the previous tile (and the Q tile)
+    stage<DP, BN, NT, false>(sK, LD, 1, Kb + j0 * p.ks[2], p.ks[2], p.ks[3], keys, D, vec & 2);
+    stage<DP, BN, NT, true>(sV, 1, LDV, Vb + j0 * p.vs[2], p.vs[2], p.vs[3], keys, Dv, vec & 4);
+    __syncthreads();
+
+    // S = Q·Kᵀ: 16 rows × 64 keys per warp, key octet n in s[n]
+    float s[BN / 8][4];
+#pragma unroll
+    for (int n = 0; n < BN / 8; ++n) {
+      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < DP / 16; ++kk) {
+        const __half* kb = sK + (8 * n + g) * LD + 16 * kk + 2 * t;
+        mma16816(s[n], qa[kk], ld_pair(kb), ld_pair(kb + 8));
+      }
+    }
+    // scale and mask in base 2; keys past T are -inf
+    float tmax[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int n = 0; n < BN / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int r = e >> 1, j = 8 * n + 2 * t + (e & 1);
+        float x = -INFINITY;
+        if (j < keys) {
+          x = s[n][e] * sl2;
+          if (M && row[r] < S) x += __half2float(M[row[r] * p.ms[2] + (j0 + j) * p.ms[3]]) * kLog2e;
+        }
+        s[n][e] = x;
+        tmax[r] = fmaxf(tmax[r], x);
+      }
+    }
+    float base[2], alpha[2], rsum[2] = {0.f, 0.f};
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      // a row's 64 scores are spread over the 4 threads of its quad
+      tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 1));
+      tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 2));
+      const float mn = fmaxf(m[r], tmax[r]);
+      base[r] = mn == -INFINITY ? 0.f : mn;  // all -inf so far: exp2(-inf - 0) = 0, not NaN
+      alpha[r] = exp2f(m[r] - base[r]);
+      m[r] = mn;
+    }
+#pragma unroll
+    for (int n = 0; n < BN / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[n][e] = exp2f(s[n][e] - base[e >> 1]);
+        rsum[e >> 1] += s[n][e];
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      rsum[r] += __shfl_xor_sync(0xffffffffu, rsum[r], 1);
+      rsum[r] += __shfl_xor_sync(0xffffffffu, rsum[r], 2);
+      l[r] = l[r] * alpha[r] + rsum[r];
+    }
+#pragma unroll
+    for (int n = 0; n < DP / 8; ++n) {
+      o[n][0] *= alpha[0], o[n][1] *= alpha[0];
+      o[n][2] *= alpha[1], o[n][3] *= alpha[1];
+    }
+    // O += P·V: key octets 2kk and 2kk+1 of the accumulators are the A fragment of key step kk
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      const uint32_t pa[4] = {pack_half2(s[2 * kk][0], s[2 * kk][1]), pack_half2(s[2 * kk][2], s[2 * kk][3]),
+                              pack_half2(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_half2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int n = 0; n < DP / 8; ++n) {
+        const __half* vb = sV + (8 * n + g) * LDV + 16 * kk + 2 * t;
+        mma16816(o[n], pa, ld_pair(vb), ld_pair(vb + 8));
+      }
+    }
+  }
+  __half* O = static_cast<__half*>(p.o) + b * p.os[0] + h * p.os[1];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (row[r] >= S) continue;
+    const float inv = 1.f / l[r];
+#pragma unroll
+    for (int n = 0; n < DP / 8; ++n)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int d = 8 * n + 2 * t + e;
+        if (d < Dv) O[row[r] * p.os[2] + d * p.os[3]] = __float2half_rn(o[n][2 * r + e] * inv);
+      }
+  }
+}
+
+template <int NW>
+void launch_mma(const Params& p, int dp, unsigned vec, cudaStream_t stream) {
+  dim3 grid(static_cast<unsigned>((p.S + 16 * NW - 1) / (16 * NW)), static_cast<unsigned>(p.B * p.H));
+  switch (dp) {
+    case 32: attention_mma_kernel<32, NW><<<grid, NW * 32, 0, stream>>>(p, vec); break;
+    case 64: attention_mma_kernel<64, NW><<<grid, NW * 32, 0, stream>>>(p, vec); break;
+    case 96: attention_mma_kernel<96, NW><<<grid, NW * 32, 0, stream>>>(p, vec); break;
+    default: attention_mma_kernel<128, NW><<<grid, NW * 32, 0, stream>>>(p, vec); break;
+  }
+}
+
+// True when rows of tensor x (element strides s over b, h, position, d; d extent n) load as 16-byte
+// vectors: contiguous along d, every row start a multiple of 8 elements, the base 16-byte aligned.
+inline bool vec16(const void* x, const int64_t (&s)[4]) {
+  return s[3] == 1 && s[0] % 8 == 0 && s[1] % 8 == 0 && s[2] % 8 == 0 && aligned(x, 16);
+}
+
+template <int NW>
+class AttentionMmaCuda : public Tactic {
+ public:
+  const char* name() const override { return NW == 4 ? "cuda.attention.mma" : "cuda.attention.mma.q32"; }
+  bool can_implement(const LayerInfo& L) const override {
+    State st;
+    return build_mma(L, st).empty();
+  }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
+    auto st = std::make_unique<State>();
+    std::string why = build_mma(L, *st);
+    if (!why.empty()) fail("INVALID_ENGINE", where(L) + ": " + why);
+    return st;
+  }
+  void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const State& st = *static_cast<State*>(s);
+    Params p = st.p;
+    if (p.B * p.H * p.S == 0 || p.Dv == 0) return;
+    p.q = in[0].data, p.k = in[1].data, p.v = in[2].data;
+    p.m = st.mask ? in[3].data : nullptr;
+    p.o = out[0].data;
+    unsigned vec = (vec16(p.q, p.qs) ? 1u : 0u) | (vec16(p.k, p.ks) ? 2u : 0u) | (vec16(p.v, p.vs) ? 4u : 0u);
+    launch_mma<NW>(p, padded_d(p), vec, stream_of(ctx));
+    check_launch(L, name());
+  }
+};
+
 }  // namespace
 }  // namespace cuk
 KILN_REGISTER_TACTIC("cuda", "Attention", cuk::AttentionCuda);
+KILN_REGISTER_TACTIC("cuda", "Attention", cuk::AttentionMmaCuda<4>);
+KILN_REGISTER_TACTIC("cuda", "Attention", cuk::AttentionMmaCuda<2>);
 }  // namespace kiln
