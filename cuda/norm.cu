@@ -2,7 +2,10 @@
 // computed in float, statistics accumulated in double as the CPU does). Variants:
 // - 'Normalize' (cuda.normalize): one block per group of the view; modes meanvar (eps inside or
 //   outside the root), rms, l1, l2; scale and bias broadcast in the view's rank; optional outputs
-//   mean and 1/σ per group. Kept and reduced dims of up to 8 each.
+//   mean and 1/σ per group. Kept and reduced dims of up to 8 each. LayerNorm's common case — meanvar
+//   or rms over one contiguous dim of at most 2048 — takes a row kernel instead: one warp per row,
+//   the row read once into registers (coalesced), mean and centred variance by warp shuffles in
+//   float, no shared memory or block barriers.
 // - 'BatchNorm' (cuda.batchnorm): inference batch normalization, channel axis 1, one thread per
 //   element; scale, B, mean and var of X's type or float32.
 // - 'LRN' (cuda.lrn): local response normalization across channels, one thread per element.
@@ -138,6 +141,71 @@ __global__ void normalize_kernel(const T* __restrict__ x, const T* __restrict__ 
   }
 }
 
+// The row kernel's limit: values per lane.
+constexpr int kRowWarps = 4;
+inline int row_vpl(const NParams& p) {
+  if (p.nr != 1 || p.rx[0] != 1 || (p.mode != 0 && p.mode != 1)) return 0;
+  return p.gsize <= 256 ? 8 : p.gsize <= 1024 ? 32 : p.gsize <= 2048 ? 64 : 0;
+}
+
+__device__ __forceinline__ float warp_allsum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// One warp per group whose reduced elements are one contiguous run of gsize <= 32·VPL: lane l holds
+// elements l, l + 32, …, so every load and store of the warp is coalesced.
+template <typename T, int VPL>
+__global__ void __launch_bounds__(kRowWarps * 32) normalize_rows_kernel(const T* __restrict__ x, const T* __restrict__ sc, const T* __restrict__ bi,
+                                                                        T* __restrict__ y, void* mean_out, void* inv_out, NParams p) {
+  const int lane = threadIdx.x & 31;
+  const int64_t n = p.gsize, rs = p.rs[0], rb = p.rb[0];
+  for (int64_t g = static_cast<int64_t>(blockIdx.x) * kRowWarps + (threadIdx.x >> 5); g < p.groups; g += static_cast<int64_t>(gridDim.x) * kRowWarps) {
+    int64_t xo = 0, so = 0, bo = 0, t = g;
+    for (int k = p.nk - 1; k >= 0; --k) {
+      int64_t i = t % p.kdim[k];
+      t /= p.kdim[k];
+      xo += i * p.kx[k], so += i * p.ks[k], bo += i * p.kb[k];
+    }
+    float v[VPL];
+    float s = 0.f;
+#pragma unroll
+    for (int i = 0; i < VPL; ++i) {
+      const int64_t e = lane + 32 * i;
+      v[i] = e < n ? static_cast<float>(ld(x[xo + e])) : 0.f;
+      s += v[i];
+    }
+    const float mean = p.mode == 0 ? warp_allsum(s) / static_cast<float>(n) : 0.f;
+    float s2 = 0.f;
+#pragma unroll
+    for (int i = 0; i < VPL; ++i) {
+      const float d = lane + 32 * i < n ? v[i] - mean : 0.f;
+      s2 += d * d;
+    }
+    const float ms = warp_allsum(s2) / static_cast<float>(n), eps = static_cast<float>(p.eps);
+    const float inv = p.mode == 0 && p.eps_outside ? 1.f / (sqrtf(ms) + eps) : 1.f / sqrtf(ms + eps);
+#pragma unroll
+    for (int i = 0; i < VPL; ++i) {
+      const int64_t e = lane + 32 * i;
+      if (e >= n) break;
+      float o = (v[i] - mean) * inv;
+      if (sc) o *= static_cast<float>(ld(sc[so + e * rs]));
+      if (bi) o += static_cast<float>(ld(bi[bo + e * rb]));
+      st(y[xo + e], o);
+    }
+    if (lane == 0) {
+      if (p.stats_half) {
+        if (mean_out) static_cast<__half*>(mean_out)[g] = __float2half_rn(mean);
+        if (inv_out) static_cast<__half*>(inv_out)[g] = __float2half_rn(inv);
+      } else {
+        if (mean_out) static_cast<float*>(mean_out)[g] = mean;
+        if (inv_out) static_cast<float*>(inv_out)[g] = inv;
+      }
+    }
+  }
+}
+
 class NormalizeCuda : public Tactic {
  public:
   const char* name() const override { return "cuda.normalize"; }
@@ -160,10 +228,17 @@ class NormalizeCuda : public Tactic {
       return;
     }
     unsigned blocks = static_cast<unsigned>(p.groups < 65535 * 16 ? p.groups : 65535 * 16);
+    const int vpl = row_vpl(p);
+    cudaStream_t stream = stream_of(ctx);
     dispatch_float(in[0].dtype, [&](auto tag) {
       using T = typename decltype(tag)::type;
-      normalize_kernel<T><<<blocks, block_for(p.gsize), 0, stream_of(ctx)>>>(
-          in[0].as<T>(), has_s ? in[1].as<T>() : nullptr, has_b ? in[2].as<T>() : nullptr, out[0].as<T>(), mo, io, p);
+      const T* sc = has_s ? in[1].as<T>() : nullptr;
+      const T* bi = has_b ? in[2].as<T>() : nullptr;
+      unsigned row_blocks = grid_for(p.groups * 32, kRowWarps * 32);
+      if (vpl == 8) normalize_rows_kernel<T, 8><<<row_blocks, kRowWarps * 32, 0, stream>>>(in[0].as<T>(), sc, bi, out[0].as<T>(), mo, io, p);
+      else if (vpl == 32) normalize_rows_kernel<T, 32><<<row_blocks, kRowWarps * 32, 0, stream>>>(in[0].as<T>(), sc, bi, out[0].as<T>(), mo, io, p);
+      else if (vpl == 64) normalize_rows_kernel<T, 64><<<row_blocks, kRowWarps * 32, 0, stream>>>(in[0].as<T>(), sc, bi, out[0].as<T>(), mo, io, p);
+      else normalize_kernel<T><<<blocks, block_for(p.gsize), 0, stream>>>(in[0].as<T>(), sc, bi, out[0].as<T>(), mo, io, p);
     });
     check_launch(L, name());
   }
