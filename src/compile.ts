@@ -22,6 +22,8 @@ import { passEnabled, runPasses } from './passes/manager';
 import { assignHalfPrecision } from './passes/precision-assignment';
 import { GuardResult, describePin, guardHalfPrecision } from './passes/accuracy-guard';
 import { CacheIdentity, readTimingCache, writeTimingCache } from './timing-cache';
+import { quantizeGraph } from './quant';
+import { resolveLayerPrecisions } from './quant/layer-precisions';
 
 export type ModelSource = Uint8Array | ArrayBuffer | string;
 
@@ -92,10 +94,10 @@ function pickBackend(o: ResolvedOptions): 'cpu' | 'cuda' {
   if (o.device === 'cuda' && !have.includes('cuda'))
     throw new KilnError('UNSUPPORTED', `Option 'device' is 'cuda' but this kiln addon was built without the CUDA backend (it has: ${have.join(', ')})`);
   const backend = o.device === 'auto' ? (have.includes('cuda') ? 'cuda' : 'cpu') : o.device;
-  if (o.precision === 'int8' || o.precision === 'best')
-    throw new KilnError('UNSUPPORTED', `Option 'precision' is '${o.precision}', which kiln does not build yet (calibration and INT8 kernels are to come); use 'fp32' or 'fp16'`);
-  if (backend === 'cpu' && o.precision !== 'fp32')
-    throw new KilnError('UNSUPPORTED', `Option 'precision' is '${o.precision}' but the cpu backend runs fp32 only; use precision: 'fp32' or a CUDA device`);
+  if (o.precision === 'best')
+    throw new KilnError('UNSUPPORTED', `Option 'precision' is 'best', which kiln does not build yet; use 'fp32', 'fp16' or 'int8'`);
+  if (backend === 'cpu' && o.precision === 'fp16')
+    throw new KilnError('UNSUPPORTED', `Option 'precision' is 'fp16' but the cpu backend runs fp32 and int8 only; use precision: 'fp32', 'int8' or a CUDA device`);
   return backend;
 }
 
@@ -133,22 +135,36 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
       requested: new Set(typeof o.optimize === 'object' ? Object.keys(o.optimize).filter((k) => (o.optimize as Record<string, boolean>)[k]) : []),
     }),
   ];
+  const warnings: string[] = [];
+  let guard: GuardResult | undefined;
+  if (o.precision === 'int8') {
+    const q = await quantizeGraph(g, bytes, o, checkAbort);
+    passes.push(...q.passes);
+    warnings.push(...q.warnings);
+    guard = q.guard;
+  }
+  // fp32/fp16 builds: every pinned name must exist; fp16 leaves the 'fp32' ones in fp32
+  const pins = o.precision === 'int8' ? new Map() : resolveLayerPrecisions(g, o.layerPrecisions);
+  for (const [layer, p] of pins)
+    if (p !== 'fp32' && p !== o.precision)
+      throw new KilnError('INVALID_OPTION', `Option 'layerPrecisions' pins '${layer}' to ${p}, which a precision '${o.precision}' build cannot run`);
   progress('passes', 1, 1);
   checkAbort();
   progress('lower', 0, 1);
   const plan = lowerGraph(g);
   if (o.debug.exposeAll) exposeIntermediates(plan);
-  let guard: GuardResult | undefined;
   let guardFailure: string | undefined;
   if (o.precision === 'fp16') {
+    const fp32Pins = new Set([...pins].filter(([, p]) => p === 'fp32').map(([n]) => n));
+    const fp16Pins = new Set([...pins].filter(([, p]) => p === 'fp16').map(([n]) => n));
     if (o.guard) {
       try {
-        guard = guardHalfPrecision(plan);
+        guard = guardHalfPrecision(plan, { keep: fp16Pins, ...(o.tolerance !== undefined ? { tolerance: o.tolerance } : {}) });
       } catch (e) {
         guardFailure = `precision guard: the plans could not run on the CPU reference kernels (${(e as Error).message}); every layer runs in fp16 unchecked`;
       }
     }
-    const r = assignHalfPrecision(plan, new Set(guard?.pinned.map((p) => p.layer)));
+    const r = assignHalfPrecision(plan, new Set([...fp32Pins, ...(guard?.pinned.map((p) => p.layer) ?? [])]));
     passes.push({ name: 'precision-assignment', changed: r.half.length, nodes: r.half });
   }
   for (const [name, pass] of [
@@ -159,7 +175,7 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
     const removed = pass(plan);
     passes.push({ name, changed: removed.length, nodes: removed });
   }
-  const warnings: string[] = guard ? guardWarnings(guard) : guardFailure ? [guardFailure] : [];
+  if (o.precision === 'fp16') warnings.push(...(guard ? guardWarnings(guard) : guardFailure ? [guardFailure] : []));
   const meta: EngineMeta = {
     inputs: g.inputs.map((n) => info(g, n)),
     outputs: g.outputs.map((n) => info(g, n)),
@@ -188,6 +204,9 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
       deviceId: o.deviceId,
       ...(o.debug.exposeAll ? { debug: o.debug } : {}),
       ...(o.guard ? {} : { guard: false }),
+      ...(o.precision === 'int8' ? { calibrator: o.calibrator, ...(o.calibrator === 'percentile' ? { percentile: o.percentile } : {}) } : {}),
+      ...(Object.keys(o.layerPrecisions).length ? { layerPrecisions: o.layerPrecisions } : {}),
+      ...(o.tolerance !== undefined ? { tolerance: o.tolerance } : {}),
     });
     const metaWithTime = () => JSON.stringify({ ...meta, buildSeconds: (Date.now() - start) / 1000 });
     const cache = o.timingCache ? loadCache(o.timingCache, backend, warnings) : undefined;

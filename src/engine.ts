@@ -91,9 +91,13 @@ interface Described {
   meta: EngineMeta | null;
 }
 
-/** A layer of an fp16 engine runs in 'fp16' when it writes a float16 tensor, in 'fp32' otherwise. */
+/**
+ * A layer of an fp16 engine runs in 'fp16' when it writes a float16 tensor, in 'fp32' otherwise; a
+ * layer of an int8 engine in 'int8' when it is an int8 kind (Int8Conv, Int8Gemm), in 'fp32' otherwise.
+ */
 function layerPrecision(engine: string, plan: DescribedPlan, i: number): string {
   const op = plan.ops[i];
+  if (engine === 'int8') return op?.kind.startsWith('Int8') ? 'int8' : 'fp32';
   if (engine !== 'fp16' || !op) return engine;
   return op.outputs.some((o) => o >= 0 && plan.tensors[o]?.dtype === DataType.FLOAT16) ? 'fp16' : 'fp32';
 }

@@ -1,6 +1,9 @@
 /** compile() options: their types, defaults and validation (every invalid value names the option). */
 import { KilnError } from './errors';
 import type { TensorLike } from './tensor';
+import type { CalibratorName } from './quant/calibrator';
+import type { CalibrationData } from './quant/calibrate';
+import type { LayerPrecision } from './quant/layer-precisions';
 
 export type Precision = 'fp32' | 'fp16' | 'int8' | 'best';
 export type DeviceKind = 'auto' | 'cpu' | 'cuda';
@@ -60,6 +63,29 @@ export interface CompileOptions {
    * overflows or loses accuracy (report.precisionGuard and the warnings name them). false skips it.
    */
   guard?: boolean;
+  /**
+   * precision 'int8': the calibration set, input feeds (`{ [input]: Tensor }`) as an array or an async
+   * iterable (read once). The fp32 model runs on them and the calibrator picks each quantized
+   * activation's range. Not needed when `calibrationCache` holds the ranges, nor for models that carry
+   * QuantizeLinear/DequantizeLinear nodes. int8 without either is an error: kiln never guesses scales.
+   */
+  calibration?: CalibrationData;
+  /** precision 'int8': 'entropy' (default, KL divergence over a 2048-bin histogram), 'percentile' or 'minmax'. */
+  calibrator?: CalibratorName;
+  /** calibrator 'percentile': the percentile of |x| taken as the range (default 99.99). */
+  percentile?: number;
+  /**
+   * precision 'int8': a calibration cache file (JSON: kiln version, model hash, calibrator, ranges).
+   * Read when it matches the build, so a rebuild does not calibrate again; written after calibrating.
+   */
+  calibrationCache?: string;
+  /** Pins layers (layer names or ONNX node names) to a precision, e.g. `{ conv1: 'fp32' }`; the guard never moves them. */
+  layerPrecisions?: Record<string, LayerPrecision>;
+  /**
+   * The accuracy guard's bound on a layer's relative L2 error against fp32 (default 1e-2 for fp16,
+   * 5e-2 for int8): a layer beyond it that adds error of its own runs in higher precision.
+   */
+  tolerance?: number;
 }
 
 const KNOWN: Record<keyof CompileOptions, string> = {
@@ -76,6 +102,12 @@ const KNOWN: Record<keyof CompileOptions, string> = {
   constants: 'an object of input name → Tensor',
   debug: '{ exposeAll?: boolean }',
   guard: 'a boolean',
+  calibration: 'an array or async iterable of input feeds',
+  calibrator: "'entropy' | 'percentile' | 'minmax'",
+  percentile: 'a number in (0, 100]',
+  calibrationCache: 'a file path',
+  layerPrecisions: "an object of layer name → 'fp32' | 'fp16' | 'int8'",
+  tolerance: 'a positive number',
 };
 
 function invalid(name: string, value: unknown): never {
@@ -97,6 +129,12 @@ export interface ResolvedOptions {
   timingCache?: string;
   debug: { exposeAll: boolean };
   guard: boolean;
+  calibration?: CalibrationData;
+  calibrator: CalibratorName;
+  percentile: number;
+  calibrationCache?: string;
+  layerPrecisions: Record<string, LayerPrecision>;
+  tolerance?: number;
 }
 
 export function resolveOptions(o: CompileOptions | undefined): ResolvedOptions {
@@ -105,7 +143,7 @@ export function resolveOptions(o: CompileOptions | undefined): ResolvedOptions {
   for (const k of Object.keys(o))
     if (!(k in KNOWN))
       throw new KilnError('INVALID_OPTION', `Unknown option '${k}'; the options are ${Object.keys(KNOWN).join(', ')}`);
-  const r: ResolvedOptions = { precision: 'fp32', device: 'auto', shapes: {}, timing: true, optimize: true, strict: false, constants: {}, deviceId: 0, debug: { exposeAll: false }, guard: true };
+  const r: ResolvedOptions = { precision: 'fp32', device: 'auto', shapes: {}, timing: true, optimize: true, strict: false, constants: {}, deviceId: 0, debug: { exposeAll: false }, guard: true, calibrator: 'entropy', percentile: 99.99, layerPrecisions: {} };
   if (o.precision !== undefined) {
     if (!['fp32', 'fp16', 'int8', 'best'].includes(o.precision as string)) invalid('precision', o.precision);
     r.precision = o.precision;
@@ -160,6 +198,35 @@ export function resolveOptions(o: CompileOptions | undefined): ResolvedOptions {
     if (typeof d !== 'object' || d === null || Array.isArray(d) || Object.keys(d).some((k) => k !== 'exposeAll') || (d.exposeAll !== undefined && typeof d.exposeAll !== 'boolean'))
       invalid('debug', d);
     r.debug = { exposeAll: d.exposeAll === true };
+  }
+  if (o.calibration !== undefined) {
+    const c = o.calibration as unknown as Record<symbol, unknown>;
+    if (typeof c !== 'object' || c === null || (typeof c[Symbol.iterator] !== 'function' && typeof c[Symbol.asyncIterator] !== 'function')) invalid('calibration', o.calibration);
+    r.calibration = o.calibration;
+  }
+  if (o.calibrator !== undefined) {
+    if (!['entropy', 'percentile', 'minmax'].includes(o.calibrator as string)) invalid('calibrator', o.calibrator);
+    r.calibrator = o.calibrator;
+  }
+  if (o.percentile !== undefined) {
+    if (typeof o.percentile !== 'number' || !(o.percentile > 0 && o.percentile <= 100)) invalid('percentile', o.percentile);
+    r.percentile = o.percentile;
+  }
+  if (o.calibrationCache !== undefined) {
+    if (typeof o.calibrationCache !== 'string' || o.calibrationCache === '') invalid('calibrationCache', o.calibrationCache);
+    r.calibrationCache = o.calibrationCache;
+  }
+  if (o.layerPrecisions !== undefined) {
+    const l = o.layerPrecisions;
+    if (typeof l !== 'object' || l === null || Array.isArray(l)) invalid('layerPrecisions', l);
+    for (const [k, v] of Object.entries(l))
+      if (!['fp32', 'fp16', 'int8'].includes(v as string))
+        throw new KilnError('INVALID_OPTION', `Expected 'fp32' | 'fp16' | 'int8' for option 'layerPrecisions.${k}' but received ${JSON.stringify(v)}`);
+    r.layerPrecisions = { ...l };
+  }
+  if (o.tolerance !== undefined) {
+    if (typeof o.tolerance !== 'number' || !(o.tolerance > 0) || !Number.isFinite(o.tolerance)) invalid('tolerance', o.tolerance);
+    r.tolerance = o.tolerance;
   }
   return r;
 }

@@ -44,3 +44,5 @@ import './reverse-sequence';
 import './rnn';
 import './fused-elementwise';
 import './fused-attention';
+import './int8-conv';
+import './int8-gemm';

@@ -1,15 +1,20 @@
 /**
- * The fp16 accuracy guard (on the Plan, before precision assignment).
- * Runs the fp32 Plan and its fp16 assignment on the CPU reference kernels with every intermediate
- * value exposed, on seeded sample inputs (the CLI's generator: floats uniform in [-1, 1), integers
- * zero), and compares each layer's outputs by value name in the fp32 plan's order. A layer that runs
- * in fp16 is at fault when
- *   - a value it reads or writes is beyond the float16 range (±65504) in fp32 (checked up front), or
- *   - its fp16 output has Inf/NaN where fp32 has none while its inputs had none, or
- *   - its output's relative L2 error exceeds `tolerance` and is more than `growth` times its inputs'.
- * Layers at fault are pinned to fp32 and the assignment is redone from the fp32 Plan, until a round
- * finds nothing or `maxRounds` have run. Errors inherited from an earlier layer never pin a later one.
- * The Plan given is not changed: the result names the layers to pass to assignHalfPrecision.
+ * The accuracy guards (on the Plan): a reduced-precision build is run beside its fp32 Plan on the CPU
+ * reference kernels, with every intermediate value exposed, and each layer's outputs are compared by
+ * value name in the fp32 plan's order (`guardPlans`, shared by both guards). A layer that runs in the
+ * reduced precision is at fault when
+ *   - its output has Inf/NaN where fp32 has none while its inputs had none, or
+ *   - its output's relative L2 error exceeds `tolerance` and is more than `growth` times its inputs'
+ *     (values the fp32 plan lacks, such as quantized tensors, carry their inputs' error).
+ * Layers at fault are pinned to fp32 and the candidate is rebuilt without them, until a round finds
+ * nothing or `maxRounds` have run. Errors inherited from an earlier layer never pin a later one.
+ *
+ * fp16 (`guardHalfPrecision`, before precision assignment): seeded sample inputs (the CLI's generator:
+ * floats uniform in [-1, 1), integers zero); a value beyond the float16 range (±65504) in fp32 pins
+ * the layers that read or write it up front. The Plan given is not changed: the result names the
+ * layers to pass to assignHalfPrecision.
+ * int8 (src/quant/index.ts): the calibration feeds as samples; the candidate is the graph rebuilt with
+ * the pinned layers left out of quantization.
  */
 import { DataType, dtypeName, halfToFloat } from '../dtype';
 import { randomInputs } from '../cli/inputs';
@@ -25,6 +30,12 @@ export interface PinnedLayer {
   layer: string;
   kind: string;
   reason: string;
+}
+
+/** A reduced-precision Plan to check, and the layers (names) that run in the reduced precision. */
+export interface GuardCandidate {
+  plan: Plan;
+  running: Set<string>;
 }
 
 export interface GuardResult {
@@ -64,16 +75,35 @@ function clonePlan(plan: Plan): Plan {
   };
 }
 
-/** Runs `plan` with every intermediate exposed; float values by name, as numbers. */
-function runAll(plan: Plan, inputs: ArrayBufferView[]): Map<string, Float32Array> {
+/** Runs `plan` with every intermediate exposed on each sample; float values by name, as numbers (samples concatenated). */
+function runAll(plan: Plan, samples: ArrayBufferView[][]): Map<string, Float32Array> {
   exposeIntermediates(plan);
-  const outs = native().runPlan(encodePlan(plan), inputs);
+  const bytes = encodePlan(plan);
+  const parts = new Map<string, Float32Array[]>();
+  for (const inputs of samples) {
+    const outs = native().runPlan(bytes, inputs);
+    plan.outputs.forEach((ti, k) => {
+      const t = plan.tensors[ti];
+      let v: Float32Array | undefined;
+      if (t.dtype === DataType.FLOAT) v = new Float32Array(outs[k]);
+      else if (t.dtype === DataType.FLOAT16) v = Float32Array.from(new Uint16Array(outs[k]), halfToFloat);
+      if (v) (parts.get(t.name) ?? parts.set(t.name, []).get(t.name)!).push(v);
+    });
+  }
   const values = new Map<string, Float32Array>();
-  plan.outputs.forEach((ti, k) => {
-    const t = plan.tensors[ti];
-    if (t.dtype === DataType.FLOAT) values.set(t.name, new Float32Array(outs[k]));
-    else if (t.dtype === DataType.FLOAT16) values.set(t.name, Float32Array.from(new Uint16Array(outs[k]), halfToFloat));
-  });
+  for (const [name, list] of parts) {
+    if (list.length === 1) {
+      values.set(name, list[0]);
+      continue;
+    }
+    const all = new Float32Array(list.reduce((n, a) => n + a.length, 0));
+    let at = 0;
+    for (const a of list) {
+      all.set(a, at);
+      at += a.length;
+    }
+    values.set(name, all);
+  }
   return values;
 }
 
@@ -102,70 +132,71 @@ function relError(ref: Float32Array, got: Float32Array): number {
   return Math.sqrt(num / (den > 0 ? den : 1));
 }
 
-/** Finds the layers of the fp32 `plan` that must stay fp32 for the fp16 build to keep its accuracy. */
-export function guardHalfPrecision(plan: Plan, options: GuardOptions = {}): GuardResult {
+/** What a guard run is told besides the plans. */
+export interface GuardPlansOptions extends GuardOptions {
+  /** The reduced precision's name in reasons ('fp16', 'int8'). */
+  precision: string;
+  /** Layers pinned before the first round (fp16: values beyond its range), with why. */
+  pinned?: PinnedLayer[];
+  /** Layers the guard never pins (the user pinned them to the reduced precision). */
+  keep?: ReadonlySet<string>;
+}
+
+/**
+ * Compares the candidates `build(pinned)` gives with the fp32 `ref` on `samples` (input buffers in the
+ * plans' input order) and pins the layers at fault, round by round.
+ */
+export function guardPlans(ref: Plan, build: (pinned: ReadonlySet<string>) => GuardCandidate, samples: ArrayBufferView[][], options: GuardPlansOptions): GuardResult {
   const tolerance = options.tolerance ?? 1e-2;
   const growth = options.growth ?? 2;
   const maxRounds = options.maxRounds ?? 4;
-  const infos = plan.inputs.map((i) => ({ name: plan.tensors[i].name, type: dtypeName(plan.tensors[i].dtype), dims: [...plan.tensors[i].shape] }));
-  const sample = randomInputs(infos, options.seed ?? 1);
-  const inputs = infos.map((i) => sample[i.name].data as ArrayBufferView);
-  const ref = runAll(clonePlan(plan), inputs);
+  const precision = options.precision;
+  const refValues = runAll(clonePlan(ref), samples);
   const pinned: PinnedLayer[] = [];
   const pinnedNames = new Set<string>();
   const pin = (layer: string, kind: string, reason: string) => {
-    if (pinnedNames.has(layer)) return;
+    if (pinnedNames.has(layer) || options.keep?.has(layer)) return;
     pinnedNames.add(layer);
     pinned.push({ layer, kind, reason });
   };
-  const halfCandidates = new Set(assignHalfPrecision(clonePlan(plan), new Set()).half);
-  // Up front: a value beyond the float16 range cannot be written or read in fp16.
+  for (const p of options.pinned ?? []) pin(p.layer, p.kind, p.reason);
   let checked = 0;
-  for (const op of plan.ops) {
-    const floats = op.outputs.filter((o) => o >= 0 && ref.has(plan.tensors[o].name));
-    if (floats.length) checked++;
-    if (!halfCandidates.has(op.name)) continue;
-    for (const o of floats) {
-      const m = maxAbs(ref.get(plan.tensors[o].name)!);
-      if (m > HALF_MAX) pin(op.name, op.kind, `its output '${plan.tensors[o].name}' reaches ${m.toPrecision(3)} in fp32, beyond the float16 range (±65504): float16 overflow (Inf)`);
-    }
-    for (const i of op.inputs) {
-      const v = i >= 0 ? ref.get(plan.tensors[i].name) : undefined;
-      const m = v ? maxAbs(v) : 0;
-      if (m > HALF_MAX) pin(op.name, op.kind, `its input '${plan.tensors[i].name}' reaches ${m.toPrecision(3)} in fp32, beyond the float16 range (±65504): float16 overflow (Inf) when it is read in fp16`);
-    }
-  }
+  for (const op of ref.ops) if (op.outputs.some((o) => o >= 0 && refValues.has(ref.tensors[o].name))) checked++;
   let rounds = 0;
   let clean = false;
   while (rounds < maxRounds) {
     rounds++;
-    const half = clonePlan(plan);
-    const running = new Set(assignHalfPrecision(half, pinnedNames).half);
-    const got = runAll(half, inputs);
-    // Per value: its relative error and whether fp16 made it non-finite (inputs count as exact).
+    const cand = build(pinnedNames);
+    const got = runAll(cand.plan, samples);
+    // Per value: its relative error and whether the reduced precision made it non-finite (inputs exact).
     const err = new Map<string, number>();
     const broken = new Set<string>();
     let found = 0;
-    for (const op of plan.ops) {
-      const ins = op.inputs.filter((i) => i >= 0).map((i) => plan.tensors[i].name);
+    for (const op of cand.plan.ops) {
+      const ins = op.inputs.filter((i) => i >= 0).map((i) => cand.plan.tensors[i].name);
       const inErr = Math.max(0, ...ins.map((n) => err.get(n) ?? 0));
       const inBroken = ins.some((n) => broken.has(n));
       for (const o of op.outputs) {
-        const name = o >= 0 ? plan.tensors[o].name : '';
-        const r = ref.get(name);
+        const name = o >= 0 ? cand.plan.tensors[o].name : '';
+        const r = refValues.get(name);
         const g = got.get(name);
-        if (!r || !g || r.length !== g.length) continue;
+        if (!r || !g || r.length !== g.length) {
+          // a value only the candidate has (a quantized tensor) carries its inputs' error
+          if (name) err.set(name, inErr);
+          if (name && inBroken) broken.add(name);
+          continue;
+        }
         const bad = nonFinite(g) > nonFinite(r);
         if (bad) broken.add(name);
         const e = bad ? Infinity : relError(r, g);
         err.set(name, e);
-        if (!running.has(op.name) || pinnedNames.has(op.name) || inBroken) continue;
+        if (!cand.running.has(op.name) || pinnedNames.has(op.name) || options.keep?.has(op.name) || inBroken) continue;
         if (bad) {
           const inf = g.some((x, k) => !Number.isFinite(x) && !Number.isNaN(x) && Number.isFinite(r[k]));
-          pin(op.name, op.kind, `float16 overflow (${inf ? 'Inf' : 'NaN'}) in its output '${name}'`);
+          pin(op.name, op.kind, precision === 'fp16' ? `float16 overflow (${inf ? 'Inf' : 'NaN'}) in its output '${name}'` : `${inf ? 'Inf' : 'NaN'} in its output '${name}' in ${precision}`);
           found++;
         } else if (e > tolerance && e > growth * inErr) {
-          pin(op.name, op.kind, `relative error ${short(e)} in its output '${name}' in fp16 (bound ${tolerance}; its inputs' ${short(inErr)})`);
+          pin(op.name, op.kind, `relative error ${short(e)} in its output '${name}' in ${precision} (bound ${tolerance}; its inputs' ${short(inErr)})`);
           found++;
         }
       }
@@ -176,4 +207,36 @@ export function guardHalfPrecision(plan: Plan, options: GuardOptions = {}): Guar
     }
   }
   return { checked, pinned, rounds, clean };
+}
+
+/** Finds the layers of the fp32 `plan` that must stay fp32 for the fp16 build to keep its accuracy. */
+export function guardHalfPrecision(plan: Plan, options: GuardOptions & { keep?: ReadonlySet<string> } = {}): GuardResult {
+  const infos = plan.inputs.map((i) => ({ name: plan.tensors[i].name, type: dtypeName(plan.tensors[i].dtype), dims: [...plan.tensors[i].shape] }));
+  const sample = randomInputs(infos, options.seed ?? 1);
+  const inputs = infos.map((i) => sample[i.name].data as ArrayBufferView);
+  const ref = runAll(clonePlan(plan), [inputs]);
+  const early: PinnedLayer[] = [];
+  const halfCandidates = new Set(assignHalfPrecision(clonePlan(plan), new Set()).half);
+  // Up front: a value beyond the float16 range cannot be written or read in fp16.
+  for (const op of plan.ops) {
+    if (!halfCandidates.has(op.name)) continue;
+    for (const o of op.outputs.filter((o) => o >= 0 && ref.has(plan.tensors[o].name))) {
+      const m = maxAbs(ref.get(plan.tensors[o].name)!);
+      if (m > HALF_MAX) early.push({ layer: op.name, kind: op.kind, reason: `its output '${plan.tensors[o].name}' reaches ${m.toPrecision(3)} in fp32, beyond the float16 range (±65504): float16 overflow (Inf)` });
+    }
+    for (const i of op.inputs) {
+      const v = i >= 0 ? ref.get(plan.tensors[i].name) : undefined;
+      const m = v ? maxAbs(v) : 0;
+      if (m > HALF_MAX) early.push({ layer: op.name, kind: op.kind, reason: `its input '${plan.tensors[i].name}' reaches ${m.toPrecision(3)} in fp32, beyond the float16 range (±65504): float16 overflow (Inf) when it is read in fp16` });
+    }
+  }
+  return guardPlans(
+    plan,
+    (pinned) => {
+      const half = clonePlan(plan);
+      return { plan: half, running: new Set(assignHalfPrecision(half, new Set(pinned)).half) };
+    },
+    [inputs],
+    { ...options, precision: 'fp16', pinned: early },
+  );
 }

@@ -45,6 +45,16 @@ const CASES: [string, unknown, string][] = [
   ['guard', 'off', "Expected a boolean for option 'guard' but received 'off'"],
   ['guard', null, "Expected a boolean for option 'guard' but received null"],
   ['debug', { verbose: true }, `Expected { exposeAll?: boolean } for option 'debug' but received {"verbose":true}`],
+  ['calibration', 5, "Expected an array or async iterable of input feeds for option 'calibration' but received 5"],
+  ['calibration', {}, "Expected an array or async iterable of input feeds for option 'calibration' but received {}"],
+  ['calibrator', 'kl', "Expected 'entropy' | 'percentile' | 'minmax' for option 'calibrator' but received 'kl'"],
+  ['percentile', 0, "Expected a number in (0, 100] for option 'percentile' but received 0"],
+  ['percentile', 101, "Expected a number in (0, 100] for option 'percentile' but received 101"],
+  ['calibrationCache', '', "Expected a file path for option 'calibrationCache' but received ''"],
+  ['layerPrecisions', ['conv1'], `Expected an object of layer name → 'fp32' | 'fp16' | 'int8' for option 'layerPrecisions' but received ["conv1"]`],
+  ['layerPrecisions', { conv1: 'int4' }, `Expected 'fp32' | 'fp16' | 'int8' for option 'layerPrecisions.conv1' but received "int4"`],
+  ['tolerance', -1, "Expected a positive number for option 'tolerance' but received -1"],
+  ['tolerance', 'loose', "Expected a positive number for option 'tolerance' but received 'loose'"],
 ];
 
 /** The option names, as the unknown-option error lists them (so a new option without a case here fails). */
@@ -99,6 +109,6 @@ describe('compile() options', () => {
   test('a precision the cpu backend cannot run is refused, naming the option', async () => {
     const e = await rejection({ precision: 'fp16', device: 'cpu' });
     expect(e.code).toBe('UNSUPPORTED');
-    expect(e.message).toBe("Option 'precision' is 'fp16' but the cpu backend runs fp32 only; use precision: 'fp32' or a CUDA device");
+    expect(e.message).toBe("Option 'precision' is 'fp16' but the cpu backend runs fp32 and int8 only; use precision: 'fp32', 'int8' or a CUDA device");
   });
 });

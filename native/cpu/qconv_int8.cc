@@ -1,0 +1,140 @@
+// Int8Conv: N-d convolution (1 to 3 spatial dims, group, strides, dilations, pads as [begins...,
+// ends...]) of int8/uint8 activations X [N, C, spatial...] with int8 weights W [M, C/G, k...], optional
+// float bias [M] and residual (Y's shape), float32 or requantized int8/uint8 output (the epilogue of
+// qgemm_int8.h). Padding holds the zero point, so it adds nothing to the int32 sums. Variants:
+//   cpu.int8_conv          reference: direct loops, one int32 sum per output element.
+//   cpu.int8_conv.im2col   constant W packed once as int16 rows of C/G x k values; each task gathers one
+//                          output position's im2col row (minus the zero point) and takes four output
+//                          channels per pass of the AVX2 int16 dot. Tasks split the output positions.
+// Both refuse channels-last layers (conv_geom.h): int8 layers are kept in the default layout.
+#include "conv_geom.h"
+#include "qgemm_int8.h"
+
+#include <cstring>
+
+namespace kiln::int8 {
+namespace {
+
+ConvGeom geom(const LayerInfo& L) {
+  ConvGeom g = conv_geom(L, false);
+  if (g.channels_last) fail("INVALID_ENGINE", "layer '" + L.op->name + "' (Int8Conv): channels_last int8 convolutions are not supported");
+  if (g.has_bias && L.in[2]->dtype != DType::F32) fail("INVALID_ENGINE", "layer '" + L.op->name + "' (Int8Conv): the bias must be float32");
+  if (g.has_residual && L.in[3]->dtype != DType::F32) fail("INVALID_ENGINE", "layer '" + L.op->name + "' (Int8Conv): the residual must be float32");
+  return g;
+}
+
+Store store_for(const Params& p, const ConvGeom& g, const Tensor* in, Tensor* out) {
+  return Store{p, g.has_bias ? in[2].as<float>() : nullptr, g.has_residual ? in[3].as<float>() : nullptr, out[0].data};
+}
+
+// Fills a[k] for k = (c, kz, ky, kx) of output position o (canonical 3-D) of image n, group grp with
+// X minus its zero point, 0 where the kernel reads padding.
+void gather(const ConvGeom& g, const void* X, DType xt, int32_t zp, int64_t n, int64_t grp, int64_t o, int16_t* a) {
+  int64_t ox = o % g.out[2], oy = (o / g.out[2]) % g.out[1], oz = o / (g.out[2] * g.out[1]);
+  int64_t isz = g.in_size(), k = 0;
+  for (int64_t c = 0; c < g.Cg; ++c) {
+    int64_t base = (n * g.C + grp * g.Cg + c) * isz;
+    for (int64_t kz = 0; kz < g.k[0]; ++kz) {
+      int64_t iz = oz * g.s[0] - g.p[0] + kz * g.d[0];
+      for (int64_t ky = 0; ky < g.k[1]; ++ky) {
+        int64_t iy = oy * g.s[1] - g.p[1] + ky * g.d[1];
+        bool row = iz >= 0 && iz < g.in[0] && iy >= 0 && iy < g.in[1];
+        for (int64_t kx = 0; kx < g.k[2]; ++kx, ++k) {
+          int64_t ix = ox * g.s[2] - g.p[2] + kx * g.d[2];
+          a[k] = row && ix >= 0 && ix < g.in[2] ? static_cast<int16_t>(centered(X, xt, base + (iz * g.in[1] + iy) * g.in[2] + ix, zp)) : 0;
+        }
+      }
+    }
+  }
+}
+
+class Int8ConvRef : public Tactic {
+ public:
+  const char* name() const override { return "cpu.int8_conv"; }
+  bool reference() const override { return true; }
+  void run(const LayerInfo& L, LayerState*, const Tensor* in, Tensor* out, RunContext&) const override {
+    ConvGeom g = geom(L);
+    Params p = read_params(L, g.M);
+    Store st = store_for(p, g, in, out);
+    const int8_t* W = in[1].as<int8_t>();
+    int64_t isz = g.in_size(), P = g.out_size(), ks = g.k_size();
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t m = 0; m < g.M; ++m) {
+        int64_t grp = m / g.Mg;
+        for (int64_t o = 0; o < P; ++o) {
+          int64_t ox = o % g.out[2], oy = (o / g.out[2]) % g.out[1], oz = o / (g.out[2] * g.out[1]);
+          int32_t acc = 0;
+          for (int64_t c = 0; c < g.Cg; ++c)
+            for (int64_t kz = 0; kz < g.k[0]; ++kz)
+              for (int64_t ky = 0; ky < g.k[1]; ++ky)
+                for (int64_t kx = 0; kx < g.k[2]; ++kx) {
+                  int64_t iz = oz * g.s[0] - g.p[0] + kz * g.d[0], iy = oy * g.s[1] - g.p[1] + ky * g.d[1], ix = ox * g.s[2] - g.p[2] + kx * g.d[2];
+                  if (iz < 0 || iz >= g.in[0] || iy < 0 || iy >= g.in[1] || ix < 0 || ix >= g.in[2]) continue;
+                  int32_t x = centered(in[0].data, in[0].dtype, (n * g.C + grp * g.Cg + c) * isz + (iz * g.in[1] + iy) * g.in[2] + ix, p.x_zp);
+                  acc += x * W[(m * g.Cg + c) * ks + (kz * g.k[1] + ky) * g.k[2] + kx];
+                }
+          st.put((n * g.M + m) * P + o, m, acc);
+        }
+      }
+  }
+};
+
+struct Im2colState : LayerState {
+  ConvGeom g;
+  Params p;
+  std::vector<int16_t> w;  // [M, padded(Cg * k)]
+};
+
+class Int8ConvIm2col : public Tactic {
+ public:
+  const char* name() const override { return "cpu.int8_conv.im2col"; }
+  bool can_implement(const LayerInfo& L) const override { return L.const_data(1) != nullptr && L.op->i("channels_last", 0) == 0; }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
+    auto st = std::make_unique<Im2colState>();
+    st->g = geom(L);
+    st->p = read_params(L, st->g.M);
+    st->w = pack_weights(reinterpret_cast<const int8_t*>(L.const_data(1)), st->g.M, st->g.Cg * st->g.k_size());
+    return st;
+  }
+  size_t workspace(const LayerInfo& L) const override {
+    ConvGeom g = conv_geom(L, false);
+    return static_cast<size_t>(task_slots() * padded(g.Cg * g.k_size())) * sizeof(int16_t);
+  }
+  void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const auto& st = *static_cast<Im2colState*>(s);
+    const ConvGeom& g = st.g;
+    Store put = store_for(st.p, g, in, out);
+    int64_t K = g.Cg * g.k_size(), Kp = padded(K), P = g.out_size();
+    int64_t items = g.N * g.G * P;  // (image, group, output position)
+    int64_t T = std::max<int64_t>(1, std::min<int64_t>({task_slots(), ctx.threads, std::max<int64_t>(1, items)}));
+    int16_t* ws = static_cast<int16_t*>(ctx.workspace);
+    const void* X = in[0].data;
+    DType xt = in[0].dtype;
+    auto task = [&](int64_t t) {
+      int16_t* a = ws + t * Kp;
+      std::memset(a + K, 0, static_cast<size_t>(Kp - K) * sizeof(int16_t));
+      int32_t acc[4];
+      for (int64_t it = items * t / T, end = items * (t + 1) / T; it < end; ++it) {
+        int64_t o = it % P, grp = (it / P) % g.G, n = it / (P * g.G);
+        gather(g, X, xt, st.p.x_zp, n, grp, o, a);
+        for (int64_t m = grp * g.Mg, m1 = m + g.Mg; m < m1; m += 4) {
+          int cnt = static_cast<int>(std::min<int64_t>(4, m1 - m));
+          dot_rows(a, st.w.data() + m * Kp, Kp, Kp, cnt, acc);
+          for (int j = 0; j < cnt; ++j) put.put((n * g.M + m + j) * P + o, m + j, acc[j]);
+        }
+      }
+    };
+    if (T == 1) return task(0);
+    ctx.pool->parallel_for(T, 1, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) task(t);
+    });
+  }
+};
+
+}  // namespace
+}  // namespace kiln::int8
+
+namespace kiln {
+KILN_REGISTER_TACTIC("cpu", "Int8Conv", int8::Int8ConvRef);
+KILN_REGISTER_TACTIC("cpu", "Int8Conv", int8::Int8ConvIm2col);
+}  // namespace kiln

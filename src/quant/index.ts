@@ -1,0 +1,152 @@
+/**
+ * The int8 build on the optimized graph (compile() calls it after the graph passes):
+ *   1. An explicitly quantized model (one with QuantizeLinear/DequantizeLinear) is taken as it is.
+ *      Otherwise each quantizable layer's activation gets a range: from the calibration cache when it
+ *      matches, else by running the calibration set through the fp32 graph (calibrate.ts, calibrator.ts;
+ *      the cache is then written). Neither → an error: kiln never makes up scales.
+ *   2. Calibrated builds insert Q/DQ pairs (insert-qdq.ts); then the Q/DQ fusion pass
+ *      (src/passes/qdq-fusion.ts) turns every DQ → Conv/Gemm/MatMul (→ Q) into an int8 layer.
+ *   3. The int8 accuracy guard (src/passes/accuracy-guard.ts `guardPlans`) runs sample inputs (the first
+ *      calibration feeds, else seeded random ones) through the int8 plan and the fp32 one on the CPU
+ *      reference kernels, and leaves in float each layer whose error grows beyond `tolerance`.
+ * `layerPrecisions` pins layers: 'fp32'/'fp16' ones are never quantized, 'int8' ones never demoted.
+ */
+import { KilnError } from '../errors';
+import { Graph } from '../ir/graph';
+import { lowerGraph } from '../lower/lower';
+import { Plan } from '../lower/plan';
+import type { TensorLike } from '../tensor';
+import { native } from '../native/binding';
+import { randomInputs } from '../cli/inputs';
+import { dtypeName } from '../dtype';
+import type { ResolvedOptions } from '../options';
+import { GuardResult, describePin, guardPlans } from '../passes/accuracy-guard';
+import { PassSummary } from '../passes/manager';
+import { fuseQdq } from '../passes/qdq-fusion';
+import { modelHash, readCalibrationCache, writeCalibrationCache, CalibrationKey } from './cache';
+import { collectStats, feedBuffers } from './calibrate';
+import { amaxOf } from './calibrator';
+import { insertQdq, quantizedActivations } from './insert-qdq';
+import { resolveLayerPrecisions } from './layer-precisions';
+
+/** Feeds kept from the calibration set as the guard's samples. */
+const GUARD_SAMPLES = 4;
+/** The int8 guard's default bound on a layer's relative L2 error. */
+export const INT8_TOLERANCE = 5e-2;
+
+export interface QuantizeResult {
+  passes: PassSummary[];
+  guard?: GuardResult;
+  warnings: string[];
+}
+
+/** A copy of the graph that passes may rewrite: node lists and value records are new, contents shared. */
+export function cloneGraph(g: Graph): Graph {
+  return {
+    ...g,
+    inputs: [...g.inputs],
+    outputs: [...g.outputs],
+    nodes: g.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs], attrs: new Map(n.attrs), origin: [...n.origin] })),
+    values: new Map([...g.values].map(([k, v]) => [k, { ...v }])),
+    opsets: new Map(g.opsets),
+  };
+}
+
+/** Whether the model carries its own quantization. */
+export function explicitlyQuantized(g: Graph): boolean {
+  return g.nodes.some((n) => n.domain === '' && (n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear'));
+}
+
+/** Rewrites the optimized fp32 graph `g` in place into its int8 form. */
+export async function quantizeGraph(g: Graph, modelBytes: Uint8Array, o: ResolvedOptions, checkAbort: () => void): Promise<QuantizeResult> {
+  const pins = resolveLayerPrecisions(g, o.layerPrecisions);
+  const floatPins = new Set([...pins].filter(([, p]) => p !== 'int8').map(([n]) => n));
+  const keep = new Set([...pins].filter(([, p]) => p === 'int8').map(([n]) => n));
+  const warnings: string[] = [];
+  const passes: PassSummary[] = [];
+  const explicit = explicitlyQuantized(g);
+  let amax = new Map<string, number>();
+  let samples: ArrayBufferView[][] = [];
+  if (!explicit) {
+    const acts = quantizedActivations(g, floatPins);
+    const key: CalibrationKey = {
+      kiln: native().info().version,
+      model: modelHash(modelBytes),
+      calibrator: o.calibrator,
+      percentile: o.calibrator === 'percentile' ? o.percentile : undefined,
+      graph: JSON.stringify({ shapes: o.shapes, constants: Object.keys(o.constants).sort(), optimize: o.optimize }),
+    };
+    let note: string | undefined;
+    if (o.calibrationCache) {
+      const c = readCalibrationCache(o.calibrationCache, key);
+      note = c.note;
+      const missing = c.amax ? acts.find((a) => typeof c.amax![a] !== 'number') : undefined;
+      if (c.amax && missing !== undefined) note = `calibration cache '${o.calibrationCache}' has no range for tensor '${missing}'`;
+      else if (c.amax) amax = new Map(acts.map((a) => [a, c.amax![a]]));
+    }
+    if (amax.size === 0 && acts.length) {
+      if (!o.calibration)
+        throw new KilnError(
+          'INVALID_OPTION',
+          `precision 'int8' needs calibration data: pass 'calibration' (an array or async iterable of input feeds) or a 'calibrationCache' written by an earlier build${note ? ` (${note})` : o.calibrationCache ? ` ('${o.calibrationCache}' does not exist yet)` : ''}; kiln never quantizes with made-up scales. Models that carry QuantizeLinear/DequantizeLinear nodes need neither.`,
+        );
+      if (note) warnings.push(`${note}; calibrating again`);
+      const c = await collectStats(g, acts, o.calibration, GUARD_SAMPLES, checkAbort);
+      if (c.batches === 0) throw new KilnError('INVALID_OPTION', "Option 'calibration' holds no feeds; precision 'int8' needs at least one");
+      samples = c.samples;
+      for (const [name, s] of c.stats) amax.set(name, amaxOf(s, o.calibrator, o.percentile));
+      if (o.calibrationCache) writeCalibrationCache(o.calibrationCache, key, Object.fromEntries(amax));
+      passes.push({ name: 'int8-calibration', changed: amax.size, nodes: [...amax.keys()] });
+    }
+  }
+  const base = cloneGraph(g);
+  const build = (pinned: ReadonlySet<string>): { graph: Graph; fused: string[] } => {
+    const c = cloneGraph(base);
+    const skip = new Set([...floatPins, ...pinned]);
+    if (!explicit) insertQdq(c, amax, skip);
+    return { graph: c, fused: fuseQdq(c, { skip }).changed };
+  };
+  let guard: GuardResult | undefined;
+  if (o.guard) {
+    try {
+      const ref = lowerGraph(cloneGraph(base));
+      if (!samples.length && o.calibration) samples = await firstFeeds(o.calibration, ref, GUARD_SAMPLES);
+      if (!samples.length) {
+        const infos = ref.inputs.map((i) => ({ name: ref.tensors[i].name, type: dtypeName(ref.tensors[i].dtype), dims: [...ref.tensors[i].shape] }));
+        const r = randomInputs(infos, 1);
+        samples = [infos.map((i) => r[i.name].data as ArrayBufferView)];
+      }
+      guard = guardPlans(
+        ref,
+        (pinned) => {
+          const plan = lowerGraph(build(pinned).graph);
+          return { plan, running: new Set(plan.ops.filter((op) => op.kind.startsWith('Int8')).map((op) => op.name)) };
+        },
+        samples,
+        { precision: 'int8', tolerance: o.tolerance ?? INT8_TOLERANCE, keep },
+      );
+      warnings.push(...guard.pinned.map(describePin));
+      if (!guard.clean) warnings.push(`precision guard: layers still lose accuracy in int8 after ${guard.rounds} rounds; compare the engine with the fp32 reference (engine.compare)`);
+    } catch (e) {
+      if (e instanceof KilnError && e.code === 'INVALID_INPUT') throw e;
+      warnings.push(`precision guard: the int8 and fp32 plans could not run on the CPU reference kernels (${(e as Error).message}); every int8 layer is kept unchecked`);
+    }
+  }
+  const final = build(new Set(guard?.pinned.map((p) => p.layer)));
+  g.nodes = final.graph.nodes;
+  g.values = final.graph.values;
+  g.opsets = final.graph.opsets;
+  passes.push({ name: 'qdq-fusion', changed: final.fused.length, nodes: final.fused });
+  if (!final.fused.length) warnings.push("precision 'int8': no layer runs in int8 (no Conv/Gemm/MatMul with constant weights could be quantized)");
+  return { passes, guard, warnings };
+}
+
+/** The first `n` feeds of the calibration data, as input buffers (guard samples for a cached build). */
+async function firstFeeds(data: NonNullable<ResolvedOptions['calibration']>, plan: Plan, n: number): Promise<ArrayBufferView[][]> {
+  const out: ArrayBufferView[][] = [];
+  for await (const feed of data as AsyncIterable<Record<string, TensorLike>>) {
+    out.push(feedBuffers(plan, feed, `calibration feed ${out.length}`));
+    if (out.length >= n) break;
+  }
+  return out;
+}
