@@ -210,7 +210,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
            ",\"tactic\":\"" + json_escape(c.tactic) + "\",\"candidates\":[";
       for (size_t i = 0; i < c.candidates.size(); ++i)
         j += std::string(i ? "," : "") + "{\"tactic\":\"" + json_escape(c.candidates[i].tactic) + "\",\"ms\":" +
-             (c.candidates[i].ms < 0 ? std::string("null") : std::to_string(c.candidates[i].ms)) + "}";
+             (c.candidates[i].ms < 0 ? std::string("null") : std::to_string(c.candidates[i].ms)) +
+             (c.candidates[i].error.empty() ? std::string() : ",\"error\":\"" + json_escape(c.candidates[i].error) + "\"") + "}";
       j += "]}";
     }
     j += "],\"plan\":" + plan_to_json(p) + ",\"meta\":" + (meta_.empty() ? "null" : meta_) + "}";
@@ -387,7 +388,17 @@ Napi::Value RunPlan(const Napi::CallbackInfo& info) {
         overrides.emplace_back(k, ov.Get(k).ToString().Utf8Value());
       }
     }
-    auto ex = Executor::reference(plan, overrides);
+    // {"*": "fast"}: the first faster CPU tactic of each layer instead of the reference (untimed).
+    bool fast = overrides.size() == 1 && overrides[0].first == "*" && overrides[0].second == "fast";
+    std::unique_ptr<Executor> ex;
+    if (fast) {
+      BuildOptions o;
+      o.time_tactics = false;
+      o.prefer_fast = true;
+      ex = Executor::build(plan, o);
+    } else {
+      ex = Executor::reference(plan, overrides);
+    }
     auto ins = gather_inputs(info[1].As<Napi::Array>(), *plan, nullptr);
     Napi::Array outs = Napi::Array::New(env, plan->outputs.size());
     std::vector<void*> out_ptrs;

@@ -453,6 +453,7 @@ std::unique_ptr<Executor> Executor::build(std::shared_ptr<Plan> plan, const Buil
     const auto& all = tactics_for(opts.backend, op.kind);
     for (const Tactic* t : all)
       if (t->can_implement(e->layers_[k]) && !(opts.strict && t->reduced_precision(e->layers_[k]))) cands[k].push_back(t);
+    if (opts.prefer_fast && cands[k].size() > 1 && cands[k][0]->reference()) std::rotate(cands[k].begin(), cands[k].begin() + 1, cands[k].end());
     for (auto& [kind, name] : opts.force) {
       if (kind != op.kind) continue;
       std::erase_if(cands[k], [&](const Tactic* t) { return name != t->name(); });
@@ -533,14 +534,16 @@ std::unique_ptr<Executor> Executor::build(std::shared_ptr<Plan> plan, const Buil
         // A candidate that fails here (a library refusing this configuration, say) is left out of
         // the choice — recorded untimed — and the others are still timed: one failure must not turn
         // timing off for the rest of the model.
+        std::string why;
         try {
           e->tactics_[k] = t;
           e->states_[k] = t->prepare(e->layers_[k]);
           med = (on_host[k] ? e->cpu_ : be)->time_ms([&] { e->run_layer(*ctx, k); }, opts.timing_iterations, opts.timing_cap_ms, ctx->stream);
-        } catch (const Error&) {
+        } catch (const Error& err) {
           med = -1;
+          why = err.what();
         }
-        choice.candidates.push_back({t->name(), med});
+        choice.candidates.push_back({t->name(), med, why});
         if (med >= 0 && med < best) {
           best = med;
           choice.tactic = t->name();

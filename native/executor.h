@@ -23,6 +23,7 @@ namespace kiln {
 struct TacticTiming {
   std::string tactic;
   double ms = 0;  // median of the timed runs; < 0 when it was not timed
+  std::string error;  // why it failed while being timed (left out of the choice); not serialized
 };
 
 // What a layer's timing depends on: its kind, attributes, and the element types, shapes and kinds of
@@ -41,6 +42,9 @@ struct BuildOptions {
   int timing_iterations = 5;    // timed runs per candidate (median kept)
   double timing_cap_ms = 50.0;  // a candidate slower than this per run stops being repeated
   bool strict = false;          // leave out tactics with reduced-precision math (TF32)
+  // Untimed builds: prefer the first faster tactic that can run a layer over the reference (the
+  // accuracy guard's CPU runs; the reference stays the choice where nothing else applies).
+  bool prefer_fast = false;
   int device_id = 0;            // device backends: which device the engine lives on
   // Tests: op kind -> the one tactic its layers must use (build fails if it cannot run one).
   std::vector<std::pair<std::string, std::string>> force;

@@ -35,9 +35,10 @@ export interface LayerReport {
   transferBytes: number;
   /** What the layer's timing depends on (kind, attributes, tensor types and shapes): the timing cache's key. */
   signature: string;
-  /** The kernel chosen, and every candidate's median time (ms; null when it was not timed). */
+  /** The kernel chosen, and every candidate's median time (ms; null when it was not timed, with the
+   *  reason in `error` when it failed while being timed and was left out of the choice). */
   tactic: string;
-  candidates: { tactic: string; ms: number | null }[];
+  candidates: { tactic: string; ms: number | null; error?: string }[];
   precision: string;
 }
 
@@ -86,7 +87,7 @@ export interface DescribedPlan {
 interface Described {
   header: { kilnVersion: string; backend: string; device: string; capability: string; buildOptions: Record<string, unknown> };
   memory: EngineReport['memory'];
-  layers: { name: string; kind: string; backend: string; transferBytes: number; signature: string; tactic: string; candidates: { tactic: string; ms: number | null }[] }[];
+  layers: { name: string; kind: string; backend: string; transferBytes: number; signature: string; tactic: string; candidates: { tactic: string; ms: number | null; error?: string }[] }[];
   plan: DescribedPlan;
   meta: EngineMeta | null;
 }

@@ -47,6 +47,8 @@ export interface NativeInfo {
 interface Addon {
   build(plan: Uint8Array, options: NativeBuildOptions, progress?: (done: number, total: number, layer: string) => void, cancel?: Int32Array): Promise<NativeEngine>;
   load(bytes: Uint8Array): Promise<NativeEngine>;
+  /** Runs a Plan on the CPU: every layer on its reference tactic (`overrides`: op kind -> tactic name),
+   *  or with FAST_CPU on the first faster tactic that can run it (untimed). */
   runPlan(plan: Uint8Array, inputs: ArrayBufferView[], overrides?: Record<string, string>): ArrayBuffer[];
   planToJson(plan: Uint8Array): string;
   tactics(backend?: string): Record<string, string[]>;
@@ -91,3 +93,6 @@ export async function callAsync<T>(fn: () => Promise<T>): Promise<T> {
     throw fromNative(e);
   }
 }
+
+/** runPlan's overrides for its fast mode: the CPU's faster tactics instead of the references. */
+export const FAST_CPU: Readonly<Record<string, string>> = Object.freeze({ '*': 'fast' });

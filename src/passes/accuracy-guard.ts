@@ -20,8 +20,9 @@ import { DataType, dtypeName, halfToFloat } from '../dtype';
 import { randomInputs } from '../cli/inputs';
 import { exposeIntermediates } from '../lower/lower';
 import { Plan, encodePlan } from '../lower/plan';
-import { native } from '../native/binding';
+import { FAST_CPU, native } from '../native/binding';
 import { assignHalfPrecision } from './precision-assignment';
+import { emulateHalf } from './half-emulation';
 
 /** The largest finite float16. */
 const HALF_MAX = 65504;
@@ -78,12 +79,14 @@ function clonePlan(plan: Plan): Plan {
 /** Runs `plan` with every intermediate exposed on each sample; float values by name, as numbers (samples concatenated). */
 function runAll(plan: Plan, samples: ArrayBufferView[][]): Map<string, Float32Array> {
   exposeIntermediates(plan);
-  const bytes = encodePlan(plan);
+  // float16 layers run as float32 kernels on float16-rounded values, on the CPU's fast tactics
+  const run = emulateHalf(plan);
+  const bytes = encodePlan(run);
   const parts = new Map<string, Float32Array[]>();
   for (const inputs of samples) {
-    const outs = native().runPlan(bytes, inputs);
-    plan.outputs.forEach((ti, k) => {
-      const t = plan.tensors[ti];
+    const outs = native().runPlan(bytes, inputs, FAST_CPU);
+    run.outputs.forEach((ti, k) => {
+      const t = run.tensors[ti];
       let v: Float32Array | undefined;
       if (t.dtype === DataType.FLOAT) v = new Float32Array(outs[k]);
       else if (t.dtype === DataType.FLOAT16) v = Float32Array.from(new Uint16Array(outs[k]), halfToFloat);
