@@ -12,6 +12,7 @@
 const os = require('os');
 const path = require('path');
 const { compile, Tensor, backendInfo } = require('../dist');
+const { native } = require('../dist/native/binding');
 
 const fs = require('fs');
 const args = process.argv.slice(2);
@@ -101,6 +102,9 @@ async function one(file, device, precision, batch, optimize, runner) {
   // Cold build (a fresh timing cache file), then at batch 1 a rebuild that reads the cache.
   const timingCache = path.join(os.tmpdir(), `kiln-bench-${process.pid}-${model}-${device}-${precision}-${batch}-${optimize}.cache`);
   fs.rmSync(timingCache, { force: true });
+  // Device memory the engine holds (cudaMemGetInfo before the build and after the runs; the build's
+  // timing buffers are freed by then): peak_mem_mb.
+  const freeBefore = device === 'cuda' ? native().deviceMemory('cuda').free : 0;
   const t0 = Date.now();
   const engine = await compile(file, { device, precision, optimize, shapes, timingCache });
   const build_s = (Date.now() - t0) / 1000;
@@ -137,6 +141,7 @@ async function one(file, device, precision, batch, optimize, runner) {
     }
     console.log('    by kind: ' + Object.entries(byKind).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', '));
   }
+  const peak_mem_mb = device === 'cuda' ? Math.round((freeBefore - native().deviceMemory('cuda').free) / 2 ** 20) : undefined;
   // Accuracy against the fp32 CPU reference (the unoptimized CPU engine) on the same feeds.
   const acc = device === 'cuda' ? accuracy(await engine.infer(feeds), await referenceOutputs(file, shapes, feeds, batch)) : {};
   const mem = engine.report.memory;
@@ -155,6 +160,7 @@ async function one(file, device, precision, batch, optimize, runner) {
     throughput: Math.round((batch * 1000) / pct(gpu, 50)),
     build_s,
     build_cached_s,
+    peak_mem_mb,
     engine_mem_mb: Math.round(((mem.arenaBytes + mem.workspaceBytes + mem.constantBytes) / 2 ** 20) * 10) / 10,
     layers: engine.report.layers.length,
     onnx_nodes: engine.report.onnxNodes,

@@ -467,6 +467,26 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// deviceMemory(backend, deviceId?): { free, total } bytes of that device (0 for the CPU backend).
+Napi::Value DeviceMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  REQUIRE_ARG(info.Length() >= 1 && info[0].IsString(), "deviceMemory(backend, deviceId?)");
+  try {
+    std::string name = info[0].ToString().Utf8Value();
+    Backend* b = find_backend(name);
+    if (!b) fail("UNSUPPORTED", "this kiln addon has no '" + name + "' backend");
+    Backend& be = *b;
+    be.use_device(info.Length() >= 2 && info[1].IsNumber() ? info[1].ToNumber().Int32Value() : 0);
+    auto [free, total] = be.memory();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("free", static_cast<double>(free));
+    o.Set("total", static_cast<double>(total));
+    return o;
+  } catch (const std::exception& e) {
+    throw to_js(env, e);
+  }
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function engine = EngineWrap::Init(env);
   env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(engine)));
@@ -476,6 +496,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("planToJson", Napi::Function::New(env, PlanToJson));
   exports.Set("tactics", Napi::Function::New(env, Tactics));
   exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("deviceMemory", Napi::Function::New(env, DeviceMemory));
   return exports;
 }
 

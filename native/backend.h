@@ -43,6 +43,8 @@ class Backend {
   virtual std::string device() const = 0;
   virtual std::string capability() const = 0;
   virtual std::string libraries() const { return "{}"; }
+  // Device memory (free, total) in bytes on the current device; {0, 0} where it has no meaning.
+  virtual std::pair<size_t, size_t> memory() { return {0, 0}; }
 };
 
 void register_backend(std::unique_ptr<Backend> b);

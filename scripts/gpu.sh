@@ -10,16 +10,18 @@
 #     test     unpack the carried node and node_modules, build the addon with cmake-js, run the
 #              `npm test` script (and `npm run test:gpu` when test/gpu holds tests)
 #              -> $OUT/build.log, $OUT/test.log, $OUT/jest.json, $OUT/test-gpu.log, $OUT/jest-gpu.json
-#              (KILN_GPU_ONLY=1: the gpu project alone)
+#              (KILN_GPU_ONLY=1: the gpu project alone; KILN_GPU_TESTS: jest path patterns to run)
+#     sanitize compute-sanitizer memcheck over the model tests on cuda (test/gpu/models-cuda.test.ts,
+#              KILN_GPU_MODELS picks models)                      -> $OUT/sanitize.log
 #
 # `test` needs .gpu/ made by scripts/gpu-pack.sh and carried: run({ command: 'scripts/gpu.sh test',
 # carry: ['.gpu'] }). `export` needs nothing carried. The exit status is the first failing stage's.
 set -uo pipefail
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 [ $# -gt 0 ] || { usage; exit 2; }
 for s in "$@"; do
-  case "$s" in info|export|test|bench) ;; -h|--help) usage; exit 0 ;; *) echo "gpu.sh: unknown stage '$s'" >&2; usage >&2; exit 2 ;; esac
+  case "$s" in info|export|test|bench|sanitize) ;; -h|--help) usage; exit 0 ;; *) echo "gpu.sh: unknown stage '$s'" >&2; usage >&2; exit 2 ;; esac
 done
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -93,7 +95,8 @@ stage_test() {
   fi
   if compgen -G 'test/gpu/*.test.ts' >/dev/null || compgen -G 'test/gpu/*/*.test.ts' >/dev/null; then
     cmd="$(node -p "require('./package.json').scripts['test:gpu']")"
-    sh -c "$cmd \"\$@\"" npm-test-gpu --json --outputFile="$OUT/jest-gpu.json" > "$OUT/test-gpu.log" 2>&1 || rc=$?
+    # shellcheck disable=SC2086
+    sh -c "$cmd \"\$@\"" npm-test-gpu --json --outputFile="$OUT/jest-gpu.json" ${KILN_GPU_TESTS:-} > "$OUT/test-gpu.log" 2>&1 || rc=$?
     grep -E '^(Tests|Test Suites):' "$OUT/test-gpu.log"
     grep -E '✕' "$OUT/test-gpu.log" | head -40
   fi
@@ -113,6 +116,19 @@ stage_bench() {
   for m in ${models//,/ }; do files+=("$WORK/bench-models/$m.onnx"); done
   # KILN_BENCH_ARGS: more bench/gpu.js flags, e.g. "--precisions fp32 --batches 1"
   node bench/gpu.js --results "$OUT/gpu.jsonl" --iters "${KILN_BENCH_ITERS:-100}" ${KILN_BENCH_ARGS:-} "${files[@]}" 2>&1 | tee "$OUT/bench-kiln.log" || rc=1
+  return "$rc"
+}
+
+# compute-sanitizer's memcheck over the cuda model tests, in one process (jest --runInBand).
+stage_sanitize() {
+  local cs rc=0
+  setup_node || return 1
+  cs="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
+  [ -x "$cs" ] || { echo "gpu.sh: compute-sanitizer not found" >&2; return 1; }
+  KILN_TEST_GPU=1 KILN_GPU_MODELS="${KILN_GPU_MODELS:-resnet-tiny-ts.onnx,bert-tiny-ts.onnx}" "$cs" --tool memcheck --leak-check full \
+    --error-exitcode 7 --target-processes all node node_modules/jest/bin/jest.js --selectProjects gpu --runInBand \
+    test/gpu/models-cuda.test.ts > "$OUT/sanitize.log" 2>&1 || rc=$?
+  grep -E '^(Tests:|=========.*ERROR SUMMARY|========= LEAK SUMMARY)' "$OUT/sanitize.log" | head
   return "$rc"
 }
 

@@ -160,6 +160,13 @@ class CudaBackend : public Backend {
     delete gc;
   }
 
+  std::pair<size_t, size_t> memory() override {
+    need_device();
+    size_t free = 0, total = 0;
+    KILN_CUDA_TRY(cudaMemGetInfo(&free, &total));
+    return {free, total};
+  }
+
   std::string device() const override {
     const Props* p = props();
     return p ? p->name : "no CUDA device (" + init_error_ + ")";

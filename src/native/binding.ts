@@ -49,6 +49,8 @@ interface Addon {
   load(bytes: Uint8Array): Promise<NativeEngine>;
   /** Runs a Plan on the CPU: every layer on its reference tactic (`overrides`: op kind -> tactic name),
    *  or with FAST_CPU on the first faster tactic that can run it (untimed). */
+  /** Free and total bytes of a backend's device (0 for the CPU). */
+  deviceMemory(backend: string, deviceId?: number): { free: number; total: number };
   runPlan(plan: Uint8Array, inputs: ArrayBufferView[], overrides?: Record<string, string>): ArrayBuffer[];
   planToJson(plan: Uint8Array): string;
   tactics(backend?: string): Record<string, string[]>;
