@@ -27,6 +27,9 @@ const batches = opt('--batches', '1,32').split(',').map(Number);
 // --devices cuda: leave out the CPU rows; --unoptimized fp32,fp16: precisions of the optimizer-off rows
 const devices = opt('--devices', 'cuda,cpu').split(',');
 const unoptimized = opt('--unoptimized', 'fp32').split(',').filter(Boolean);
+// --requested attention-recognition: also, at batch 1, builds with these passes asked for by name
+// (runner "kiln+<pass>"), for passes a target leaves off unless requested
+const requested = opt('--requested', '').split(',').filter(Boolean);
 const files = args;
 
 function pct(xs, p) {
@@ -100,7 +103,7 @@ async function one(file, device, precision, batch, optimize, runner) {
     shapes = Object.fromEntries(g.inputs.map((n) => [n, g.values.get(n).shape.map((d) => (typeof d === 'number' ? d : batch))]));
   } else probe.dispose();
   // Cold build (a fresh timing cache file), then at batch 1 a rebuild that reads the cache.
-  const timingCache = path.join(os.tmpdir(), `kiln-bench-${process.pid}-${model}-${device}-${precision}-${batch}-${optimize}.cache`);
+  const timingCache = path.join(os.tmpdir(), `kiln-bench-${process.pid}-${model}-${device}-${precision}-${batch}-${runner}.cache`);
   fs.rmSync(timingCache, { force: true });
   // Device memory the engine holds (cudaMemGetInfo before the build and after the runs; the build's
   // timing buffers are freed by then): peak_mem_mb.
@@ -181,6 +184,13 @@ async function main() {
           await one(file, 'cuda', precision, batch, true, 'kiln');
         } catch (e) {
           console.log(`${path.basename(file)} cuda ${precision} b${batch}: FAILED ${e.message}`);
+        }
+        for (const pass of batch === 1 ? requested : []) {
+          try {
+            await one(file, 'cuda', precision, batch, { [pass]: true }, `kiln+${pass}`);
+          } catch (e) {
+            console.log(`${path.basename(file)} cuda ${precision} b${batch} +${pass}: FAILED ${e.message}`);
+          }
         }
       }
     const rest = [
