@@ -20,6 +20,7 @@ import { eliminateConcats } from './passes/concat-elimination';
 import { eliminateCopies } from './passes/copy-elimination';
 import { passEnabled, runPasses } from './passes/manager';
 import { assignHalfPrecision } from './passes/precision-assignment';
+import { assignLayout } from './passes/layout-assignment';
 import { GuardResult, describePin, guardHalfPrecision } from './passes/accuracy-guard';
 import { CacheIdentity, readTimingCache, writeTimingCache } from './timing-cache';
 import { quantizeGraph } from './quant';
@@ -153,6 +154,10 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
   progress('lower', 0, 1);
   const plan = lowerGraph(g);
   if (o.debug.exposeAll) exposeIntermediates(plan);
+  if (layoutWanted(o, backend)) {
+    const r = assignLayout(plan);
+    passes.push({ name: 'layout-assignment', changed: r.converted.length, nodes: r.converted, reformats: r.reformats });
+  }
   let guardFailure: string | undefined;
   if (o.precision === 'fp16') {
     const fp32Pins = new Set([...pins].filter(([, p]) => p === 'fp32').map(([n]) => n));
@@ -239,6 +244,15 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/**
+ * Whether layout assignment runs: by default for CUDA fp16 builds (tensor-core convolutions want
+ * channels-last activations), elsewhere only when requested (`optimize: { 'layout-assignment': true }`).
+ */
+export function layoutWanted(o: ResolvedOptions, backend: 'cpu' | 'cuda'): boolean {
+  const requested = typeof o.optimize === 'object' && o.optimize['layout-assignment'] === true;
+  return passEnabled(o.optimize, 'layout-assignment') && (requested || (backend === 'cuda' && o.precision === 'fp16'));
 }
 
 /** The build warnings for the accuracy guard's findings. */

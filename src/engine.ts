@@ -21,6 +21,8 @@ export interface PassReport {
   changed: number;
   /** The nodes it changed. */
   nodes: string[];
+  /** layout-assignment: the reformat layers it placed between channels-last and NCHW layers. */
+  reformats?: number;
 }
 
 export interface LayerReport {

@@ -13,6 +13,13 @@
 //   cpu.conv.depthwise.grid  float32 1-D/2-D depthwise: per channel, the zero-padded input split into
 //                       stride phases, so every tap reads one contiguous run; the output is computed on
 //                       the phase planes' pitch (a few junk columns per row) 8 lanes at a time with AVX2
+// Channels-last layers (attribute `channels_last`, conv_geom.h) run on the reference or on:
+//   cpu.conv.nhwc.gemm  float32, group 1, constant W: per image Y (positions x M) = cols x W^T, where
+//                       a row of cols is the receptive field of one position — in NHWC each kernel tap
+//                       is one contiguous run of C floats — and a 1x1 stride-1 unpadded kernel reads X
+//                       as the GEMM's A directly; W^T is packed into B panels once
+//   cpu.conv.nhwc.depthwise  float32 depthwise (group == C == M), constant W: per output position, the
+//                       taps accumulate over the contiguous channel vector (W transposed to [k, C] once)
 #include <algorithm>
 #include <cstring>
 
@@ -42,6 +49,11 @@ bool all_f32(const LayerInfo& L) {
   return !L.out.empty() && L.out[0] && L.out[0]->dtype == DType::F32;
 }
 
+// float32 in the default [N, C, spatial...] layout: what the NCHW tactics below index.
+bool nchw_f32(const LayerInfo& L) { return all_f32(L) && L.op->i("channels_last", 0) == 0; }
+
+bool channels_last_f32(const LayerInfo& L) { return all_f32(L) && L.op->i("channels_last", 0) != 0; }
+
 bool pointwise_geom(const ConvGeom& g) {
   for (int i = 0; i < 3; ++i)
     if (g.k[i] != 1 || g.s[i] != 1 || g.p[i] != 0 || g.in[i] != g.out[i]) return false;
@@ -61,19 +73,16 @@ class ConvRef : public Tactic {
       const T* B = g.has_bias ? in[2].as<T>() : nullptr;
       const T* Z = g.has_residual ? in[3].as<T>() : nullptr;
       T* Y = out[0].as<T>();
-      int64_t isz = g.in_size(), osz = g.out_size(), ksz = g.k_size();
+      int64_t osz = g.out_size(), ksz = g.k_size();
+      // one task per (image, output channel); both layouts through ConvGeom's xi/wi/yi
       ctx.pool->parallel_for(g.N * g.M, grain_for(osz * g.Cg * ksz), [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
-          int64_t n = r / g.M, m = r % g.M, grp = m / g.Mg;
-          const T* w = W + m * g.Cg * ksz;
-          T* y = Y + r * osz;
-          const T* z = Z ? Z + r * osz : nullptr;
+          int64_t n = r / g.M, m = r % g.M, c0 = m / g.Mg * g.Cg;
           for (int64_t oz = 0; oz < g.out[0]; ++oz)
             for (int64_t oy = 0; oy < g.out[1]; ++oy)
               for (int64_t ox = 0; ox < g.out[2]; ++ox) {
                 double acc = B ? static_cast<double>(load(B[m])) : 0.0;
-                for (int64_t c = 0; c < g.Cg; ++c) {
-                  const T* x = X + (n * g.C + grp * g.Cg + c) * isz;
+                for (int64_t c = 0; c < g.Cg; ++c)
                   for (int64_t kz = 0; kz < g.k[0]; ++kz) {
                     int64_t iz = oz * g.s[0] - g.p[0] + kz * g.d[0];
                     if (iz < 0 || iz >= g.in[0]) continue;
@@ -83,15 +92,14 @@ class ConvRef : public Tactic {
                       for (int64_t kx = 0; kx < g.k[2]; ++kx) {
                         int64_t ix = ox * g.s[2] - g.p[2] + kx * g.d[2];
                         if (ix < 0 || ix >= g.in[2]) continue;
-                        acc += static_cast<double>(load(x[(iz * g.in[1] + iy) * g.in[2] + ix])) *
-                               static_cast<double>(load(w[((c * g.k[0] + kz) * g.k[1] + ky) * g.k[2] + kx]));
+                        acc += static_cast<double>(load(X[g.xi(n, c0 + c, (iz * g.in[1] + iy) * g.in[2] + ix)])) *
+                               static_cast<double>(load(W[g.wi(m, c, (kz * g.k[1] + ky) * g.k[2] + kx)]));
                       }
                     }
                   }
-                }
-                int64_t o = (oz * g.out[1] + oy) * g.out[2] + ox;
-                if (z) acc += static_cast<double>(load(z[o]));
-                store(y[o], g.act.apply(acc));
+                int64_t o = g.yi(n, m, (oz * g.out[1] + oy) * g.out[2] + ox);
+                if (Z) acc += static_cast<double>(load(Z[o]));
+                store(Y[o], g.act.apply(acc));
               }
         }
       });
@@ -112,7 +120,7 @@ class ConvGemm : public Tactic {
   explicit ConvGemm(bool pointwise) : pointwise_(pointwise) {}
   const char* name() const override { return pointwise_ ? "cpu.conv.pointwise" : "cpu.conv.im2col"; }
   bool can_implement(const LayerInfo& L) const override {
-    if (!all_f32(L)) return false;
+    if (!nchw_f32(L)) return false;
     return !pointwise_ || pointwise_geom(conv_geom(L, false));
   }
   std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
@@ -223,7 +231,7 @@ class ConvDepthwise : public Tactic {
  public:
   const char* name() const override { return "cpu.conv.depthwise"; }
   bool can_implement(const LayerInfo& L) const override {
-    if (!all_f32(L)) return false;
+    if (!nchw_f32(L)) return false;
     ConvGeom g = conv_geom(L, false);
     return g.G == g.C && g.G == g.M && g.G > 1;
   }
@@ -288,7 +296,7 @@ class ConvPointwiseT : public Tactic {
   static constexpr int64_t kMaxPositions = 64;
   const char* name() const override { return "cpu.conv.pointwise.t"; }
   bool can_implement(const LayerInfo& L) const override {
-    if (!all_f32(L) || !L.const_data(1)) return false;
+    if (!nchw_f32(L) || !L.const_data(1)) return false;
     ConvGeom g = conv_geom(L, false);
     return g.G == 1 && pointwise_geom(g) && g.out_size() <= kMaxPositions;
   }
@@ -389,7 +397,7 @@ class ConvDepthwiseGrid : public Tactic {
  public:
   const char* name() const override { return "cpu.conv.depthwise.grid"; }
   bool can_implement(const LayerInfo& L) const override {
-    if (!all_f32(L)) return false;
+    if (!nchw_f32(L)) return false;
     ConvGeom g = conv_geom(L, false);
     return g.G == g.C && g.G == g.M && g.G > 1 && g.in[0] == 1 && g.out[0] == 1 && g.k[0] == 1;
   }
@@ -474,6 +482,139 @@ class ConvDepthwiseGrid : public Tactic {
   }
 };
 
+struct NhwcGemmState : ConvState {
+  std::vector<float> packed_wt;  // W^T (k_size*C x M) in sgemm B panels
+  bool direct = false;           // 1x1, stride 1, no padding: X is the GEMM's A as it is
+};
+
+class ConvNhwcGemm : public Tactic {
+ public:
+  const char* name() const override { return "cpu.conv.nhwc.gemm"; }
+  bool can_implement(const LayerInfo& L) const override {
+    return channels_last_f32(L) && L.const_data(1) && conv_geom(L, false).G == 1;
+  }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
+    auto st = std::make_unique<NhwcGemmState>();
+    st->g = conv_geom(L, false);
+    const ConvGeom& g = st->g;
+    int64_t K = g.k_size() * g.C;
+    st->direct = pointwise_geom(g);
+    st->packed_wt.resize(sgemm::packed_b_floats(K, g.M));
+    // W is [M, k..., C]: row m of W is column m of W^T, whose row index kp*C + c matches a cols row
+    sgemm::pack_b_all(K, g.M, {reinterpret_cast<const float*>(L.const_data(1)), 1, K}, st->packed_wt.data());
+    return st;
+  }
+  size_t workspace(const LayerInfo& L) const override {
+    ConvGeom g = conv_geom(L, false);
+    int64_t P = g.out_size(), K = g.k_size() * g.C;
+    size_t cols = pointwise_geom(g) ? 0 : (P * K + 15) / 16 * 16;
+    return (cols + sgemm::prepacked_workspace_floats(P, K)) * sizeof(float);
+  }
+  void run(const LayerInfo&, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const auto& st = *static_cast<NhwcGemmState*>(s);
+    const ConvGeom& g = st.g;
+    int64_t P = g.out_size(), K = g.k_size() * g.C, C = g.C;
+    const float* X = in[0].as<float>();
+    float* Y = out[0].as<float>();
+    float* cols = static_cast<float*>(ctx.workspace);
+    float* ws = st.direct ? cols : cols + (P * K + 15) / 16 * 16;
+    for (int64_t n = 0; n < g.N; ++n) {
+      const float* x = X + n * g.in_size() * C;
+      sgemm::Matrix A{x, C, 1};
+      if (!st.direct) {
+        ctx.pool->parallel_for(P, grain_for(K), [&](int64_t p0, int64_t p1) {
+          for (int64_t p = p0; p < p1; ++p) {
+            int64_t oz = p / (g.out[1] * g.out[2]), oy = p / g.out[2] % g.out[1], ox = p % g.out[2];
+            float* row = cols + p * K;
+            for (int64_t kz = 0; kz < g.k[0]; ++kz) {
+              int64_t iz = oz * g.s[0] - g.p[0] + kz * g.d[0];
+              for (int64_t ky = 0; ky < g.k[1]; ++ky) {
+                int64_t iy = oy * g.s[1] - g.p[1] + ky * g.d[1];
+                for (int64_t kx = 0; kx < g.k[2]; ++kx, row += C) {
+                  int64_t ix = ox * g.s[2] - g.p[2] + kx * g.d[2];
+                  if (iz < 0 || iz >= g.in[0] || iy < 0 || iy >= g.in[1] || ix < 0 || ix >= g.in[2]) std::fill(row, row + C, 0.f);
+                  else std::memcpy(row, x + ((iz * g.in[1] + iy) * g.in[2] + ix) * C, C * sizeof(float));
+                }
+              }
+            }
+          }
+        });
+        A = {cols, K, 1};
+      }
+      sgemm::Epilogue ep;
+      if (g.has_bias) ep.bias = {in[2].as<float>(), 0, 1};
+      if (g.has_residual) ep.residual = {in[3].as<float>() + n * P * g.M, g.M, 1};
+      ep.beta = 1;
+      ep.act = g.act;
+      sgemm::gemm_prepacked(P, g.M, K, A, st.packed_wt.data(), Y + n * P * g.M, g.M, 1, ep, ctx.pool, ws);
+    }
+  }
+};
+
+struct NhwcDepthwiseState : ConvState {
+  std::vector<float> wt;  // W transposed to [k_size, C]
+};
+
+class ConvNhwcDepthwise : public Tactic {
+ public:
+  const char* name() const override { return "cpu.conv.nhwc.depthwise"; }
+  bool can_implement(const LayerInfo& L) const override {
+    if (!channels_last_f32(L) || !L.const_data(1)) return false;
+    ConvGeom g = conv_geom(L, false);
+    return g.G == g.C && g.G == g.M && g.G > 1;
+  }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
+    auto st = std::make_unique<NhwcDepthwiseState>();
+    st->g = conv_geom(L, false);
+    const ConvGeom& g = st->g;
+    const float* W = reinterpret_cast<const float*>(L.const_data(1));
+    st->wt.resize(g.k_size() * g.C);
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t kp = 0; kp < g.k_size(); ++kp) st->wt[kp * g.C + c] = W[c * g.k_size() + kp];
+    return st;
+  }
+  void run(const LayerInfo&, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const auto& st = *static_cast<NhwcDepthwiseState*>(s);
+    const ConvGeom& g = st.g;
+    const int64_t C = g.C, rows = g.N * g.out[0] * g.out[1];
+    const float* X = in[0].as<float>();
+    const float* B = g.has_bias ? in[2].as<float>() : nullptr;
+    const float* Z = g.has_residual ? in[3].as<float>() : nullptr;
+    float* Y = out[0].as<float>();
+    // one task per output row (image, oz, oy): each position's C outputs accumulate tap by tap
+    ctx.pool->parallel_for(rows, grain_for(g.out[2] * C * g.k_size()), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        int64_t n = r / (g.out[0] * g.out[1]), oz = r / g.out[1] % g.out[0], oy = r % g.out[1];
+        const float* x = X + n * g.in_size() * C;
+        for (int64_t ox = 0; ox < g.out[2]; ++ox) {
+          int64_t o = (r * g.out[2] + ox) * C;
+          float* y = Y + o;
+          if (B) std::copy(B, B + C, y);
+          else std::fill(y, y + C, 0.f);
+          for (int64_t kz = 0; kz < g.k[0]; ++kz) {
+            int64_t iz = oz * g.s[0] - g.p[0] + kz * g.d[0];
+            if (iz < 0 || iz >= g.in[0]) continue;
+            for (int64_t ky = 0; ky < g.k[1]; ++ky) {
+              int64_t iy = oy * g.s[1] - g.p[1] + ky * g.d[1];
+              if (iy < 0 || iy >= g.in[1]) continue;
+              for (int64_t kx = 0; kx < g.k[2]; ++kx) {
+                int64_t ix = ox * g.s[2] - g.p[2] + kx * g.d[2];
+                if (ix < 0 || ix >= g.in[2]) continue;
+                const float* xv = x + ((iz * g.in[1] + iy) * g.in[2] + ix) * C;
+                const float* wv = st.wt.data() + ((kz * g.k[1] + ky) * g.k[2] + kx) * C;
+                for (int64_t c = 0; c < C; ++c) y[c] += wv[c] * xv[c];
+              }
+            }
+          }
+          if (Z)
+            for (int64_t c = 0; c < C; ++c) y[c] += Z[o + c];
+          g.act.apply_row(y, C);
+        }
+      }
+    });
+  }
+};
+
 }  // namespace
 KILN_REGISTER_TACTIC("cpu", "Conv", ConvRef);
 KILN_REGISTER_TACTIC_EXPR("cpu", "Conv", std::make_unique<ConvGemm>(false));
@@ -481,4 +622,6 @@ KILN_REGISTER_TACTIC_EXPR("cpu", "Conv", std::make_unique<ConvGemm>(true));
 KILN_REGISTER_TACTIC("cpu", "Conv", ConvDepthwise);
 KILN_REGISTER_TACTIC("cpu", "Conv", ConvDepthwiseGrid);
 KILN_REGISTER_TACTIC("cpu", "Conv", ConvPointwiseT);
+KILN_REGISTER_TACTIC("cpu", "Conv", ConvNhwcGemm);
+KILN_REGISTER_TACTIC("cpu", "Conv", ConvNhwcDepthwise);
 }  // namespace kiln

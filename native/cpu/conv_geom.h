@@ -2,6 +2,13 @@
 // dilations, pads as [begins..., ends...], activation) read from a layer, with 1-D and 2-D
 // convolutions canonicalized to 3-D (leading spatial dims of size 1), and validated so that the
 // kernels can index without further checks.
+//
+// Layouts. By default X is [N, C, spatial...], W [M, C/G, k...] and Y (and the residual) [N, M,
+// spatial...]. A Conv with attribute `channels_last` 1 (set by src/passes/layout-assignment.ts) has
+// its tensors stored channels-last: X [N, spatial..., C], W [M, k..., C/G], Y and the residual [N,
+// spatial..., M]. ConvGeom always holds the logical dims (C, M, in, out, k are the same numbers in
+// both layouts) and `channels_last` says how they are stored; xi/wi/yi give element offsets in either.
+// A tactic that only indexes the default layout must refuse a channels_last layer in can_implement.
 #pragma once
 
 #include <string>
@@ -19,10 +26,16 @@ struct ConvGeom {
   int rank = 0;
   bool has_bias = false;
   bool has_residual = false;  // input 3: a tensor of Y's shape added before the activation
+  bool channels_last = false;  // tensors stored [N, spatial..., C] and W [M, k..., C/G] (see above)
   Activation act;
   int64_t in_size() const { return in[0] * in[1] * in[2]; }
   int64_t out_size() const { return out[0] * out[1] * out[2]; }
   int64_t k_size() const { return k[0] * k[1] * k[2]; }
+  // Element offsets of X (image n, channel c, spatial position sp < in_size()), W (output channel m,
+  // channel c < Cg of its group, kernel position kp < k_size()) and Y / the residual (o < out_size()).
+  int64_t xi(int64_t n, int64_t c, int64_t sp) const { return channels_last ? (n * in_size() + sp) * C + c : (n * C + c) * in_size() + sp; }
+  int64_t wi(int64_t m, int64_t c, int64_t kp) const { return channels_last ? (m * k_size() + kp) * Cg + c : (m * Cg + c) * k_size() + kp; }
+  int64_t yi(int64_t n, int64_t m, int64_t o) const { return channels_last ? (n * out_size() + o) * M + m : (n * M + m) * out_size() + o; }
 };
 
 // transposed: W is [C, M/G, k...] (ConvTranspose) instead of [M, C/G, k...].
@@ -37,23 +50,27 @@ inline ConvGeom conv_geom(const LayerInfo& L, bool transposed) {
   g.rank = static_cast<int>(xs.size()) - 2;
   if (g.rank < 1 || g.rank > 3) bad("supports 1 to 3 spatial dims, X has shape rank " + std::to_string(xs.size()));
   if (ws.size() != xs.size() || ys.size() != xs.size()) bad("X, W and Y must have the same rank");
+  g.channels_last = op.i("channels_last", 0) != 0;
+  if (g.channels_last && transposed) bad("channels_last is not supported for ConvTranspose");
+  // the axis of the channels and the first spatial axis in the stored shapes
+  const size_t ca = g.channels_last ? xs.size() - 1 : 1, sa = g.channels_last ? 1 : 2;
   g.G = op.i("group");
   auto strides = op.ints("strides"), dil = op.ints("dilations"), pads = op.ints("pads");
   if (static_cast<int>(strides.size()) != g.rank || static_cast<int>(dil.size()) != g.rank || static_cast<int>(pads.size()) != 2 * g.rank)
     bad("strides, dilations and pads do not match the spatial rank");
   g.N = xs[0];
-  g.C = xs[1];
-  g.M = ys[1];
+  g.C = xs[ca];
+  g.M = ys[ca];
   if (g.G < 1 || g.C % g.G || g.M % g.G) bad("group must divide the input and output channels");
   g.Cg = g.C / g.G;
   g.Mg = g.M / g.G;
   if (ys[0] != g.N) bad("X and Y batch differ");
-  if (transposed ? (ws[0] != g.C || ws[1] != g.Mg) : (ws[0] != g.M || ws[1] != g.Cg)) bad("W's channel dims do not match X, Y and group");
+  if (transposed ? (ws[0] != g.C || ws[1] != g.Mg) : (ws[0] != g.M || ws[ca] != g.Cg)) bad("W's channel dims do not match X, Y and group");
   int off = 3 - g.rank;
   for (int i = 0; i < g.rank; ++i) {
-    g.in[off + i] = xs[2 + i];
-    g.out[off + i] = ys[2 + i];
-    g.k[off + i] = ws[2 + i];
+    g.in[off + i] = xs[sa + i];
+    g.out[off + i] = ys[sa + i];
+    g.k[off + i] = ws[sa + i];
     g.s[off + i] = strides[i];
     g.d[off + i] = dil[i];
     g.p[off + i] = pads[i];

@@ -4,10 +4,14 @@
 // the window clipped to the padded input instead of by the valid elements), 'lp' ((Σ|x|^p)^(1/p),
 // padding counts as 0). Attrs `kernel`, `strides`, `dilations`, `pads` (begins then ends) are fully
 // resolved by TS (auto_pad, ceil_mode); the output's spatial shape comes from the output tensor.
-// Global pools are this kind with the kernel covering the whole spatial extent.
-// Variants: the reference (serial), 'cpu.pool.mt' (the same per-plane code, threaded over N*C) and
+// Global pools are this kind with the kernel covering the whole spatial extent. With attribute
+// `channels_last` 1 (src/passes/layout-assignment.ts) X and Y are stored [N, spatial..., C] instead
+// (no Indices output then): a plane is then the channel's elements C apart.
+// Variants: the reference (serial), 'cpu.pool.mt' (the same per-plane code, threaded over N*C),
 // 'cpu.pool.2d' (float32 2-D max/avg without Indices: per output row, each kernel tap is one pass over
-// the valid output range, which vectorizes; threaded over N*C).
+// the valid output range, which vectorizes; threaded over N*C) and 'cpu.pool.nhwc' (float32 2-D max/avg
+// channels-last: per output position, each tap inside the input is one pass over the contiguous
+// channels; threaded over the output positions).
 #include <algorithm>
 #include <limits>
 
@@ -22,10 +26,13 @@ struct PoolState : LayerState {
   Mode mode;
   int nd;
   std::vector<int64_t> k, s, d, pb, pe, in, out;
-  bool include_pad, col_major;
+  bool include_pad, col_major, channels_last;
   double p;
   int64_t in_plane = 1, out_plane = 1, kcount = 1;
+  int64_t N = 1, C = 1;
 };
+
+bool channels_last(const LayerInfo& L) { return L.op->i("channels_last", 0) != 0; }
 
 std::unique_ptr<LayerState> make_state(const LayerInfo& L) {
   auto st = std::make_unique<PoolState>();
@@ -34,8 +41,14 @@ std::unique_ptr<LayerState> make_state(const LayerInfo& L) {
              : (fail("INTERNAL", "layer '" + L.op->name + "': unknown Pool mode '" + m + "'"), Mode::Max);
   const Shape& xs = L.in[0]->shape;
   const Shape& ys = L.out[0]->shape;
-  if (xs.size() < 3 || ys.size() != xs.size() || ys[0] != xs[0] || ys[1] != xs[1])
+  st->channels_last = channels_last(L);
+  // the channel axis and the first spatial axis of the stored shapes
+  const size_t ca = st->channels_last ? xs.size() - 1 : 1, sa = st->channels_last ? 1 : 2;
+  if (xs.size() < 3 || ys.size() != xs.size() || ys[0] != xs[0] || ys[ca] != xs[ca])
     fail("INTERNAL", "layer '" + L.op->name + "': pool shapes " + shape_str(xs) + " → " + shape_str(ys) + " do not match");
+  if (st->channels_last && L.out.size() > 1 && L.out[1]) fail("INTERNAL", "layer '" + L.op->name + "': a channels_last pool has no Indices output");
+  st->N = xs[0];
+  st->C = xs[ca];
   st->nd = static_cast<int>(xs.size()) - 2;
   st->k = L.op->ints("kernel");
   st->s = L.op->ints("strides");
@@ -47,10 +60,10 @@ std::unique_ptr<LayerState> make_state(const LayerInfo& L) {
   st->pb.assign(pads.begin(), pads.begin() + nd);
   st->pe.assign(pads.begin() + nd, pads.end());
   for (size_t i = 0; i < nd; ++i) {
-    st->in.push_back(xs[i + 2]);
-    st->out.push_back(ys[i + 2]);
-    st->in_plane *= xs[i + 2];
-    st->out_plane *= ys[i + 2];
+    st->in.push_back(xs[i + sa]);
+    st->out.push_back(ys[i + sa]);
+    st->in_plane *= xs[i + sa];
+    st->out_plane *= ys[i + sa];
     st->kcount *= st->k[i];
     if (st->k[i] <= 0 || st->s[i] <= 0 || st->d[i] <= 0) fail("INTERNAL", "layer '" + L.op->name + "': bad pool kernel/stride/dilation");
   }
@@ -61,10 +74,11 @@ std::unique_ptr<LayerState> make_state(const LayerInfo& L) {
   return st;
 }
 
-// One [N, C] plane: x has in_plane elements, y out_plane; idx (may be null) gets the max positions,
-// offset by `base` (the plane's first element in the flattened input).
+// One [N, C] plane: x has in_plane elements, y out_plane, each `es` apart (1, or C channels-last);
+// idx (may be null) gets the max positions, offset by `base` (the plane's first element in the
+// flattened input).
 template <typename T>
-void pool_plane(const PoolState& st, const T* x, T* y, int64_t* idx, int64_t base) {
+void pool_plane(const PoolState& st, const T* x, T* y, int64_t es, int64_t* idx, int64_t base) {
   using C = compute_t<T>;
   int nd = st.nd;
   int64_t o[8] = {}, kk[8] = {}, pos[8];
@@ -100,7 +114,7 @@ void pool_plane(const PoolState& st, const T* x, T* y, int64_t* idx, int64_t bas
         coff += pos[i] * cstr[i];
       }
       if (inside) {
-        C v = load(x[off]);
+        C v = load(x[off * es]);
         ++valid;
         switch (st.mode) {
           case Mode::Max:
@@ -117,15 +131,15 @@ void pool_plane(const PoolState& st, const T* x, T* y, int64_t* idx, int64_t bas
     }
     switch (st.mode) {
       case Mode::Max:
-        store(y[oi], best);
+        store(y[oi * es], best);
         if (idx) idx[oi] = base + std::max<int64_t>(best_at, 0);
         break;
       case Mode::Avg: {
         int64_t div = st.include_pad ? padded : valid;
-        store(y[oi], div ? sum / static_cast<double>(div) : 0.0);
+        store(y[oi * es], div ? sum / static_cast<double>(div) : 0.0);
         break;
       }
-      case Mode::Lp: store(y[oi], std::pow(sum, 1.0 / st.p)); break;
+      case Mode::Lp: store(y[oi * es], std::pow(sum, 1.0 / st.p)); break;
     }
     for (int i = nd - 1; i >= 0; --i) {
       if (++o[i] < st.out[i]) break;
@@ -135,14 +149,20 @@ void pool_plane(const PoolState& st, const T* x, T* y, int64_t* idx, int64_t bas
 }
 
 void run_pool(const LayerInfo& L, const PoolState& st, const Tensor* in, Tensor* out, ThreadPool* pool) {
-  int64_t planes = in[0].shape[0] * in[0].shape[1];
+  int64_t planes = st.N * st.C;
   int64_t* idx = L.out.size() > 1 && L.out[1] && out[1].data ? out[1].as<int64_t>() : nullptr;
   auto go = [&]<typename T>() {
     const T* x = in[0].as<T>();
     T* y = out[0].as<T>();
     auto body = [&](int64_t b, int64_t e) {
-      for (int64_t pl = b; pl < e; ++pl)
-        pool_plane<T>(st, x + pl * st.in_plane, y + pl * st.out_plane, idx ? idx + pl * st.out_plane : nullptr, pl * st.in_plane);
+      for (int64_t pl = b; pl < e; ++pl) {
+        if (st.channels_last) {  // plane (n, c) starts at element c of image n
+          int64_t n = pl / st.C, c = pl % st.C;
+          pool_plane<T>(st, x + n * st.in_plane * st.C + c, y + n * st.out_plane * st.C + c, st.C, nullptr, 0);
+        } else {
+          pool_plane<T>(st, x + pl * st.in_plane, y + pl * st.out_plane, 1, idx ? idx + pl * st.out_plane : nullptr, pl * st.in_plane);
+        }
+      }
     };
     if (pool) pool->parallel_for(planes, grain_for(st.out_plane * st.kcount), body);
     else body(0, planes);
@@ -213,7 +233,7 @@ class Pool2D : public Tactic {
   bool can_implement(const LayerInfo& L) const override {
     const std::string& m = L.op->s("mode");
     bool indices = L.out.size() > 1 && L.out[1];
-    return (m == "max" || m == "avg") && !indices && L.in[0]->shape.size() == 4 && L.in[0]->dtype == DType::F32 &&
+    return (m == "max" || m == "avg") && !indices && !channels_last(L) && L.in[0]->shape.size() == 4 && L.in[0]->dtype == DType::F32 &&
            L.out[0]->dtype == DType::F32;
   }
   std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
@@ -252,8 +272,58 @@ class Pool2D : public Tactic {
   }
 };
 
+class PoolNhwc : public Tactic {
+ public:
+  const char* name() const override { return "cpu.pool.nhwc"; }
+  bool can_implement(const LayerInfo& L) const override {
+    const std::string& m = L.op->s("mode");
+    return (m == "max" || m == "avg") && channels_last(L) && L.in[0]->shape.size() == 4 && L.in[0]->dtype == DType::F32 &&
+           L.out[0]->dtype == DType::F32;
+  }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override { return make_state(L); }
+  void run(const LayerInfo&, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const auto& st = *static_cast<PoolState*>(s);
+    const bool max = st.mode == Mode::Max;
+    const int64_t C = st.C, H = st.in[0], W = st.in[1], OH = st.out[0], OW = st.out[1];
+    const float* X = in[0].as<float>();
+    float* Y = out[0].as<float>();
+    ctx.pool->parallel_for(st.N * st.out_plane, grain_for(st.kcount * C), [&](int64_t b, int64_t e) {
+      for (int64_t q = b; q < e; ++q) {
+        int64_t n = q / st.out_plane, oy = q / OW % OH, ox = q % OW;
+        float* y = Y + q * C;
+        std::fill(y, y + C, max ? -std::numeric_limits<float>::infinity() : 0.f);
+        int64_t valid = 0, py = 0, px = 0;  // taps inside the input; inside the padded input per axis
+        for (int64_t ky = 0; ky < st.k[0]; ++ky) {
+          int64_t iy = oy * st.s[0] - st.pb[0] + ky * st.d[0];
+          py += iy >= -st.pb[0] && iy < H + st.pe[0];
+          if (iy < 0 || iy >= H) continue;
+          for (int64_t kx = 0; kx < st.k[1]; ++kx) {
+            int64_t ix = ox * st.s[1] - st.pb[1] + kx * st.d[1];
+            if (ix < 0 || ix >= W) continue;
+            ++valid;
+            const float* x = X + ((n * H + iy) * W + ix) * C;
+            if (max)
+              for (int64_t c = 0; c < C; ++c) y[c] = x[c] > y[c] ? x[c] : y[c];
+            else
+              for (int64_t c = 0; c < C; ++c) y[c] += x[c];
+          }
+        }
+        if (max) continue;
+        for (int64_t kx = 0; kx < st.k[1]; ++kx) {
+          int64_t ix = ox * st.s[1] - st.pb[1] + kx * st.d[1];
+          px += ix >= -st.pb[1] && ix < W + st.pe[1];
+        }
+        int64_t div = st.include_pad ? py * px : valid;
+        float inv = div ? 1.f / static_cast<float>(div) : 0.f;
+        for (int64_t c = 0; c < C; ++c) y[c] *= inv;
+      }
+    });
+  }
+};
+
 }  // namespace
 KILN_REGISTER_TACTIC("cpu", "Pool", PoolRef);
 KILN_REGISTER_TACTIC("cpu", "Pool", PoolMT);
 KILN_REGISTER_TACTIC("cpu", "Pool", Pool2D);
+KILN_REGISTER_TACTIC("cpu", "Pool", PoolNhwc);
 }  // namespace kiln

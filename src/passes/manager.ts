@@ -23,6 +23,8 @@ export interface PassSummary {
   name: string;
   changed: number;
   nodes: string[];
+  /** layout-assignment: the reformat layers it placed. */
+  reformats?: number;
 }
 
 function verify(g: Graph, after: string): void {

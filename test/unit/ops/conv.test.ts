@@ -120,7 +120,15 @@ describe('Conv tactics match the reference', () => {
   const tactics = native().tactics('cpu').Conv.filter((t) => t !== 'cpu.conv.ref');
 
   test('every tactic is registered', () => {
-    expect(tactics.sort()).toEqual(['cpu.conv.depthwise', 'cpu.conv.depthwise.grid', 'cpu.conv.im2col', 'cpu.conv.pointwise', 'cpu.conv.pointwise.t']);
+    expect(tactics.sort()).toEqual([
+      'cpu.conv.depthwise',
+      'cpu.conv.depthwise.grid',
+      'cpu.conv.im2col',
+      'cpu.conv.nhwc.depthwise', // channels-last layers only: test/unit/passes/layout-assignment.test.ts
+      'cpu.conv.nhwc.gemm',
+      'cpu.conv.pointwise',
+      'cpu.conv.pointwise.t',
+    ]);
   });
 
   test.each(cases.map((c, i) => [i, c] as const))('case %i %j', (_, c) => {
