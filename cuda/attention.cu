@@ -14,9 +14,10 @@
 // cuda.attention.mma (64 queries a block, 4 warps) and cuda.attention.mma.q32 (32 queries, 2 warps:
 // twice the blocks for short sequences at batch 1) — tensor cores, flash-attention style, float16 Q/K/V/
 // mask/output with float32 accumulation. A block owns one (b·h, query tile); each warp 16 query rows,
-// whose Q fragments stay in registers. Key tiles of 64 are staged in shared memory (K row-major, V
+// whose Q fragments are loaded from global memory into registers once. Key tiles of 64 are staged in shared memory (K row-major, V
 // transposed, both padded by 8 halves so the fragment loads hit 32 distinct banks; zero outside T and
-// D), S = Q·Kᵀ is 16×64 per warp (mma.sync m16n8k16, f32 accumulators), scaled, masked (the mask read
+// D; every global load of a tile issued at once, and for D up to 64 the next tile loaded into
+// registers while this one is computed), S = Q·Kᵀ is 16×64 per warp (mma.sync m16n8k16, f32 accumulators), scaled, masked (the mask read
 // through its broadcast strides) and folded into a running max and sum (online softmax in base 2); the
 // exponentials, rounded to float16, are the A operand of O += P·V straight from the accumulator
 // registers (the m16n8 C layout of two adjacent key octets is the m16k16 A layout). D and Dv up to 128,
@@ -242,75 +243,138 @@ __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Copies a ROWS × DP window of a strided source (row r, column c at src[r·rs + c·cs]) into shared
-// memory at dst[r·ldr + c·ldc], zero outside rows_valid × cols_valid. `vec`: cs == 1 and every row
-// start 16-byte aligned, so whole 8-column chunks load as one 16-byte vector. ROW_FAST: consecutive
-// threads take consecutive rows of one chunk (for the transposed store, where it avoids bank
-// conflicts); else consecutive chunks of one row (coalesced reads).
+// A ROWS × DP window of a strided source (row r, column c at src[r·rs + c·cs]), zero outside
+// rows_valid × cols_valid, carried through registers into shared memory at dst[r·ldr + c·ldc]: load()
+// issues every global load of the thread at once (one memory latency per tile, and a tile can be in
+// flight while the previous one is computed), store() writes them. `vec`: cs == 1 and every row start
+// 16-byte aligned, so whole 8-column chunks load as one 16-byte vector. ROW_FAST: consecutive threads
+// take consecutive rows of one chunk (for the transposed store, where it avoids bank conflicts); else
+// consecutive chunks of one row (coalesced reads).
 template <int DP, int ROWS, int NT, bool ROW_FAST>
-__device__ __forceinline__ void stage(__half* dst, int ldr, int ldc, const __half* src, int64_t rs, int64_t cs, int rows_valid,
-                                      int cols_valid, bool vec) {
-  constexpr int kChunks = DP / 8;
-  for (int i = threadIdx.x; i < ROWS * kChunks; i += NT) {
-    int r = ROW_FAST ? i % ROWS : i / kChunks;
-    int c0 = 8 * (ROW_FAST ? i / ROWS : i % kChunks);
-    alignas(16) __half v[8];
-    if (r < rows_valid && vec && c0 + 8 <= cols_valid) {
-      *reinterpret_cast<uint4*>(v) = __ldg(reinterpret_cast<const uint4*>(src + r * rs + c0));
-    } else {
+struct Tile {
+  static constexpr int kChunks = DP / 8, kIter = ROWS * kChunks / NT;
+  static_assert(ROWS * kChunks % NT == 0, "whole chunks per thread");
+  // Chunks held in registers at once (16 registers); a tile of more takes kPasses load/store passes.
+  static constexpr int kHeld = kIter < 4 ? kIter : 4, kPasses = (kIter + kHeld - 1) / kHeld;
+  union Chunk {
+    uint4 u;
+    __half h[8];
+  };
+  Chunk c[kHeld];
+  __device__ __forceinline__ static int row(int it) {
+    const int i = threadIdx.x + it * NT;
+    return ROW_FAST ? i % ROWS : i / kChunks;
+  }
+  __device__ __forceinline__ static int col(int it) {
+    const int i = threadIdx.x + it * NT;
+    return 8 * (ROW_FAST ? i / ROWS : i % kChunks);
+  }
+  __device__ __forceinline__ void load(int pass, const __half* src, int64_t rs, int64_t cs, int rows_valid, int cols_valid, bool vec) {
 #pragma unroll
-      for (int e = 0; e < 8; ++e) v[e] = r < rows_valid && c0 + e < cols_valid ? src[r * rs + (c0 + e) * cs] : __float2half(0.f);
-    }
-    if (ldc == 1) {
-      *reinterpret_cast<uint4*>(dst + r * ldr + c0) = *reinterpret_cast<const uint4*>(v);
-    } else {
+    for (int k = 0; k < kHeld; ++k) {
+      const int it = pass * kHeld + k;
+      if (it >= kIter) break;
+      const int r = row(it), c0 = col(it);
+      if (r < rows_valid && vec && c0 + 8 <= cols_valid) {
+        c[k].u = __ldg(reinterpret_cast<const uint4*>(src + r * rs + c0));
+      } else {
 #pragma unroll
-      for (int e = 0; e < 8; ++e) dst[r * ldr + (c0 + e) * ldc] = v[e];
+        for (int e = 0; e < 8; ++e) c[k].h[e] = r < rows_valid && c0 + e < cols_valid ? src[r * rs + (c0 + e) * cs] : __float2half(0.f);
+      }
     }
   }
+  __device__ __forceinline__ void store(int pass, __half* dst, int ldr, int ldc) const {
+#pragma unroll
+    for (int k = 0; k < kHeld; ++k) {
+      const int it = pass * kHeld + k;
+      if (it >= kIter) break;
+      const int r = row(it), c0 = col(it);
+      if (ldc == 1) {
+        *reinterpret_cast<uint4*>(dst + r * ldr + c0) = c[k].u;
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) dst[r * ldr + (c0 + e) * ldc] = c[k].h[e];
+      }
+    }
+  }
+};
+
+// Columns col, col + 1 of a row of Q (element stride cs) as one f16x2 register, zero past D or for a
+// row past S. `vec2`: cs == 1 and every row start 4-byte aligned.
+__device__ __forceinline__ uint32_t q_pair(const __half* q, bool row_ok, int col, int D, int64_t cs, bool vec2) {
+  if (!row_ok) return 0u;
+  if (vec2 && col + 1 < D) return __ldg(reinterpret_cast<const unsigned int*>(q + col));
+  __half2 h = __halves2half2(col < D ? q[col * cs] : __float2half(0.f), col + 1 < D ? q[(col + 1) * cs] : __float2half(0.f));
+  return *reinterpret_cast<uint32_t*>(&h);
 }
 
-// vec: which of Q, K, V take 16-byte loads (bits 0, 1, 2).
+// vec: bit 0, Q rows load as f16x2 pairs; bits 1 and 2, K and V rows as 16-byte vectors.
 template <int DP, int NW>
 __global__ void __launch_bounds__(NW * 32) attention_mma_kernel(Params p, unsigned vec) {
-  constexpr int BM = 16 * NW, BN = kKeyTile, LD = DP + 8, LDV = BN + 8, NT = NW * 32;
-  static_assert(BM <= BN, "the Q tile is staged in the K buffer");
-  __shared__ __align__(16) __half sK[BN * LD];   // K tile [key][d]; first the Q tile [row][d]
+  constexpr int BN = kKeyTile, LD = DP + 8, LDV = BN + 8, NT = NW * 32;
+  using KTile = Tile<DP, BN, NT, false>;
+  using VTile = Tile<DP, BN, NT, true>;
+  // The next tile is prefetched into registers while this one is computed when one pass holds it.
+  constexpr bool kPrefetch = KTile::kPasses == 1;
+  __shared__ __align__(16) __half sK[BN * LD];   // K tile [key][d]
   __shared__ __align__(16) __half sV[DP * LDV];  // V tile transposed: [d][key]
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int64_t b = blockIdx.y / p.H, h = blockIdx.y % p.H;
-  const int64_t s0 = static_cast<int64_t>(blockIdx.x) * BM;
   const int S = static_cast<int>(p.S), T = static_cast<int>(p.T), D = static_cast<int>(p.D), Dv = static_cast<int>(p.Dv);
+  const int64_t row[2] = {static_cast<int64_t>(blockIdx.x) * (16 * NW) + 16 * w + g, static_cast<int64_t>(blockIdx.x) * (16 * NW) + 16 * w + g + 8};
 
-  const __half* Q = static_cast<const __half*>(p.q) + b * p.qs[0] + h * p.qs[1] + s0 * p.qs[2];
-  stage<DP, BM, NT, false>(sK, LD, 1, Q, p.qs[2], p.qs[3], static_cast<int>(S - s0 < BM ? S - s0 : BM), D, vec & 1);
-  __syncthreads();
-  const int r0 = 16 * w + g;  // this thread's rows in the tile: r0 and r0 + 8
+  const __half* Kb = static_cast<const __half*>(p.k) + b * p.ks[0] + h * p.ks[1];
+  const __half* Vb = static_cast<const __half*>(p.v) + b * p.vs[0] + h * p.vs[1];
+  KTile kt;
+  VTile vt;
+  if (kPrefetch) {
+    kt.load(0, Kb, p.ks[2], p.ks[3], min(BN, T), D, vec & 2);
+    vt.load(0, Vb, p.vs[2], p.vs[3], min(BN, T), Dv, vec & 4);
+  }
+
+  // This warp's 16 query rows as A fragments, straight from global memory (rows g and g + 8 of the
+  // warp's 16, columns 2t, 2t + 1 and + 8 of each 16-column step).
+  const __half* Q = static_cast<const __half*>(p.q) + b * p.qs[0] + h * p.qs[1];
+  const __half* q0 = Q + (row[0] < S ? row[0] : 0) * p.qs[2];
+  const __half* q1 = Q + (row[1] < S ? row[1] : 0) * p.qs[2];
   uint32_t qa[DP / 16][4];
 #pragma unroll
   for (int kk = 0; kk < DP / 16; ++kk) {
-    const __half* a = sK + r0 * LD + 16 * kk + 2 * t;
-    qa[kk][0] = ld_pair(a);
-    qa[kk][1] = ld_pair(a + 8 * LD);
-    qa[kk][2] = ld_pair(a + 8);
-    qa[kk][3] = ld_pair(a + 8 * LD + 8);
+    const int c = 16 * kk + 2 * t;
+    qa[kk][0] = q_pair(q0, row[0] < S, c, D, p.qs[3], vec & 1);
+    qa[kk][1] = q_pair(q1, row[1] < S, c, D, p.qs[3], vec & 1);
+    qa[kk][2] = q_pair(q0, row[0] < S, c + 8, D, p.qs[3], vec & 1);
+    qa[kk][3] = q_pair(q1, row[1] < S, c + 8, D, p.qs[3], vec & 1);
   }
   float o[DP / 8][4];
 #pragma unroll
   for (int n = 0; n < DP / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const float sl2 = p.scale * kLog2e;
-  const int64_t row[2] = {s0 + r0, s0 + r0 + 8};
   const __half* M = p.m ? static_cast<const __half*>(p.m) + b * p.ms[0] + h * p.ms[1] : nullptr;
-  const __half* Kb = static_cast<const __half*>(p.k) + b * p.ks[0] + h * p.ks[1];
-  const __half* Vb = static_cast<const __half*>(p.v) + b * p.vs[0] + h * p.vs[1];
 
+#pragma unroll 1
   for (int j0 = 0; j0 < T; j0 += BN) {
     const int keys = min(BN, T - j0);
-    __syncthreads();  // every warp is done with the previous tile (and the Q tile)
-    stage<DP, BN, NT, false>(sK, LD, 1, Kb + j0 * p.ks[2], p.ks[2], p.ks[3], keys, D, vec & 2);
-    stage<DP, BN, NT, true>(sV, 1, LDV, Vb + j0 * p.vs[2], p.vs[2], p.vs[3], keys, Dv, vec & 4);
+    if (j0 > 0) __syncthreads();  // every warp is done with the previous tile
+    if (kPrefetch) {
+      kt.store(0, sK, LD, 1);
+      vt.store(0, sV, 1, LDV);
+    } else {
+#pragma unroll
+      for (int pass = 0; pass < KTile::kPasses; ++pass) {
+        kt.load(pass, Kb + j0 * p.ks[2], p.ks[2], p.ks[3], keys, D, vec & 2);
+        vt.load(pass, Vb + j0 * p.vs[2], p.vs[2], p.vs[3], keys, Dv, vec & 4);
+        kt.store(pass, sK, LD, 1);
+        vt.store(pass, sV, 1, LDV);
+      }
+    }
     __syncthreads();
+    if (kPrefetch && j0 + BN < T) {
+      const int jn = j0 + BN, kn = min(BN, T - jn);
+      kt.load(0, Kb + jn * p.ks[2], p.ks[2], p.ks[3], kn, D, vec & 2);
+      vt.load(0, Vb + jn * p.vs[2], p.vs[2], p.vs[3], kn, Dv, vec & 4);
+    }
 
     // S = Q·Kᵀ: 16 rows × 64 keys per warp, key octet n in s[n]
     float s[BN / 8][4];
@@ -434,7 +498,8 @@ class AttentionMmaCuda : public Tactic {
     p.q = in[0].data, p.k = in[1].data, p.v = in[2].data;
     p.m = st.mask ? in[3].data : nullptr;
     p.o = out[0].data;
-    unsigned vec = (vec16(p.q, p.qs) ? 1u : 0u) | (vec16(p.k, p.ks) ? 2u : 0u) | (vec16(p.v, p.vs) ? 4u : 0u);
+    const bool q2 = p.qs[3] == 1 && p.qs[0] % 2 == 0 && p.qs[1] % 2 == 0 && p.qs[2] % 2 == 0 && aligned(p.q, 4);
+    unsigned vec = (q2 ? 1u : 0u) | (vec16(p.k, p.ks) ? 2u : 0u) | (vec16(p.v, p.vs) ? 4u : 0u);
     launch_mma<NW>(p, padded_d(p), vec, stream_of(ctx));
     check_launch(L, name());
   }
