@@ -2,7 +2,10 @@
 // [N, C, spatial...] (up to 8 spatial dims), mode 'max' (optional int64 indices output, row- or
 // column-major per storage_order), 'avg' (count_include_pad) and 'lp'. kernel/strides/dilations/pads
 // come resolved from TS. float32/float16 (sums in double, as the CPU), max also on int32/int64.
-// One variant (cuda.pool): one thread per output element walking its window.
+// With attribute `channels_last` 1 (src/passes/layout-assignment.ts) X and Y are stored [N, spatial...,
+// C] (no Indices output): consecutive threads take consecutive channels of one output position, so a
+// warp's loads of each tap are contiguous. One variant (cuda.pool): one thread per output element
+// walking its window.
 #include <cfloat>
 #include <climits>
 
@@ -17,7 +20,8 @@ struct PParams {
   int nd;
   int64_t k[kMaxRank], s[kMaxRank], d[kMaxRank], pb[kMaxRank], pe[kMaxRank], in[kMaxRank], out[kMaxRank];
   int64_t in_plane, out_plane, kcount, total;
-  bool include_pad, col_major;
+  int64_t C;  // channels (channels_last only: the element stride within a plane)
+  bool include_pad, col_major, channels_last;
   double p;
 };
 
@@ -26,7 +30,13 @@ bool make_pparams(const LayerInfo& L, PParams& p) {
   p.mode = m == "max" ? 0 : m == "avg" ? 1 : m == "lp" ? 2 : -1;
   const Shape& xs = L.in[0]->shape;
   const Shape& ys = L.out[0]->shape;
-  if (p.mode < 0 || xs.size() < 3 || ys.size() != xs.size() || ys[0] != xs[0] || ys[1] != xs[1]) return false;
+  p.channels_last = L.op->i("channels_last", 0) != 0;
+  if (p.mode < 0 || xs.size() < 3 || ys.size() != xs.size()) return false;
+  // the channel axis and the first spatial axis of the stored shapes
+  const size_t ca = p.channels_last ? xs.size() - 1 : 1, sa = p.channels_last ? 1 : 2;
+  if (ys[0] != xs[0] || ys[ca] != xs[ca]) return false;
+  if (p.channels_last && L.out.size() > 1 && L.out[1]) return false;
+  p.C = xs[ca];
   p.nd = static_cast<int>(xs.size()) - 2;
   const auto& k = L.op->ints("kernel");
   const auto& s = L.op->ints("strides");
@@ -38,8 +48,8 @@ bool make_pparams(const LayerInfo& L, PParams& p) {
   for (size_t i = 0; i < nd; ++i) {
     if (k[i] <= 0 || s[i] <= 0 || d[i] <= 0) return false;
     p.k[i] = k[i], p.s[i] = s[i], p.d[i] = d[i], p.pb[i] = pads[i], p.pe[i] = pads[nd + i];
-    p.in[i] = xs[i + 2], p.out[i] = ys[i + 2];
-    p.in_plane *= xs[i + 2], p.out_plane *= ys[i + 2], p.kcount *= k[i];
+    p.in[i] = xs[i + sa], p.out[i] = ys[i + sa];
+    p.in_plane *= xs[i + sa], p.out_plane *= ys[i + sa], p.kcount *= k[i];
   }
   p.total = L.out[0]->numel();
   p.include_pad = L.op->i("count_include_pad", 0) != 0;
@@ -54,8 +64,17 @@ template <typename T>
 __global__ void pool_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t* __restrict__ idx, PParams p) {
   using C = comp_t<T>;
   for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < p.total; t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    int64_t plane = t / p.out_plane, oi = t % p.out_plane;
-    const T* xp = x + plane * p.in_plane;
+    // plane (n, c), position oi; channels-last: element (n, oi, c) and the plane's elements C apart
+    int64_t plane, oi, es = 1;
+    const T* xp;
+    if (p.channels_last) {
+      int64_t n = t / (p.out_plane * p.C), c = t % p.C;
+      oi = t / p.C % p.out_plane, plane = n * p.C + c, es = p.C;
+      xp = x + n * p.in_plane * p.C + c;
+    } else {
+      plane = t / p.out_plane, oi = t % p.out_plane;
+      xp = x + plane * p.in_plane;
+    }
     int64_t o[kMaxRank], kk[kMaxRank], rstr[kMaxRank], cstr[kMaxRank];
     int64_t r = oi, m = 1;
     for (int i = p.nd - 1; i >= 0; --i) o[i] = r % p.out[i], r /= p.out[i], rstr[i] = m, m *= p.in[i], kk[i] = 0;
@@ -84,7 +103,7 @@ __global__ void pool_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t*
         off += q * rstr[i], coff += q * cstr[i];
       }
       if (inside) {
-        C v = ld(xp[off]);
+        C v = ld(xp[off * es]);
         ++valid;
         if (p.mode == 0) {
           if (best_at < 0 || v > best) best = v, best_at = p.col_major ? coff : off;
