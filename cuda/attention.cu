@@ -315,6 +315,7 @@ __global__ void __launch_bounds__(NW * 32) attention_mma_kernel(Params p, unsign
   using KTile = Tile<DP, BN, NT, false>;
   using VTile = Tile<DP, BN, NT, true>;
   // The next tile is prefetched into registers while this one is computed when one pass holds it.
+  static_assert(KTile::kPasses == VTile::kPasses, "K and V tiles stage in the same passes");
   constexpr bool kPrefetch = KTile::kPasses == 1;
   __shared__ __align__(16) __half sK[BN * LD];   // K tile [key][d]
   __shared__ __align__(16) __half sV[DP * LDV];  // V tile transposed: [d][key]
