@@ -85,7 +85,7 @@ describe('symbolic dims', () => {
 
 test('a precision the cpu backend cannot do is an error, not a fallback', async () => {
   await expect(compile(addModel(), { precision: 'fp16', device: 'cpu' })).rejects.toThrow(
-    "Option 'precision' is 'fp16' but the cpu backend runs fp32 only; use precision: 'fp32' or a CUDA device",
+    "Option 'precision' is 'fp16' but the cpu backend runs fp32 and int8 only; use precision: 'fp32', 'int8' or a CUDA device",
   );
 });
 
@@ -161,8 +161,16 @@ describe('external data', () => {
   });
 });
 
-test.each(['int8', 'best'] as const)("precision '%s' is refused, not silently built as fp32", async (precision) => {
-  await expect(compile(addModel(), { precision })).rejects.toThrow(
-    `Option 'precision' is '${precision}', which kiln does not build yet (calibration and INT8 kernels are to come); use 'fp32' or 'fp16'`,
-  );
+test("precision 'int8' without calibration data is refused, not built with made-up scales", async () => {
+  const conv = buildModel({
+    nodes: [{ op: 'Conv', name: 'c', inputs: ['x', 'w'], outputs: ['y'] }],
+    inputs: [{ name: 'x', dims: [1, 2, 4, 4] }],
+    outputs: [{ name: 'y', dims: [1, 3, 4, 4] }],
+    initializers: [{ name: 'w', dims: [3, 2, 1, 1], floats: [1, 2, 3, 4, 5, 6] }],
+  });
+  await expect(compile(conv, { precision: 'int8' })).rejects.toThrow(/^precision 'int8' needs calibration data: pass 'calibration'/);
+});
+
+test("precision 'best' is refused, not silently built as fp32", async () => {
+  await expect(compile(addModel(), { precision: 'best' })).rejects.toThrow("Option 'precision' is 'best', which kiln does not build yet; use 'fp32', 'fp16' or 'int8'");
 });
