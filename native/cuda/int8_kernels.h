@@ -1,0 +1,75 @@
+// The CUDA int8 kernels' launch interface (kernels in cuda/int8_conv.cu and cuda/int8_gemm.cu, tactics
+// in native/cuda/int8_tactics.cc and native/cuda/int8_gemm_cublaslt.cc). Everything a kernel needs
+// travels by value in these plain structs; device arrays (channel multipliers, zero-point corrections,
+// packed weights) are made once by the tactic's prepare().
+//
+// One geometry serves both kinds: an Int8Gemm Y[M, N] = A[M, K]·W[N, K]ᵀ is a channels-last 1x1
+// convolution of one image with M positions, K input and N output channels. Sizes are int32: the
+// tactics refuse layers with a tensor of 2^31 elements or more.
+//
+// The epilogue of one output element i of channel c with int32 sum acc is the CPU's (qgemm_int8.h):
+//   v = act(float(acc - corr[c]) * mult[c] + bias[c] + residual[i]), stored as float32 or as
+//   saturate(round_half_even(v / y_scale) + y_zero_point) in int8/uint8, every step rounded as the
+//   CPU rounds it (no contracted multiply-adds), so requantized outputs equal the reference's.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "../cpu/sgemm.h"
+
+namespace kiln {
+namespace i8cu {
+
+enum OutType : int { kOutF32 = 0, kOutI8 = 1, kOutU8 = 2 };
+
+struct Epilogue {
+  const float* mult = nullptr;     // [channels] x_scale * w_scale[c]
+  const int32_t* corr = nullptr;   // [channels] subtracted from the sums (nullptr: none)
+  const float* bias = nullptr;     // [channels] or nullptr
+  const float* residual = nullptr; // the output's shape, or nullptr
+  void* out = nullptr;
+  int out_type = kOutF32;
+  float y_scale = 1, y_zp = 0;
+  int act = Activation::None;
+  float lo = 0, hi = 0, alpha = 0, beta = 0;
+};
+
+// Canonical 3-D convolution geometry (1-D and 2-D have leading spatial dims of 1), as conv_geom.h.
+struct Geom {
+  int N = 1, C = 1, M = 1, G = 1, Cg = 1, Mg = 1;
+  int in[3] = {1, 1, 1}, out[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1}, p[3] = {0, 0, 0};
+  bool channels_last = false;  // X [N, spatial, C], W [M, k, Cg], Y [N, spatial, M]
+};
+
+// The activation tensor: int8, or uint8 (x_u8) read by the kernels as the int8 value x - 128.
+struct Input {
+  const void* x = nullptr;
+  bool u8 = false;
+};
+
+// One thread per output element, plain loops over the window: sums of (x - zp) * w with the layer's
+// own zero point `zp` and W as stored ([M, Cg, k] or channels-last [M, k, Cg]).
+cudaError_t conv_direct(const Geom& g, Input x, int zp, const int8_t* w, const Epilogue& ep, cudaStream_t s);
+
+// Tensor-core implicit GEMM (mma.sync m16n8k32 s8·s8→s32): rows are the output positions of an image
+// group, columns its output channels, K the window (W's storage order per output channel). W comes
+// packed by pack_mma_weights; padding reads `pad8`, the zero point in the int8 domain (zp - 128 for
+// uint8), and ep.corr must hold pad8 * (the sum of the channel's weights), so that padding adds
+// nothing. Needs sm_80 or newer.
+constexpr int kMmaBM = 64, kMmaBN = 64, kMmaBK = 64;
+inline int mma_kp(const Geom& g) { return (g.Cg * g.k[0] * g.k[1] * g.k[2] + kMmaBK - 1) / kMmaBK * kMmaBK; }
+inline int mma_mgp(const Geom& g) { return (g.Mg + kMmaBN - 1) / kMmaBN * kMmaBN; }
+// Host: W (M rows of K = Cg * k values) into [G][mma_mgp][mma_kp] bytes, zero-filled.
+void pack_mma_weights(const Geom& g, const int8_t* w, int8_t* dst);
+cudaError_t conv_mma(const Geom& g, Input x, int pad8, const int8_t* wpacked, const Epilogue& ep, cudaStream_t s);
+
+// The epilogue over an int32 product acc [rows, cols] (row-major, channel = column) into ep.out.
+cudaError_t gemm_epilogue(const int32_t* acc, int64_t rows, int64_t cols, const Epilogue& ep, cudaStream_t s);
+
+// y[i] = int8(x[i] - 128) for n bytes (n a multiple of 4, both 4-byte aligned).
+cudaError_t shift_u8(const uint8_t* x, int8_t* y, int64_t n, cudaStream_t s);
+
+}  // namespace i8cu
+}  // namespace kiln

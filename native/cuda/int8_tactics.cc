@@ -1,0 +1,98 @@
+// Int8Conv and Int8Gemm on the CUDA backend through kiln's own kernels (cuda/int8_conv.cu); Int8Gemm
+// runs as a channels-last 1x1 convolution (int8_kernels.h). Tactics, for each kind:
+//   cuda.int8_conv.direct / cuda.int8_gemm.direct   one thread per output element, the reference's
+//       loops on the device. Takes every layer the kernels can address (W need not be constant).
+//   cuda.int8_conv.mma / cuda.int8_gemm.mma         tensor-core implicit GEMM (mma.sync m16n8k32,
+//       sm_80 or newer); constant W packed once into 64 x 64 tiles with the zero-point corrections.
+// Both layouts (channels_last or not) and every group/stride/pad/dilation. Int8Gemm also has the
+// cuBLASLt IMMA tactics of int8_gemm_cublaslt.cc.
+#include "int8_common.h"
+
+#include <vector>
+
+namespace kiln {
+namespace i8cu {
+namespace {
+
+class Direct : public Tactic {
+ public:
+  explicit Direct(const char* kind) : name_(std::string(kind) == "Int8Conv" ? "cuda.int8_conv.direct" : "cuda.int8_gemm.direct") {}
+  const char* name() const override { return name_.c_str(); }
+  bool can_implement(const LayerInfo& L) const override { return readable(L); }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
+    auto st = std::make_unique<State>();
+    init_state(L, *st, false);
+    return st;
+  }
+  void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const State& st = *static_cast<State*>(s);
+    cudaGetLastError();  // a stale non-sticky error from elsewhere is not this layer's
+    check(L, conv_direct(st.l.g, Input{in[0].data, st.l.u8}, st.l.p.x_zp, static_cast<const int8_t*>(in[1].data), epilogue_for(st, in, out),
+                         static_cast<cudaStream_t>(ctx.stream)),
+          "int8 direct");
+  }
+
+ private:
+  std::string name_;
+};
+
+struct MmaState : State {
+  DeviceBuffer w;  // [G][mma_mgp][mma_kp]
+};
+
+// The device's compute capability major (0 when it cannot be read).
+int device_major() {
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return major;
+}
+
+class Mma : public Tactic {
+ public:
+  explicit Mma(const char* kind) : name_(std::string(kind) == "Int8Conv" ? "cuda.int8_conv.mma" : "cuda.int8_gemm.mma") {}
+  const char* name() const override { return name_.c_str(); }
+  bool can_implement(const LayerInfo& L) const override {
+    if (!L.const_data(1) || device_major() < 8) return false;
+    try {
+      Layer l = read_layer(L);
+      // the padded window and the grid's group dim stay in range
+      return l.K <= (1 << 30) && l.g.G <= 65535;
+    } catch (const Error&) {
+      return false;
+    }
+  }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
+    auto st = std::make_unique<MmaState>();
+    init_state(L, *st, true);
+    const Geom& g = st->l.g;
+    std::vector<int8_t> packed(static_cast<size_t>(g.G) * mma_mgp(g) * mma_kp(g));
+    pack_mma_weights(g, reinterpret_cast<const int8_t*>(L.const_data(1)), packed.data());
+    st->w.upload(L, packed.data(), packed.size());
+    return st;
+  }
+  void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const auto& st = *static_cast<MmaState*>(s);
+    cudaGetLastError();
+    check(L, conv_mma(st.l.g, Input{in[0].data, st.l.u8}, st.l.pad8, st.w.as<int8_t>(), epilogue_for(st, in, out), static_cast<cudaStream_t>(ctx.stream)),
+          "int8 mma");
+  }
+
+ private:
+  std::string name_;
+};
+
+struct RegisterAll {
+  RegisterAll() {
+    for (const char* kind : {"Int8Conv", "Int8Gemm"}) {
+      register_tactic("cuda", kind, std::make_unique<Mma>(kind));
+      register_tactic("cuda", kind, std::make_unique<Direct>(kind));
+    }
+  }
+} register_all;
+
+}  // namespace
+}  // namespace i8cu
+}  // namespace kiln
