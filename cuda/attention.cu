@@ -11,8 +11,10 @@
 // memory holds T + D floats, so can_implement() refuses T + D over kMaxRow (and D or Dv over 256)
 // rather than failing at run. float32, and float16 (computed in float) when every tensor is float16.
 //
-// cuda.attention.mma (64 queries a block, 4 warps) and cuda.attention.mma.q32 (32 queries, 2 warps:
-// twice the blocks for short sequences at batch 1) — tensor cores, flash-attention style, float16 Q/K/V/
+// cuda.attention.mma (64 queries a block: 4 warps of 16 rows) and cuda.attention.mma.split (16 queries
+// a block: 4 warps share the rows and split each tile's keys, merging their partial softmax at the end —
+// 4× the warps for short sequences, where one warp per 16 rows leaves most of the chip idle: BERT-base
+// batch 1 has 96 such warps for 528 schedulers) — tensor cores, flash-attention style, float16 Q/K/V/
 // mask/output with float32 accumulation. A block owns one (b·h, query tile); each warp 16 query rows,
 // whose Q fragments are loaded from global memory into registers once. Key tiles of 64 are staged in shared memory (K row-major, V
 // transposed, both padded by 8 halves so the fragment loads hit 32 distinct banks; zero outside T and
@@ -309,28 +311,40 @@ __device__ __forceinline__ uint32_t q_pair(const __half* q, bool row_ok, int col
 }
 
 // vec: bit 0, Q rows load as f16x2 pairs; bits 1 and 2, K and V rows as 16-byte vectors.
-template <int DP, int NW>
-__global__ void __launch_bounds__(NW * 32) attention_mma_kernel(Params p, unsigned vec) {
-  constexpr int BN = kKeyTile, LD = DP + 8, LDV = BN + 8, NT = NW * 32;
-  using KTile = Tile<DP, BN, NT, false>;
-  using VTile = Tile<DP, BN, NT, true>;
+// QW query warps × KW key warps: warp (qw, kw) owns query rows 16·qw … + 15 of the block's 16·QW and
+// keys kw·BN … + BN − 1 of every staged tile of KW·BN keys; with KW > 1 the warps of a row group merge
+// their running max, sum and output through shared memory at the end (more warps for few rows).
+template <int DP, int QW, int KW>
+__global__ void __launch_bounds__(QW * KW * 32) attention_mma_kernel(Params p, unsigned vec) {
+  constexpr int NT = QW * KW * 32;
+  constexpr int BNB = KW == 1 ? kKeyTile : DP <= 64 ? 128 : 64;  // keys staged per tile (shared memory)
+  constexpr int BN = BNB / KW;                                    // keys per warp and tile
+  static_assert(BN % 16 == 0, "key steps of 16");
+  constexpr int LD = DP + 8, LDV = BNB + 8;
+  using KTile = Tile<DP, BNB, NT, false>;
+  using VTile = Tile<DP, BNB, NT, true>;
   // The next tile is prefetched into registers while this one is computed when one pass holds it.
   static_assert(KTile::kPasses == VTile::kPasses, "K and V tiles stage in the same passes");
   constexpr bool kPrefetch = KTile::kPasses == 1;
-  __shared__ __align__(16) __half sK[BN * LD];   // K tile [key][d]
-  __shared__ __align__(16) __half sV[DP * LDV];  // V tile transposed: [d][key]
+  constexpr int kStageBytes = (BNB * LD + DP * LDV) * 2;
+  constexpr int kMergeBytes = KW > 1 ? QW * KW * 32 * (4 + DP / 2) * 4 : 0;  // per lane: m, l (2 each), o
+  __shared__ __align__(16) unsigned char smem[kStageBytes > kMergeBytes ? kStageBytes : kMergeBytes];
+  __half* sK = reinterpret_cast<__half*>(smem);  // K tile [key][d]
+  __half* sV = sK + BNB * LD;                    // V tile transposed: [d][key]
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int qw = w / KW, kw = w % KW;
   const int64_t b = blockIdx.y / p.H, h = blockIdx.y % p.H;
   const int S = static_cast<int>(p.S), T = static_cast<int>(p.T), D = static_cast<int>(p.D), Dv = static_cast<int>(p.Dv);
-  const int64_t row[2] = {static_cast<int64_t>(blockIdx.x) * (16 * NW) + 16 * w + g, static_cast<int64_t>(blockIdx.x) * (16 * NW) + 16 * w + g + 8};
+  const int64_t r0 = static_cast<int64_t>(blockIdx.x) * (16 * QW) + 16 * qw + g;
+  const int64_t row[2] = {r0, r0 + 8};
 
   const __half* Kb = static_cast<const __half*>(p.k) + b * p.ks[0] + h * p.ks[1];
   const __half* Vb = static_cast<const __half*>(p.v) + b * p.vs[0] + h * p.vs[1];
   KTile kt;
   VTile vt;
   if (kPrefetch) {
-    kt.load(0, Kb, p.ks[2], p.ks[3], min(BN, T), D, vec & 2);
-    vt.load(0, Vb, p.vs[2], p.vs[3], min(BN, T), Dv, vec & 4);
+    kt.load(0, Kb, p.ks[2], p.ks[3], min(BNB, T), D, vec & 2);
+    vt.load(0, Vb, p.vs[2], p.vs[3], min(BNB, T), Dv, vec & 4);
   }
 
   // This warp's 16 query rows as A fragments, straight from global memory (rows g and g + 8 of the
@@ -353,15 +367,16 @@ __global__ void __launch_bounds__(NW * 32) attention_mma_kernel(Params p, unsign
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const float sl2 = p.scale * kLog2e;
   const __half* M = p.m ? static_cast<const __half*>(p.m) + b * p.ms[0] + h * p.ms[1] : nullptr;
+  const __half* Mr[2] = {M && row[0] < S ? M + row[0] * p.ms[2] : nullptr, M && row[1] < S ? M + row[1] * p.ms[2] : nullptr};
 
 #pragma unroll 1
-  for (int j0 = 0; j0 < T; j0 += BN) {
-    const int keys = min(BN, T - j0);
+  for (int j0 = 0; j0 < T; j0 += BNB) {
     if (j0 > 0) __syncthreads();  // every warp is done with the previous tile
     if (kPrefetch) {
       kt.store(0, sK, LD, 1);
       vt.store(0, sV, 1, LDV);
     } else {
+      const int keys = min(BNB, T - j0);
 #pragma unroll
       for (int pass = 0; pass < KTile::kPasses; ++pass) {
         kt.load(pass, Kb + j0 * p.ks[2], p.ks[2], p.ks[3], keys, D, vec & 2);
@@ -371,20 +386,26 @@ __global__ void __launch_bounds__(NW * 32) attention_mma_kernel(Params p, unsign
       }
     }
     __syncthreads();
-    if (kPrefetch && j0 + BN < T) {
-      const int jn = j0 + BN, kn = min(BN, T - jn);
+    if (kPrefetch && j0 + BNB < T) {
+      const int jn = j0 + BNB, kn = min(BNB, T - jn);
       kt.load(0, Kb + jn * p.ks[2], p.ks[2], p.ks[3], kn, D, vec & 2);
       vt.load(0, Vb + jn * p.vs[2], p.vs[2], p.vs[3], kn, Dv, vec & 4);
     }
+    const int jw = j0 + kw * BN;  // this warp's first key
+    const int keys = min(BN, T - jw);
+    if (keys <= 0) continue;  // warp-uniform: nothing of this tile for this warp
+    const __half* sKw = sK + kw * BN * LD;
+    const __half* sVw = sV + kw * BN;
 
-    // S = Q·Kᵀ: 16 rows × 64 keys per warp, key octet n in s[n]
+    // S = Q·Kᵀ: 16 rows × BN keys per warp, key octet n in s[n]
     float s[BN / 8][4];
 #pragma unroll
-    for (int n = 0; n < BN / 8; ++n) {
-      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+    for (int n = 0; n < BN / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
 #pragma unroll
-      for (int kk = 0; kk < DP / 16; ++kk) {
-        const __half* kb = sK + (8 * n + g) * LD + 16 * kk + 2 * t;
+    for (int kk = 0; kk < DP / 16; ++kk) {
+#pragma unroll
+      for (int n = 0; n < BN / 8; ++n) {
+        const __half* kb = sKw + (8 * n + g) * LD + 16 * kk + 2 * t;
         mma16816(s[n], qa[kk], ld_pair(kb), ld_pair(kb + 8));
       }
     }
@@ -398,7 +419,7 @@ __global__ void __launch_bounds__(NW * 32) attention_mma_kernel(Params p, unsign
         float x = -INFINITY;
         if (j < keys) {
           x = s[n][e] * sl2;
-          if (M && row[r] < S) x += __half2float(M[row[r] * p.ms[2] + (j0 + j) * p.ms[3]]) * kLog2e;
+          if (Mr[r]) x += __half2float(Mr[r][(jw + j) * p.ms[3]]) * kLog2e;
         }
         s[n][e] = x;
         tmax[r] = fmaxf(tmax[r], x);
@@ -407,7 +428,7 @@ __global__ void __launch_bounds__(NW * 32) attention_mma_kernel(Params p, unsign
     float base[2], alpha[2], rsum[2] = {0.f, 0.f};
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      // a row's 64 scores are spread over the 4 threads of its quad
+      // a row's scores are spread over the 4 threads of its quad
       tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 1));
       tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 2));
       const float mn = fmaxf(m[r], tmax[r]);
@@ -441,8 +462,45 @@ __global__ void __launch_bounds__(NW * 32) attention_mma_kernel(Params p, unsign
                               pack_half2(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_half2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
 #pragma unroll
       for (int n = 0; n < DP / 8; ++n) {
-        const __half* vb = sV + (8 * n + g) * LDV + 16 * kk + 2 * t;
+        const __half* vb = sVw + (8 * n + g) * LDV + 16 * kk + 2 * t;
         mma16816(o[n], pa, ld_pair(vb), ld_pair(vb + 8));
+      }
+    }
+  }
+  if (KW > 1) {
+    // Merge the KW partial results of each row group into warp kw = 0: per lane m, l (rows g, g + 8)
+    // and the o fragments, laid out lane-fastest (conflict-free).
+    constexpr int kPer = 4 + DP / 2;
+    float* mg = reinterpret_cast<float*>(smem);
+    __syncthreads();  // the tiles are no longer read
+    if (kw > 0) {
+      float* dst = mg + static_cast<int64_t>(w) * 32 * kPer + lane;
+      dst[0] = m[0], dst[32] = m[1], dst[64] = l[0], dst[96] = l[1];
+#pragma unroll
+      for (int n = 0; n < DP / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) dst[(4 + 4 * n + e) * 32] = o[n][e];
+    }
+    __syncthreads();
+    if (kw > 0) return;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = m[r];
+      for (int k = 1; k < KW; ++k) mx = fmaxf(mx, mg[(static_cast<int64_t>(w + k) * 32 * kPer) + r * 32 + lane]);
+      const float base = mx == -INFINITY ? 0.f : mx;
+      const float a0 = exp2f(m[r] - base);
+      l[r] *= a0;
+#pragma unroll
+      for (int n = 0; n < DP / 8; ++n) o[n][2 * r] *= a0, o[n][2 * r + 1] *= a0;
+      for (int k = 1; k < KW; ++k) {
+        const float* src = mg + static_cast<int64_t>(w + k) * 32 * kPer + lane;
+        const float ak = exp2f(src[r * 32] - base);
+        l[r] += ak * src[(2 + r) * 32];
+#pragma unroll
+        for (int n = 0; n < DP / 8; ++n) {
+          o[n][2 * r] += ak * src[(4 + 4 * n + 2 * r) * 32];
+          o[n][2 * r + 1] += ak * src[(4 + 4 * n + 2 * r + 1) * 32];
+        }
       }
     }
   }
@@ -461,14 +519,15 @@ __global__ void __launch_bounds__(NW * 32) attention_mma_kernel(Params p, unsign
   }
 }
 
-template <int NW>
+template <int QW, int KW>
 void launch_mma(const Params& p, int dp, unsigned vec, cudaStream_t stream) {
-  dim3 grid(static_cast<unsigned>((p.S + 16 * NW - 1) / (16 * NW)), static_cast<unsigned>(p.B * p.H));
+  dim3 grid(static_cast<unsigned>((p.S + 16 * QW - 1) / (16 * QW)), static_cast<unsigned>(p.B * p.H));
+  constexpr int nt = QW * KW * 32;
   switch (dp) {
-    case 32: attention_mma_kernel<32, NW><<<grid, NW * 32, 0, stream>>>(p, vec); break;
-    case 64: attention_mma_kernel<64, NW><<<grid, NW * 32, 0, stream>>>(p, vec); break;
-    case 96: attention_mma_kernel<96, NW><<<grid, NW * 32, 0, stream>>>(p, vec); break;
-    default: attention_mma_kernel<128, NW><<<grid, NW * 32, 0, stream>>>(p, vec); break;
+    case 32: attention_mma_kernel<32, QW, KW><<<grid, nt, 0, stream>>>(p, vec); break;
+    case 64: attention_mma_kernel<64, QW, KW><<<grid, nt, 0, stream>>>(p, vec); break;
+    case 96: attention_mma_kernel<96, QW, KW><<<grid, nt, 0, stream>>>(p, vec); break;
+    default: attention_mma_kernel<128, QW, KW><<<grid, nt, 0, stream>>>(p, vec); break;
   }
 }
 
@@ -478,10 +537,10 @@ inline bool vec16(const void* x, const int64_t (&s)[4]) {
   return s[3] == 1 && s[0] % 8 == 0 && s[1] % 8 == 0 && s[2] % 8 == 0 && aligned(x, 16);
 }
 
-template <int NW>
+template <int QW, int KW>
 class AttentionMmaCuda : public Tactic {
  public:
-  const char* name() const override { return NW == 4 ? "cuda.attention.mma" : "cuda.attention.mma.q32"; }
+  const char* name() const override { return KW == 1 ? "cuda.attention.mma" : "cuda.attention.mma.split"; }
   bool can_implement(const LayerInfo& L) const override {
     State st;
     return build_mma(L, st).empty();
@@ -501,7 +560,7 @@ class AttentionMmaCuda : public Tactic {
     p.o = out[0].data;
     const bool q2 = p.qs[3] == 1 && p.qs[0] % 2 == 0 && p.qs[1] % 2 == 0 && p.qs[2] % 2 == 0 && aligned(p.q, 4);
     unsigned vec = (q2 ? 1u : 0u) | (vec16(p.k, p.ks) ? 2u : 0u) | (vec16(p.v, p.vs) ? 4u : 0u);
-    launch_mma<NW>(p, padded_d(p), vec, stream_of(ctx));
+    launch_mma<QW, KW>(p, padded_d(p), vec, stream_of(ctx));
     check_launch(L, name());
   }
 };
@@ -509,6 +568,6 @@ class AttentionMmaCuda : public Tactic {
 }  // namespace
 }  // namespace cuk
 KILN_REGISTER_TACTIC("cuda", "Attention", cuk::AttentionCuda);
-KILN_REGISTER_TACTIC("cuda", "Attention", cuk::AttentionMmaCuda<4>);
-KILN_REGISTER_TACTIC("cuda", "Attention", cuk::AttentionMmaCuda<2>);
+KILN_REGISTER_TACTIC_EXPR("cuda", "Attention", (std::make_unique<cuk::AttentionMmaCuda<4, 1>>()));
+KILN_REGISTER_TACTIC_EXPR("cuda", "Attention", (std::make_unique<cuk::AttentionMmaCuda<1, 4>>()));
 }  // namespace kiln

@@ -1,6 +1,6 @@
 /**
  * Every cuda 'Attention' tactic (cuda/attention.cu: cuda.attention.warp, cuda.attention.mma,
- * cuda.attention.mma.q32) against the CPU reference on exporter-style attention — Q [B,S,H,D] and K, V
+ * cuda.attention.mma.split) against the CPU reference on exporter-style attention — Q [B,S,H,D] and K, V
  * [B,T,H,D] read through the transposes' strides, an optional additive mask broadcast from [B,1,1,T] or
  * [1,H,S,T], output transposed back. Each candidate the build lists is built alone and run twice (the
  * second run replays the CUDA graph). float16 engines must stay within STYLE.md's fp16 rule: error vs.
@@ -129,7 +129,7 @@ d('cuda Attention tactics vs the CPU reference', () => {
         }
       }
       console.log(`${_n}: naive fp16 error ${naive.toExponential(2)}; ran ${seen.join(', ')}`);
-      expect(seen).toEqual(expect.arrayContaining(['fp16 cuda.attention.mma', 'fp16 cuda.attention.mma.q32', 'fp32 cuda.attention.warp']));
+      expect(seen).toEqual(expect.arrayContaining(['fp16 cuda.attention.mma', 'fp16 cuda.attention.mma.split', 'fp32 cuda.attention.warp']));
       expect(errs).toEqual([]);
     },
   );
