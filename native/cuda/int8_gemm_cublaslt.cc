@@ -67,7 +67,6 @@ class Imma : public Tactic {
     }
   }
   size_t workspace(const LayerInfo& L) const override {
-    Layer l;
     if (!can_implement(L)) return 0;
     auto st = make(L, false);
     return st ? st->workspace() : 0;

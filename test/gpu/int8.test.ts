@@ -1,0 +1,257 @@
+/**
+ * The int8 layer kinds (Int8Conv, Int8Gemm) on the cuda backend vs the CPU reference tactics, on
+ * hand-built Plans: every candidate the build lists (cuBLASLt IMMA algorithms, the tensor-core
+ * implicit GEMM, the direct kernel) is built alone and run twice (the second run replays the CUDA
+ * graph). The sums are exact int32 and the epilogue rounds as the CPU's, so requantized outputs must
+ * be equal and float32 outputs equal within 1e-5 relative (sigmoid's expf may differ in a last bit).
+ * Shapes: ResNet-like 3x3 and 1x1, stride 2, groups, dilation, depthwise, 1-D and 3-D, uint8 with a
+ * zero point, int8 outputs, residual + relu, per-tensor scales, a channels-last conv (vs the reference
+ * transposed), GEMMs that cuBLASLt takes (K, N multiples of 4) and ones it does not. Then an int8 build
+ * of a small CNN on cuda against the CPU int8 engine built from the same calibration cache.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Tensor, compile } from '../../src';
+import { DataType } from '../../src/dtype';
+import { Plan, PlanAttr, encodePlan, float, floats, int, ints, str } from '../../src/lower/plan';
+import { native } from '../../src/native/binding';
+import { smallCnn } from '../unit/quant/quant-models';
+import { rng } from '../unit/ops/tactic-helpers';
+import { buildCuda, layers, noCuda, relNorm } from './cuda-helpers';
+
+type Arr = Int8Array | Uint8Array | Float32Array;
+const bytes = (a: Arr) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+interface Case {
+  name: string;
+  kind: 'Int8Conv' | 'Int8Gemm';
+  x: { dtype: DataType; shape: number[]; data: Int8Array | Uint8Array };
+  w: { shape: number[]; data: Int8Array };
+  bias?: Float32Array;
+  residual?: Float32Array;
+  out: { dtype: DataType; shape: number[] };
+  attrs: Record<string, PlanAttr>;
+  /** Tactics that must be among the candidates. */
+  expect: string[];
+}
+
+function planOf(c: Case): { plan: Plan; inputs: ArrayBufferView[] } {
+  const tensors: Plan['tensors'] = [
+    { name: 'x', dtype: c.x.dtype, shape: c.x.shape, kind: 'input' },
+    { name: 'w', dtype: DataType.INT8, shape: c.w.shape, kind: 'constant', data: bytes(c.w.data) },
+    { name: 'y', dtype: c.out.dtype, shape: c.out.shape, kind: 'output' },
+  ];
+  const inputs: ArrayBufferView[] = [c.x.data];
+  const ins = [0, 1];
+  if (c.bias || c.residual) ins.push(c.bias ? tensors.push({ name: 'b', dtype: DataType.FLOAT, shape: [c.bias.length], kind: 'constant', data: bytes(c.bias) }) - 1 : -1);
+  if (c.residual) {
+    ins.push(tensors.push({ name: 'r', dtype: DataType.FLOAT, shape: c.out.shape, kind: 'input' }) - 1);
+    inputs.push(c.residual);
+  }
+  const planInputs = [0, ...(c.residual ? [ins[3]] : [])];
+  return { plan: { tensors, ops: [{ kind: c.kind, name: 'q', inputs: ins, outputs: [2], attrs: c.attrs, origin: ['q'] }], inputs: planInputs, outputs: [2] }, inputs };
+}
+
+function typed(dtype: DataType, buf: ArrayBuffer): Arr {
+  return dtype === DataType.FLOAT ? new Float32Array(buf) : dtype === DataType.INT8 ? new Int8Array(buf) : new Uint8Array(buf);
+}
+
+/** Differences of got from ref as messages (at most 3): equal integers, float32 within 1e-5 relative. */
+function diff(got: Arr, ref: Arr, dtype: DataType): string[] {
+  const out: string[] = [];
+  if (got.length !== ref.length) return [`length ${got.length} vs ${ref.length}`];
+  for (let i = 0; i < ref.length && out.length < 3; i++) {
+    const ok = dtype === DataType.FLOAT ? Math.abs(got[i] - ref[i]) <= 1e-5 * Math.max(Math.abs(ref[i]), 1e-3) : got[i] === ref[i];
+    if (!ok) out.push(`[${i}] ${got[i]} vs ${ref[i]}`);
+  }
+  return out;
+}
+
+const r = rng(20261125);
+const randInt = (n: number, lo: number, hi: number) => Array.from({ length: n }, () => lo + Math.floor(r() * (hi - lo + 1)));
+const activations = (dtype: DataType, n: number) =>
+  dtype === DataType.UINT8 ? Uint8Array.from(randInt(n, 0, 255)) : Int8Array.from(randInt(n, -128, 127));
+const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+
+interface ConvSpec {
+  N: number;
+  C: number;
+  M: number;
+  G?: number;
+  spatial: number[];
+  k: number[];
+  s?: number[];
+  d?: number[];
+  p?: number[];
+  xt: DataType;
+  zp: number;
+  out: DataType;
+  act?: string;
+  bias?: boolean;
+  residual?: boolean;
+  perTensor?: boolean;
+}
+
+function convCase(name: string, o: ConvSpec): Case {
+  const G = o.G ?? 1;
+  const n = o.spatial.length;
+  const s = o.s ?? o.spatial.map(() => 1);
+  const d = o.d ?? o.spatial.map(() => 1);
+  const p = o.p ?? o.spatial.map(() => 0);
+  const outSp = o.spatial.map((x, i) => Math.floor((x + 2 * p[i] - d[i] * (o.k[i] - 1) - 1) / s[i]) + 1);
+  const yShape = [o.N, o.M, ...outSp];
+  const wShape = [o.M, o.C / G, ...o.k];
+  return {
+    name,
+    kind: 'Int8Conv',
+    x: { dtype: o.xt, shape: [o.N, o.C, ...o.spatial], data: activations(o.xt, o.N * o.C * size(o.spatial)) },
+    w: { shape: wShape, data: Int8Array.from(randInt(size(wShape), -127, 127)) },
+    bias: o.bias === false ? undefined : Float32Array.from({ length: o.M }, () => r() - 0.5),
+    residual: o.residual ? Float32Array.from({ length: size(yShape) }, () => (r() - 0.5) * 2) : undefined,
+    out: { dtype: o.out, shape: yShape },
+    attrs: {
+      group: int(G),
+      strides: ints(s),
+      dilations: ints(d),
+      pads: ints([...p, ...p]),
+      x_scale: float(0.02),
+      x_zero_point: int(o.zp),
+      w_scales: floats(o.perTensor ? [0.003] : Array.from({ length: o.M }, () => 0.001 + r() * 0.004)),
+      y_scale: float(0.05),
+      y_zero_point: int(o.out === DataType.UINT8 ? 11 : -4),
+      activation: str(o.act ?? 'none'),
+    },
+    expect: ['cuda.int8_conv.mma', 'cuda.int8_conv.direct'],
+  };
+}
+
+function gemmCase(name: string, o: { M: number; K: number; N: number; xt: DataType; zp: number; out: DataType; act?: string; residual?: boolean; perTensor?: boolean }, imma: boolean): Case {
+  return {
+    name,
+    kind: 'Int8Gemm',
+    x: { dtype: o.xt, shape: [o.M, o.K], data: activations(o.xt, o.M * o.K) },
+    w: { shape: [o.N, o.K], data: Int8Array.from(randInt(o.N * o.K, -127, 127)) },
+    bias: Float32Array.from({ length: o.N }, () => r() - 0.5),
+    residual: o.residual ? Float32Array.from({ length: o.M * o.N }, () => (r() - 0.5) * 2) : undefined,
+    out: { dtype: o.out, shape: [o.M, o.N] },
+    attrs: {
+      M: int(o.M),
+      N: int(o.N),
+      K: int(o.K),
+      x_scale: float(0.02),
+      x_zero_point: int(o.zp),
+      w_scales: floats(o.perTensor ? [0.002] : Array.from({ length: o.N }, () => 0.001 + r() * 0.003)),
+      y_scale: float(0.04),
+      y_zero_point: int(o.out === DataType.UINT8 ? 5 : 2),
+      activation: str(o.act ?? 'none'),
+    },
+    expect: [...(imma ? ['cuda.int8_gemm.imma.algo0'] : []), 'cuda.int8_gemm.mma', 'cuda.int8_gemm.direct'],
+  };
+}
+
+const U8 = DataType.UINT8;
+const I8 = DataType.INT8;
+const F32 = DataType.FLOAT;
+
+const CASES: Case[] = [
+  convCase('ResNet 3x3, uint8 zp 100 → float32 + relu', { N: 2, C: 32, M: 64, spatial: [14, 14], k: [3, 3], p: [1, 1], xt: U8, zp: 100, out: F32, act: 'relu' }),
+  convCase('1x1, int8 zp -3 → int8', { N: 1, C: 64, M: 128, spatial: [7, 7], k: [1, 1], xt: I8, zp: -3, out: I8 }),
+  convCase('3x3 stride 2, uint8 zp 128 → uint8, residual + relu', { N: 2, C: 16, M: 32, spatial: [15, 15], k: [3, 3], s: [2, 2], p: [1, 1], xt: U8, zp: 128, out: U8, act: 'relu', residual: true }),
+  convCase('groups 4, dilation 2, uneven map → float32 + sigmoid', { N: 1, C: 16, M: 24, G: 4, spatial: [11, 9], k: [3, 3], d: [2, 2], p: [2, 2], xt: U8, zp: 37, out: F32, act: 'sigmoid' }),
+  convCase('depthwise 3x3, int8 → int8 + relu, per-tensor scale', { N: 2, C: 32, M: 32, G: 32, spatial: [12, 12], k: [3, 3], p: [1, 1], xt: I8, zp: 0, out: I8, act: 'relu', perTensor: true }),
+  convCase('1-D k5 stride 3, no bias', { N: 2, C: 8, M: 12, spatial: [31], k: [5], s: [3], p: [2], xt: U8, zp: 200, out: F32, bias: false }),
+  convCase('3-D 3x3x3 → uint8, residual', { N: 1, C: 4, M: 8, spatial: [5, 6, 5], k: [3, 3, 3], p: [1, 1, 1], xt: U8, zp: 9, out: U8, residual: true }),
+  convCase('wide K (C 96, 3x3) and 70 channels: partial tiles', { N: 1, C: 96, M: 70, spatial: [9, 10], k: [3, 3], p: [1, 1], xt: U8, zp: 128, out: I8, act: 'relu' }),
+  gemmCase('GEMM 64x256x128 uint8 → float32 (IMMA)', { M: 64, K: 256, N: 128, xt: U8, zp: 128, out: F32 }, true),
+  gemmCase('GEMM 33x64x20 int8 zp 5 → int8, per-tensor (IMMA)', { M: 33, K: 64, N: 20, xt: I8, zp: 5, out: I8, perTensor: true }, true),
+  gemmCase('GEMM 1x512x1000 (batch-1 FC) → float32 (IMMA)', { M: 1, K: 512, N: 1000, xt: I8, zp: 0, out: F32 }, true),
+  gemmCase('GEMM 5x37x7 uint8 → uint8, residual + relu (K odd: no IMMA)', { M: 5, K: 37, N: 7, xt: U8, zp: 131, out: U8, act: 'relu', residual: true }, false),
+];
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-int8-gpu-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const d = noCuda ? describe.skip : describe;
+if (noCuda) test.skip(`GPU tests skipped: ${noCuda}`, () => undefined);
+
+d('cuda int8 tactics vs the CPU reference', () => {
+  test.each(CASES.map((c) => [c.name, c] as const))('%s: every candidate matches', async (_n, c) => {
+    const { plan, inputs } = planOf(c);
+    const reference = c.kind === 'Int8Conv' ? 'cpu.int8_conv' : 'cpu.int8_gemm';
+    const ref = typed(c.out.dtype, native().runPlan(encodePlan(plan), inputs, { [c.kind]: reference })[0]);
+    const e = await buildCuda(plan);
+    const layer = layers(e).find((l) => l.kind === c.kind)!;
+    expect(layer.backend).toBe('cuda');
+    const names = layer.candidates.map((x) => x.tactic);
+    expect(names).toEqual(expect.arrayContaining(c.expect));
+    const errs: string[] = [];
+    for (const t of names) {
+      const one = await buildCuda(plan, { tactics: { [c.kind]: t }, timing: false });
+      for (const run of ['first', 'replay']) {
+        const bad = diff(typed(c.out.dtype, (await one.infer(inputs))[0]), ref, c.out.dtype);
+        if (bad.length) errs.push(`${t} (${run} run): ${bad.join(', ')}`);
+      }
+      one.dispose();
+    }
+    expect(diff(typed(c.out.dtype, (await e.infer(inputs))[0]), ref, c.out.dtype)).toEqual([]);
+    console.log(`${c.name}: ${JSON.stringify(Object.fromEntries(layer.candidates.map((x) => [x.tactic, x.ms])))}, chosen ${layer.tactic}`);
+    e.dispose();
+    expect(errs).toEqual([]);
+  });
+
+  test('a channels-last Int8Conv equals the reference of the same conv in NCHW, transposed', async () => {
+    const c = convCase('NHWC', { N: 2, C: 12, M: 20, G: 2, spatial: [9, 8], k: [3, 3], s: [2, 1], p: [1, 1], xt: U8, zp: 90, out: I8, act: 'relu', residual: true });
+    const [N, C, H, W] = c.x.shape;
+    const [, M, OH, OW] = c.out.shape;
+    const Cg = C / 2;
+    const nhwc = <T extends Arr>(a: T, ch: number, h: number, w: number, n: number): T => {
+      const t = new (a.constructor as new (n: number) => T)(a.length);
+      for (let b = 0; b < n; b++) for (let q = 0; q < ch; q++) for (let i = 0; i < h * w; i++) t[(b * h * w + i) * ch + q] = a[(b * ch + q) * h * w + i];
+      return t;
+    };
+    const { plan, inputs } = planOf(c);
+    const ref = typed(I8, native().runPlan(encodePlan(plan), inputs, { Int8Conv: 'cpu.int8_conv' })[0]);
+    const cl: Case = {
+      ...c,
+      x: { ...c.x, shape: [N, H, W, C], data: nhwc(c.x.data, C, H, W, N) },
+      w: { shape: [M, 3, 3, Cg], data: nhwc(c.w.data, Cg, 3, 3, M) },
+      residual: nhwc(c.residual!, M, OH, OW, N),
+      out: { ...c.out, shape: [N, OH, OW, M] },
+      attrs: { ...c.attrs, channels_last: int(1) },
+    };
+    const p2 = planOf(cl);
+    const e = await buildCuda(p2.plan);
+    const names = layers(e).find((l) => l.kind === 'Int8Conv')!.candidates.map((x) => x.tactic);
+    expect(names).toEqual(expect.arrayContaining(['cuda.int8_conv.mma', 'cuda.int8_conv.direct']));
+    const want = nhwc(ref as Int8Array, M, OH, OW, N);
+    for (const t of names) {
+      const one = await buildCuda(p2.plan, { tactics: { Int8Conv: t }, timing: false });
+      expect([t, diff(typed(I8, (await one.infer(p2.inputs))[0]), want, I8)]).toEqual([t, []]);
+      one.dispose();
+    }
+    e.dispose();
+  });
+
+  test('an int8 build of a small CNN on cuda runs its int8 layers there and matches the CPU int8 engine', async () => {
+    const r2 = rng(11);
+    const feed = () => ({ x: new Tensor('float32', Float32Array.from({ length: 3 * 16 * 16 }, () => r2() * 2 - 1), [1, 3, 16, 16]) });
+    const calibration = Array.from({ length: 16 }, feed);
+    const held = Array.from({ length: 4 }, feed);
+    const cache = path.join(tmp, 'cnn.calib.json');
+    const cpu = await compile(smallCnn(), { device: 'cpu', precision: 'int8', calibration, calibrationCache: cache, guard: false });
+    const gpu = await compile(smallCnn(), { device: 'cuda', precision: 'int8', calibrationCache: cache, guard: false });
+    const int8Layers = gpu.report.layers.filter((l) => l.kind.startsWith('Int8'));
+    expect(int8Layers.length).toBeGreaterThanOrEqual(2);
+    for (const l of int8Layers) expect([l.name, l.backend, l.tactic]).toEqual([l.name, 'cuda', expect.stringMatching(/^cuda\.int8_/)]);
+    for (const f of held) {
+      const want = (await cpu.infer(f)).y.data as Float32Array;
+      const got = (await gpu.infer(f)).y.data as Float32Array;
+      // the int8 layers are exact; the float layers between them (pooling) may round differently,
+      // which can move a requantized value by one step
+      expect(relNorm(got, want)).toBeLessThanOrEqual(1e-2);
+    }
+    cpu.dispose();
+    gpu.dispose();
+  });
+});
