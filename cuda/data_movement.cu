@@ -4,6 +4,7 @@
 //   Split, Expand, Tile, DepthToSpace, …); dims merged, one thread per output element, 32-bit index
 //   arithmetic when it fits. The view is range-checked at build (otherwise the CPU tactic reports it).
 // - 'Concat' (cuda.concat): one cudaMemcpy2DAsync per input (its block of every outer row).
+// - 'GatherND' (cuda.gather_nd): batch_dims, index tuples of up to 8 coordinates.
 // - 'Gather' (cuda.gather) and 'GatherElements' (cuda.gather_elements): int32/int64 indices, negative
 //   ones counted from the end. Constant indices are checked at build (out of range: the layer stays on
 //   the CPU, which reports it); indices computed at run time are checked on the device and an
@@ -168,6 +169,90 @@ class GatherCuda : public Tactic {
   }
 };
 
+// GatherND: output element t = (batch, tuple, s) reads data at batch * batch_stride + Σ_j idx_j ·
+// stride_j + s, where the tuple's k indices (negative ones wrapped) address dims b..b+k-1.
+constexpr int kMaxNDIndex = 8;
+struct NDParams {
+  int64_t tuples, slice, k, batch_stride, total;
+  int64_t dim[kMaxNDIndex], stride[kMaxNDIndex];
+};
+
+template <typename T, typename X>
+__global__ void gather_nd_kernel(const T* __restrict__ src, const X* __restrict__ idx, T* __restrict__ dst, NDParams p) {
+  for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < p.total; t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t s = t % p.slice, r = t / p.slice, b = r / p.tuples;  // r: the (batch, tuple) pair
+    const X* ix = idx + r * p.k;
+    int64_t off = b * p.batch_stride + s;
+    bool ok = true;
+    for (int64_t j = 0; j < p.k; ++j) {
+      int64_t v = norm_index(ix, j, p.dim[j]);
+      ok &= v >= 0;
+      off += (v < 0 ? 0 : v) * p.stride[j];
+    }
+    dst[t] = ok ? src[off] : T(0);
+  }
+}
+
+class GatherNDCuda : public Tactic {
+ public:
+  const char* name() const override { return "cuda.gather_nd"; }
+  static bool params(const LayerInfo& L, NDParams& p) {
+    if (L.in.size() < 2 || !L.in[0] || !L.in[1] || (L.in[1]->dtype != DType::I64 && L.in[1]->dtype != DType::I32)) return false;
+    const Shape& ds = L.in[0]->shape;
+    const Shape& is = L.in[1]->shape;
+    int64_t b = L.op->i("batch_dims");
+    if (is.empty() || b < 0) return false;
+    p.k = is.back();
+    if (p.k < 1 || p.k > kMaxNDIndex || b + p.k > static_cast<int64_t>(ds.size()) || static_cast<int64_t>(is.size()) < b + 1) return false;
+    int64_t batches = 1;
+    p.tuples = 1;
+    p.slice = 1;
+    for (int64_t d = 0; d < b; ++d) batches *= ds[d];
+    for (size_t d = b; d + 1 < is.size(); ++d) p.tuples *= is[d];
+    for (size_t d = b + p.k; d < ds.size(); ++d) p.slice *= ds[d];
+    std::vector<int64_t> st(ds.size());
+    int64_t acc = 1;
+    for (int d = static_cast<int>(ds.size()) - 1; d >= 0; --d) st[d] = acc, acc *= ds[d];
+    p.batch_stride = b > 0 ? st[b - 1] : 0;
+    for (int64_t j = 0; j < p.k; ++j) p.dim[j] = ds[b + j], p.stride[j] = st[b + j];
+    p.total = batches * p.tuples * p.slice;
+    return true;
+  }
+  bool can_implement(const LayerInfo& L) const override {
+    NDParams p;
+    auto nop = [](auto) {};
+    if (!params(L, p) || !dispatch_bytes(L.in[0]->dtype, nop)) return false;
+    // constant indices are checked here (the CPU reference refuses out-of-range ones at run)
+    const uint8_t* c = L.const_data(1);
+    if (!c) return true;
+    for (int64_t i = 0; i < L.in[1]->numel(); ++i) {
+      int64_t v;
+      if (L.in[1]->dtype == DType::I64) std::memcpy(&v, c + i * 8, 8);
+      else {
+        int32_t w;
+        std::memcpy(&w, c + i * 4, 4);
+        v = w;
+      }
+      int64_t n = p.dim[i % p.k];
+      if (v < -n || v >= n) return false;
+    }
+    return true;
+  }
+  void run(const LayerInfo& L, LayerState*, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    NDParams p;
+    if (!params(L, p)) fail("INTERNAL", where(L) + ": cuda.gather_nd cannot run this layer");
+    if (p.total == 0) return;
+    dispatch_bytes(in[0].dtype, [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      if (in[1].dtype == DType::I64)
+        gather_nd_kernel<T, int64_t><<<grid_for(p.total), kThreads, 0, stream_of(ctx)>>>(in[0].as<T>(), in[1].as<int64_t>(), out[0].as<T>(), p);
+      else
+        gather_nd_kernel<T, int32_t><<<grid_for(p.total), kThreads, 0, stream_of(ctx)>>>(in[0].as<T>(), in[1].as<int32_t>(), out[0].as<T>(), p);
+    });
+    check_launch(L, name());
+  }
+};
+
 template <typename T, typename X>
 __global__ void gather_elements_kernel(const T* __restrict__ src, const X* __restrict__ idx, T* __restrict__ dst, Strided<1> walk, int64_t sa,
                                        int64_t n, int64_t total) {
@@ -314,5 +399,6 @@ KILN_REGISTER_TACTIC("cuda", "StridedCopy", cuk::StridedCopyCuda);
 KILN_REGISTER_TACTIC("cuda", "Concat", cuk::ConcatCuda);
 KILN_REGISTER_TACTIC("cuda", "Gather", cuk::GatherCuda);
 KILN_REGISTER_TACTIC("cuda", "GatherElements", cuk::GatherElementsCuda);
+KILN_REGISTER_TACTIC("cuda", "GatherND", cuk::GatherNDCuda);
 KILN_REGISTER_TACTIC("cuda", "Pad", cuk::PadCuda);
 }  // namespace kiln
