@@ -36,6 +36,9 @@ class Backend {
   // (`cache` is the context's slot for that); the CPU just calls body().
   virtual void launch(const std::function<void()>& body, void* stream, void** cache) { body(); }
   virtual void release_launch_cache(void* cache) {}
+  // Whether `body` can be captured into the backend's launch graph (the build checks each layer's
+  // chosen tactic: a library call that works directly but not under capture is not chosen).
+  virtual bool capturable(const std::function<void()>& body, void* stream) { return true; }
   // Device backends: makes `device` (an index, e.g. CUDA's) current on the calling thread; build and
   // run threads call it before touching memory or streams. The CPU ignores it.
   virtual void use_device(int device) {}

@@ -448,9 +448,31 @@ std::unique_ptr<Executor> Executor::build(std::shared_ptr<Plan> plan, const Buil
   std::vector<std::vector<const Tactic*>> cands(n);
   std::vector<bool> on_host(n, false);
   std::vector<const Tactic*> chosen;
+  std::vector<double> cached_ms(n, -1);  // decided from the timing cache: the chosen tactic's time
   for (size_t k = 0; k < n; ++k) {
     const PlanOp& op = p.ops[k];
     const auto& all = tactics_for(opts.backend, op.kind);
+    // A layer the timing cache knows: its fastest cached tactic that can run it, without asking the
+    // others (a library's can_implement may be costly: cuDNN compiles fused kernels to answer).
+    if (opts.cache && opts.force.empty() && all.size() > 1) {
+      std::string sig = layer_signature(e->layers_[k]);
+      std::vector<std::pair<double, const Tactic*>> known;
+      for (const Tactic* t : all) {
+        auto it = opts.cache->find(sig + "|" + t->name());
+        if (it != opts.cache->end() && it->second >= 0) known.emplace_back(it->second, t);
+      }
+      std::stable_sort(known.begin(), known.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (auto& [ms, t] : known)
+        if (t->can_implement(e->layers_[k]) && !(opts.strict && t->reduced_precision(e->layers_[k]))) {
+          cands[k] = {t};
+          cached_ms[k] = ms;
+          break;
+        }
+      if (!cands[k].empty()) {
+        chosen.push_back(cands[k][0]);
+        continue;
+      }
+    }
     for (const Tactic* t : all)
       if (t->can_implement(e->layers_[k]) && !(opts.strict && t->reduced_precision(e->layers_[k]))) cands[k].push_back(t);
     if (opts.prefer_fast && cands[k].size() > 1 && cands[k][0]->reference()) std::rotate(cands[k].begin(), cands[k].begin() + 1, cands[k].end());
@@ -549,6 +571,33 @@ std::unique_ptr<Executor> Executor::build(std::shared_ptr<Plan> plan, const Buil
           choice.tactic = t->name();
         }
       }
+      // The fastest must also run inside the engine's CUDA graph (a library call may work directly and
+      // fail under stream capture): the next fastest otherwise.
+      while (!choice.tactic.empty() && !on_host[k]) {
+        const Tactic* t = nullptr;
+        for (const Tactic* c : cands[k])
+          if (choice.tactic == c->name()) t = c;
+        bool ok = false;
+        try {
+          e->tactics_[k] = t;
+          e->states_[k] = t->prepare(e->layers_[k]);
+          ok = !timing || be->capturable([&] { e->run_layer(*ctx, k); }, ctx->stream);
+        } catch (const Error&) {
+        }
+        if (ok) break;
+        double next = 1e300;
+        std::string pick;
+        for (auto& c : choice.candidates) {
+          if (c.tactic == choice.tactic) {
+            c.error = "fails inside a CUDA graph (stream capture)";
+            c.ms = -1;
+          } else if (c.ms >= 0 && c.ms < next) {
+            next = c.ms;
+            pick = c.tactic;
+          }
+        }
+        choice.tactic = pick;
+      }
       // None ran on the generated data (a data-dependent layer): the preference order decides.
       if (choice.tactic.empty()) choice.tactic = cands[k][0]->name();
       for (const Tactic* t : cands[k])
@@ -556,7 +605,7 @@ std::unique_ptr<Executor> Executor::build(std::shared_ptr<Plan> plan, const Buil
       e->states_[k] = e->tactics_[k]->prepare(e->layers_[k]);
     } else {
       choice.tactic = cands[k][0]->name();
-      for (const Tactic* t : cands[k]) choice.candidates.push_back({t->name(), -1});
+      for (const Tactic* t : cands[k]) choice.candidates.push_back({t->name(), cached_ms[k]});
     }
     if (timing) {
       try {

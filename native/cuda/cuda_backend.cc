@@ -153,6 +153,15 @@ class CudaBackend : public Backend {
     }
     KILN_CUDA_TRY(cudaGraphLaunch(gc->exec, s));
   }
+  bool capturable(const std::function<void()>& body, void* stream) override {
+    cudaStream_t s = static_cast<cudaStream_t>(stream);
+    if (!s) return true;
+    GraphCache gc;
+    bool ok = capture(body, s, &gc);
+    if (gc.exec) cudaGraphExecDestroy(gc.exec);
+    cudaGetLastError();
+    return ok;
+  }
   void release_launch_cache(void* cache) override {
     auto* gc = static_cast<GraphCache*>(cache);
     if (!gc) return;
