@@ -8,10 +8,16 @@
 // channels_last layers; 1-D and 2-D convolutions; float32 (tensor-core engines are TF32: left out by
 // `strict`, since the graph API does not promise FMA math) and float16.
 // Heuristics and execution plans are made once per layer configuration and kept (finalizing a
-// runtime-fused plan compiles a kernel): can_implement, workspace and prepare share them.
+// runtime-fused plan compiles a kernel, so a layer's candidates are finalized in parallel):
+// can_implement, workspace and prepare share them.
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 #include "../cpu/conv_geom.h"
 #include "cuda_util.h"
@@ -52,6 +58,55 @@ class Desc {
  private:
   cudnnBackendDescriptor_t d_ = nullptr;
   bool ok_ = false;
+};
+
+// Finalizing a runtime-fused plan compiles its kernel (seconds of CPU): a layer's candidates are
+// finalized side by side on a few long-lived threads, each with its own cuDNN handle (the plans keep
+// them; the threads live as long as the process and are never joined).
+class FinalizePool {
+ public:
+  static FinalizePool& instance() {
+    static FinalizePool* p = new FinalizePool(std::max(1u, std::min(8u, std::thread::hardware_concurrency())));
+    return *p;
+  }
+  // Runs fn(handle) on a worker for device `dev`; the future holds its result.
+  std::future<bool> submit(int dev, std::function<bool(cudnnHandle_t)> fn) {
+    auto task = std::make_shared<std::packaged_task<bool()>>([dev, fn = std::move(fn)] {
+      if (cudaSetDevice(dev) != cudaSuccess) return false;
+      try {
+        return fn(cu::cudnn_handle());
+      } catch (...) {
+        return false;
+      }
+    });
+    std::future<bool> f = task->get_future();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      q_.push_back([task] { (*task)(); });
+    }
+    cv_.notify_one();
+    return f;
+  }
+
+ private:
+  explicit FinalizePool(unsigned n) {
+    for (unsigned i = 0; i < n; ++i)
+      std::thread([this] {
+        for (;;) {
+          std::function<void()> job;
+          {
+            std::unique_lock<std::mutex> lock(mu_);
+            cv_.wait(lock, [this] { return !q_.empty(); });
+            job = std::move(q_.front());
+            q_.pop_front();
+          }
+          job();
+        }
+      }).detach();
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> q_;
 };
 
 enum Uid : int64_t { kX = 1, kW = 2, kY = 3, kB = 4, kZ = 5, kVirtual = 100 };
@@ -218,21 +273,29 @@ std::shared_ptr<Graph> make_graph(const LayerInfo& L, const ConvGeom& g, DType d
   if (cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, kCandidates, &got, raw.data()) != CUDNN_STATUS_SUCCESS ||
       got <= 0)
     return nullptr;
-  for (int64_t i = 0; i < std::min<int64_t>(got, kCandidates); ++i) {
-    auto plan = std::make_unique<Desc>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
-    plan->set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, &h).set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, *gr->cfgs[i]);
-    int64_t ws = -1, n = 0;
-    if (plan->finalize() &&
-        cudnnBackendGetAttribute(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, &ws) == CUDNN_STATUS_SUCCESS && ws >= 0 &&
-        ws <= kMaxWorkspace) {
-      gr->plans.push_back(std::move(plan));
-      gr->workspace.push_back(ws);
-    } else {
-      gr->plans.push_back(nullptr);
-      gr->workspace.push_back(0);
-    }
+  int64_t count = std::min<int64_t>(got, kCandidates);
+  gr->plans.resize(count);
+  gr->workspace.assign(count, 0);
+  int dev = 0;
+  cudaGetDevice(&dev);
+  std::vector<std::future<bool>> finalized;
+  for (int64_t i = 0; i < count; ++i) {
+    gr->plans[i] = std::make_unique<Desc>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+    Desc* plan = gr->plans[i].get();
+    const Desc* cfg = gr->cfgs[i].get();
+    int64_t* ws = &gr->workspace[i];
+    finalized.push_back(FinalizePool::instance().submit(dev, [plan, cfg, ws](cudnnHandle_t wh) {
+      plan->set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, &wh).set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, *cfg);
+      int64_t n = 0;
+      bool ok = plan->finalize() &&
+                cudnnBackendGetAttribute(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, ws) == CUDNN_STATUS_SUCCESS &&
+                *ws >= 0 && *ws <= kMaxWorkspace;
+      cudaGetLastError();  // nothing a refused plan left behind may leak into later calls on that thread
+      return ok;
+    }));
   }
-  cudaGetLastError();  // nothing a refused plan left behind may leak into later calls
+  for (int64_t i = 0; i < count; ++i)
+    if (!finalized[i].get()) gr->plans[i].reset();
   return gr;
 }
 
