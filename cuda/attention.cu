@@ -252,6 +252,17 @@ __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], 
 // 16-byte aligned, so whole 8-column chunks load as one 16-byte vector. ROW_FAST: consecutive threads
 // take consecutive rows of one chunk (for the transposed store, where it avoids bank conflicts); else
 // consecutive chunks of one row (coalesced reads).
+// Columns c0 … c0 + 7 of row r element by element, zero outside rows_valid × cols_valid: the edges and
+// strided layouts, kept out of line so the unrolled fast path stays small (the instruction cache).
+__device__ __noinline__ uint4 load_chunk_slow(const __half* src, int64_t rs, int64_t cs, int r, int c0, int rows_valid, int cols_valid) {
+  union {
+    uint4 u;
+    __half h[8];
+  } c;
+  for (int e = 0; e < 8; ++e) c.h[e] = r < rows_valid && c0 + e < cols_valid ? src[r * rs + (c0 + e) * cs] : __float2half(0.f);
+  return c.u;
+}
+
 template <int DP, int ROWS, int NT, bool ROW_FAST>
 struct Tile {
   static constexpr int kChunks = DP / 8, kIter = ROWS * kChunks / NT;
@@ -277,12 +288,8 @@ struct Tile {
       const int it = pass * kHeld + k;
       if (it >= kIter) break;
       const int r = row(it), c0 = col(it);
-      if (r < rows_valid && vec && c0 + 8 <= cols_valid) {
-        c[k].u = __ldg(reinterpret_cast<const uint4*>(src + r * rs + c0));
-      } else {
-#pragma unroll
-        for (int e = 0; e < 8; ++e) c[k].h[e] = r < rows_valid && c0 + e < cols_valid ? src[r * rs + (c0 + e) * cs] : __float2half(0.f);
-      }
+      if (r < rows_valid && vec && c0 + 8 <= cols_valid) c[k].u = __ldg(reinterpret_cast<const uint4*>(src + r * rs + c0));
+      else c[k].u = load_chunk_slow(src, rs, cs, r, c0, rows_valid, cols_valid);
     }
   }
   __device__ __forceinline__ void store(int pass, __half* dst, int ldr, int ldc) const {
