@@ -211,9 +211,13 @@ export function bytesOf(a: TypedArray): Uint8Array {
 }
 
 /** float32 → IEEE half bits, round to nearest even (as the native converter does). */
+// One scratch word for the bit casts (no allocation per element: these run over whole weight tensors).
+const scratchF32 = new Float32Array(1);
+const scratchU32 = new Uint32Array(scratchF32.buffer);
+
 export function floatToHalf(f: number): number {
-  const x = new Float32Array([f]);
-  const u = new Uint32Array(x.buffer)[0];
+  scratchF32[0] = f;
+  const u = scratchU32[0];
   const sign = (u >>> 16) & 0x8000;
   const abs = u & 0x7fffffff;
   if (abs >= 0x7f800000) return sign | 0x7c00 | (abs > 0x7f800000 ? 0x200 : 0);
@@ -234,8 +238,17 @@ export function floatToHalf(f: number): number {
   return sign | (r >>> 13);
 }
 
-/** IEEE half bits → number. */
+let halfTable: Float32Array | undefined;
+/** IEEE half bits → number (a 64K-entry table, made on first use). */
 export function halfToFloat(h: number): number {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let i = 0; i < 65536; i++) halfTable[i] = halfBitsToNumber(i);
+  }
+  return halfTable[h & 0xffff];
+}
+
+function halfBitsToNumber(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
   const m = h & 0x3ff;
@@ -246,5 +259,6 @@ export function halfToFloat(h: number): number {
 
 /** bfloat16 bits → number. */
 export function bfloat16ToFloat(b: number): number {
-  return new Float32Array(new Uint32Array([b << 16]).buffer)[0];
+  scratchU32[0] = b << 16;
+  return scratchF32[0];
 }
