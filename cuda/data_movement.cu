@@ -105,14 +105,15 @@ class ConcatCuda : public Tactic {
   }
 };
 
-// ---- Gather / GatherElements ----------------------------------------------------------------------
-// Constant indices: every one in [-n, n). Run-time indices: true (checked on the device).
-bool const_indices_ok(const LayerInfo& L, int64_t n) {
+// ---- Gather / GatherElements / GatherND ------------------------------------------------------------
+// Constant indices: index i in [-n(i), n(i)). Run-time indices: true (checked on the device).
+template <typename Bound>
+bool const_indices_ok(const LayerInfo& L, Bound n_of) {
   const uint8_t* c = L.const_data(1);
   if (!c) return true;
   int64_t m = L.in[1]->numel();
   for (int64_t i = 0; i < m; ++i) {
-    int64_t v;
+    int64_t v, n = n_of(i);
     if (L.in[1]->dtype == DType::I64) std::memcpy(&v, c + i * 8, 8);
     else {
       int32_t w;
@@ -122,6 +123,9 @@ bool const_indices_ok(const LayerInfo& L, int64_t n) {
     if (v < -n || v >= n) return false;
   }
   return true;
+}
+bool const_indices_ok(const LayerInfo& L, int64_t n) {
+  return const_indices_ok(L, [n](int64_t) { return n; });
 }
 
 template <typename X>
@@ -223,20 +227,7 @@ class GatherNDCuda : public Tactic {
     auto nop = [](auto) {};
     if (!params(L, p) || !dispatch_bytes(L.in[0]->dtype, nop)) return false;
     // constant indices are checked here (the CPU reference refuses out-of-range ones at run)
-    const uint8_t* c = L.const_data(1);
-    if (!c) return true;
-    for (int64_t i = 0; i < L.in[1]->numel(); ++i) {
-      int64_t v;
-      if (L.in[1]->dtype == DType::I64) std::memcpy(&v, c + i * 8, 8);
-      else {
-        int32_t w;
-        std::memcpy(&w, c + i * 4, 4);
-        v = w;
-      }
-      int64_t n = p.dim[i % p.k];
-      if (v < -n || v >= n) return false;
-    }
-    return true;
+    return const_indices_ok(L, [&p](int64_t i) { return p.dim[i % p.k]; });
   }
   void run(const LayerInfo& L, LayerState*, const Tensor* in, Tensor* out, RunContext& ctx) const override {
     NDParams p;

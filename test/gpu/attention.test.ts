@@ -17,7 +17,7 @@ import { importModel } from '../../src/onnx/import';
 import '../../src/ops';
 import { runPasses } from '../../src/passes/manager';
 import { assignHalfPrecision } from '../../src/passes/precision-assignment';
-import { buildModel } from '../helpers/model-builder';
+import { attentionModel } from '../helpers/model-builder';
 import { rng } from '../unit/ops/tactic-helpers';
 import { buildCuda, layers, noCuda, relNorm } from './cuda-helpers';
 
@@ -31,30 +31,7 @@ interface Shape {
   mask: MaskKind;
 }
 
-function model({ B, S, T, H, D, mask }: Shape): Uint8Array {
-  const withMask = mask !== 'none';
-  return buildModel({
-    nodes: [
-      { op: 'Transpose', inputs: ['q'], outputs: ['qt'], attrs: { perm: [0, 2, 1, 3] } },
-      { op: 'Transpose', inputs: ['k'], outputs: ['kt'], attrs: { perm: [0, 2, 3, 1] } },
-      { op: 'Transpose', inputs: ['v'], outputs: ['vt'], attrs: { perm: [0, 2, 1, 3] } },
-      { op: 'MatMul', inputs: ['qt', 'kt'], outputs: ['s0'] },
-      { op: 'Div', inputs: ['s0', 'c'], outputs: ['s1'] },
-      ...(withMask ? [{ op: 'Add', inputs: ['s1', 'm'], outputs: ['s2'] }] : []),
-      { op: 'Softmax', inputs: [withMask ? 's2' : 's1'], outputs: ['p'], attrs: { axis: -1 } },
-      { op: 'MatMul', inputs: ['p', 'vt'], outputs: ['o'] },
-      { op: 'Transpose', inputs: ['o'], outputs: ['y'], attrs: { perm: [0, 2, 1, 3] } },
-    ],
-    inputs: [
-      { name: 'q', dims: [B, S, H, D] },
-      { name: 'k', dims: [B, T, H, D] },
-      { name: 'v', dims: [B, T, H, D] },
-      ...(withMask ? [{ name: 'm', dims: mask === 'padding' ? [B, 1, 1, T] : [1, H, S, T] }] : []),
-    ],
-    outputs: [{ name: 'y', dims: [B, S, H, D] }],
-    initializers: [{ name: 'c', dims: [], floats: [Math.sqrt(D)] }],
-  });
-}
+const model = (shape: Shape): Uint8Array => attentionModel(shape);
 
 /** The model's CPU-optimized Plan (attention recognized), in fp16 when `half`; unfused when !optimize. */
 function planOf(m: Uint8Array, half: boolean, optimize = true): Plan {

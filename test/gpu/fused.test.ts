@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Tensor, compile } from '../../src';
-import { buildModel } from '../helpers/model-builder';
+import { attentionModel, buildModel } from '../helpers/model-builder';
 import { noCuda } from './cuda-helpers';
 
 const selfcheck = process.env.KILN_FUSED_SELFCHECK === '1';
@@ -134,32 +134,7 @@ suite('Elementwise on cuda', () => {
   });
 });
 
-// Exporter-style attention (as test/unit/passes/attention-recognition.test.ts): [B,S,H,D] projections
-// transposed to [B,H,S,D] (K to [B,H,D,S]), scores scaled by Div, an optional [B,1,1,S] additive mask,
-// Softmax, MatMul with V, transposed back to [B,S,H,D].
-function attention(B: number, S: number, H: number, D: number, withMask: boolean): Uint8Array {
-  return buildModel({
-    nodes: [
-      { op: 'Transpose', inputs: ['q'], outputs: ['qt'], attrs: { perm: [0, 2, 1, 3] } },
-      { op: 'Transpose', inputs: ['k'], outputs: ['kt'], attrs: { perm: [0, 2, 3, 1] } },
-      { op: 'Transpose', inputs: ['v'], outputs: ['vt'], attrs: { perm: [0, 2, 1, 3] } },
-      { op: 'MatMul', inputs: ['qt', 'kt'], outputs: ['s0'] },
-      { op: 'Div', inputs: ['s0', 'c'], outputs: ['s1'] },
-      ...(withMask ? [{ op: 'Add', inputs: ['s1', 'm'], outputs: ['s2'] }] : []),
-      { op: 'Softmax', inputs: [withMask ? 's2' : 's1'], outputs: ['p'], attrs: { axis: -1 } },
-      { op: 'MatMul', inputs: ['p', 'vt'], outputs: ['o'] },
-      { op: 'Transpose', inputs: ['o'], outputs: ['y'], attrs: { perm: [0, 2, 1, 3] } },
-    ],
-    inputs: [
-      { name: 'q', dims: [B, S, H, D] },
-      { name: 'k', dims: [B, S, H, D] },
-      { name: 'v', dims: [B, S, H, D] },
-      ...(withMask ? [{ name: 'm', dims: [B, 1, 1, S] }] : []),
-    ],
-    outputs: [{ name: 'y', dims: [B, S, H, D] }],
-    initializers: [{ name: 'c', dims: [], floats: [Math.sqrt(D)] }],
-  });
-}
+const attention = (B: number, S: number, H: number, D: number, withMask: boolean): Uint8Array => attentionModel({ B, S, H, D, mask: withMask ? 'padding' : 'none' });
 
 suite('Attention on cuda', () => {
   test.each([

@@ -94,3 +94,47 @@ export function addModel(): Uint8Array {
     initializers: [{ name: 'b', dims: [4], floats: [1, 2, 3, 4] }],
   });
 }
+
+export interface AttentionSpec {
+  B: number;
+  /** query positions */
+  S: number;
+  /** key/value positions (default S) */
+  T?: number;
+  H: number;
+  D: number;
+  /** none; padding: an additive [B,1,1,T] mask; full: an additive [1,H,S,T] mask */
+  mask?: 'none' | 'padding' | 'full';
+  /** how the scores are scaled (default Div by √D; Mul by 1/√D) */
+  scaleOp?: 'Div' | 'Mul';
+}
+
+/**
+ * Exporter-style scaled dot-product attention: [B,S,H,D] projections transposed to [B,H,S,D] (K to
+ * [B,H,D,T]), scores scaled, an optional additive mask, Softmax, MatMul with V, transposed back to
+ * [B,S,H,D]. Inputs q, k, v (and m); output y; nodes named tq, tk, tv, qk, scale, mask, sm, pv, to.
+ */
+export function attentionModel({ B, S, T = S, H, D, mask = 'none', scaleOp = 'Div' }: AttentionSpec): Uint8Array {
+  const withMask = mask !== 'none';
+  return buildModel({
+    nodes: [
+      { op: 'Transpose', name: 'tq', inputs: ['q'], outputs: ['qt'], attrs: { perm: [0, 2, 1, 3] } },
+      { op: 'Transpose', name: 'tk', inputs: ['k'], outputs: ['kt'], attrs: { perm: [0, 2, 3, 1] } },
+      { op: 'Transpose', name: 'tv', inputs: ['v'], outputs: ['vt'], attrs: { perm: [0, 2, 1, 3] } },
+      { op: 'MatMul', name: 'qk', inputs: ['qt', 'kt'], outputs: ['s0'] },
+      { op: scaleOp, name: 'scale', inputs: ['s0', 'c'], outputs: ['s1'] },
+      ...(withMask ? [{ op: 'Add', name: 'mask', inputs: ['s1', 'm'], outputs: ['s2'] }] : []),
+      { op: 'Softmax', name: 'sm', inputs: [withMask ? 's2' : 's1'], outputs: ['p'], attrs: { axis: -1 } },
+      { op: 'MatMul', name: 'pv', inputs: ['p', 'vt'], outputs: ['o'] },
+      { op: 'Transpose', name: 'to', inputs: ['o'], outputs: ['y'], attrs: { perm: [0, 2, 1, 3] } },
+    ],
+    inputs: [
+      { name: 'q', dims: [B, S, H, D] },
+      { name: 'k', dims: [B, T, H, D] },
+      { name: 'v', dims: [B, T, H, D] },
+      ...(withMask ? [{ name: 'm', dims: mask === 'padding' ? [B, 1, 1, T] : [1, H, S, T] }] : []),
+    ],
+    outputs: [{ name: 'y', dims: [B, S, H, D] }],
+    initializers: [{ name: 'c', dims: [], floats: [scaleOp === 'Div' ? Math.sqrt(D) : 1 / Math.sqrt(D)] }],
+  });
+}

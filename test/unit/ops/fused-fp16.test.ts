@@ -17,7 +17,7 @@ import { importModel } from '../../../src/onnx/import';
 import '../../../src/ops';
 import { runPasses } from '../../../src/passes/manager';
 import { assignHalfPrecision } from '../../../src/passes/precision-assignment';
-import { buildModel } from '../../helpers/model-builder';
+import { attentionModel, buildModel } from '../../helpers/model-builder';
 import { randomArray, rng } from './tactic-helpers';
 
 /** The model's Plan for the CPU, optimized or not, and in fp16 or not. */
@@ -136,29 +136,7 @@ test('an Elementwise mixing a float32 graph input, a float16 activation and broa
   expect(relL2(viaBlock[0], viaRef[0])).toBe(0);
 });
 
-// Exporter-style attention: [B,S,H,D] transposed in, scores scaled, [B,1,1,S] mask, Softmax, · V, back.
-const attention = (B: number, S: number, H: number, D: number, withMask: boolean) =>
-  buildModel({
-    nodes: [
-      { op: 'Transpose', inputs: ['q'], outputs: ['qt'], attrs: { perm: [0, 2, 1, 3] } },
-      { op: 'Transpose', inputs: ['k'], outputs: ['kt'], attrs: { perm: [0, 2, 3, 1] } },
-      { op: 'Transpose', inputs: ['v'], outputs: ['vt'], attrs: { perm: [0, 2, 1, 3] } },
-      { op: 'MatMul', inputs: ['qt', 'kt'], outputs: ['s0'] },
-      { op: 'Div', inputs: ['s0', 'c'], outputs: ['s1'] },
-      ...(withMask ? [{ op: 'Add', inputs: ['s1', 'm'], outputs: ['s2'] }] : []),
-      { op: 'Softmax', inputs: [withMask ? 's2' : 's1'], outputs: ['p'], attrs: { axis: -1 } },
-      { op: 'MatMul', inputs: ['p', 'vt'], outputs: ['o'] },
-      { op: 'Transpose', inputs: ['o'], outputs: ['y'], attrs: { perm: [0, 2, 1, 3] } },
-    ],
-    inputs: [
-      { name: 'q', dims: [B, S, H, D] },
-      { name: 'k', dims: [B, S, H, D] },
-      { name: 'v', dims: [B, S, H, D] },
-      ...(withMask ? [{ name: 'm', dims: [B, 1, 1, S] }] : []),
-    ],
-    outputs: [{ name: 'y', dims: [B, S, H, D] }],
-    initializers: [{ name: 'c', dims: [], floats: [Math.sqrt(D)] }],
-  });
+const attention = (B: number, S: number, H: number, D: number, withMask: boolean) => attentionModel({ B, S, H, D, mask: withMask ? 'padding' : 'none' });
 
 test.each([
   [2, 5, 3, 4, true],

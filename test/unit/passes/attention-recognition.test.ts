@@ -1,4 +1,4 @@
-import { buildModel } from '../../helpers/model-builder';
+import { attentionModel, buildModel } from '../../helpers/model-builder';
 import { bindShapes } from '../../../src/compile';
 import { inferGraph } from '../../../src/ir/infer';
 import { importModel } from '../../../src/onnx/import';
@@ -15,30 +15,7 @@ function importedWith(m: Uint8Array, enabled: Record<string, boolean>) {
 }
 
 const [B, S, H, D] = [2, 5, 3, 4];
-// Exporter-style attention: [B,S,H,D] projections transposed to [B,H,S,D] (K to [B,H,D,S]), scores
-// scaled by Div, a [B,1,1,S] additive mask, Softmax, MatMul with V, transposed back to [B,S,H,D].
-const model = (withMask: boolean, scaleOp: 'Div' | 'Mul') =>
-  buildModel({
-    nodes: [
-      { op: 'Transpose', name: 'tq', inputs: ['q'], outputs: ['qt'], attrs: { perm: [0, 2, 1, 3] } },
-      { op: 'Transpose', name: 'tk', inputs: ['k'], outputs: ['kt'], attrs: { perm: [0, 2, 3, 1] } },
-      { op: 'Transpose', name: 'tv', inputs: ['v'], outputs: ['vt'], attrs: { perm: [0, 2, 1, 3] } },
-      { op: 'MatMul', name: 'qk', inputs: ['qt', 'kt'], outputs: ['s0'] },
-      { op: scaleOp, name: 'scale', inputs: ['s0', 'c'], outputs: ['s1'] },
-      ...(withMask ? [{ op: 'Add', name: 'mask', inputs: ['s1', 'm'], outputs: ['s2'] }] : []),
-      { op: 'Softmax', name: 'sm', inputs: [withMask ? 's2' : 's1'], outputs: ['p'], attrs: { axis: -1 } },
-      { op: 'MatMul', name: 'pv', inputs: ['p', 'vt'], outputs: ['o'] },
-      { op: 'Transpose', name: 'to', inputs: ['o'], outputs: ['y'], attrs: { perm: [0, 2, 1, 3] } },
-    ],
-    inputs: [
-      { name: 'q', dims: [B, S, H, D] },
-      { name: 'k', dims: [B, S, H, D] },
-      { name: 'v', dims: [B, S, H, D] },
-      ...(withMask ? [{ name: 'm', dims: [B, 1, 1, S] }] : []),
-    ],
-    outputs: [{ name: 'y', dims: [B, S, H, D] }],
-    initializers: [{ name: 'c', dims: [], floats: [scaleOp === 'Div' ? 2 : 0.5] }],
-  });
+const model = (withMask: boolean, scaleOp: 'Div' | 'Mul') => attentionModel({ B, S, H, D, mask: withMask ? 'padding' : 'none', scaleOp });
 
 test.each([
   [true, 'Div'],
