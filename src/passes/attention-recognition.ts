@@ -7,10 +7,10 @@
  *         (the Transposes around it are absorbed when nothing else reads them) and never stores the
  *         score matrix.
  * Where it pays: on the CPU always (bert-tiny 0.206 → 0.200 ms, and no score matrix in memory). On CUDA
- *          only when asked for by name (`optimize: { 'attention-recognition': true }`): the warp-per-row
- *          kernel (cuda/attention.cu) took 0.11 ms per BERT-base layer on the H100 where cuBLASLt's two
- *          batched GEMMs and the Softmax kernel take about 0.03 ms (BERT-base fp32 batch 1: 2.02 ms
- *          fused vs 1.59 ms unfused), until a tiled kernel exists.
+ *          only when asked for by name (`optimize: { 'attention-recognition': true }`): even the
+ *          tensor-core kernel (cuda.attention.mma.split, 14 µs per BERT-base layer; the warp-per-row
+ *          one took 111 µs) loses to cuBLASLt's two batched GEMMs and the Softmax kernel on the H100:
+ *          BERT-base fp16 batch 1 2.01 ms with the pass, 0.978 ms without (same run, bench/README.md).
  * Handles: float32; interior values with a single reader; the mask any float32 tensor broadcastable
  *          to the scores; Softmax of opset 13+ semantics or on the last axis of a 2-D-coerced input
  *          only when that is the same thing (rank-4 scores, axis -1 or 3).
