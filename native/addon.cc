@@ -259,6 +259,7 @@ class BuildWorker : public Napi::AsyncWorker {
           fail("ENGINE_MISMATCH", "engine header: built for the '" + header.backend + "' backend on '" + header.device +
                                       "', but this kiln addon has no " + header.backend + " backend; load it where " + header.backend +
                                       " is available, or rebuild the engine with device: 'cpu'");
+        if (header.backend != "cpu") be->use_device(opts.device_id);  // loadEngine's deviceId: the device checked and used
         if (header.backend != "cpu" && (be->device() != header.device || be->capability() != header.capability))
           fail("ENGINE_MISMATCH", "engine header: built for " + header.device + " (" + header.capability + "), this machine has " +
                                       be->device() + " (" + be->capability() + "); rebuild the engine on this machine");
@@ -267,7 +268,7 @@ class BuildWorker : public Napi::AsyncWorker {
                                       "; rebuild the engine");
         bytes = parts.plan;
         auto plan = decode_plan(bytes, "engine section PLAN");
-        ex_ = Executor::load(plan, header.backend, parts.choices);
+        ex_ = Executor::load(plan, header.backend, parts.choices, opts.device_id);
       } else {
         auto plan = decode_plan(bytes, "plan");
         opts.cancel = cancel_flag;
@@ -363,9 +364,13 @@ Napi::Value Build(const Napi::CallbackInfo& info) {
 
 // load(engineBytes: Uint8Array) -> Promise<NativeEngine>
 Napi::Value Load(const Napi::CallbackInfo& info) {
-  REQUIRE_ARG(info.Length() >= 1 && info[0].IsTypedArray(), "load(bytes): bytes must be a Uint8Array");
+  REQUIRE_ARG(info.Length() >= 1 && info[0].IsTypedArray(), "load(bytes, options?): bytes must be a Uint8Array");
   auto* w = new BuildWorker(info.Env());
   w->loading = true;
+  if (info.Length() >= 2 && info[1].IsObject()) {
+    Napi::Object o = info[1].As<Napi::Object>();
+    if (o.Has("deviceId") && o.Get("deviceId").IsNumber()) w->opts.device_id = o.Get("deviceId").ToNumber().Int32Value();
+  }
   w->bytes = std::make_shared<const std::vector<uint8_t>>(bytes_arg(info[0], "engine bytes"));
   Napi::Promise p = w->promise();
   w->Queue();

@@ -279,12 +279,16 @@ function info(g: Graph, name: string) {
   return tensorInfo(name, v.dtype as DataType, v.shape);
 }
 
-/** Loads an engine from the bytes that Engine.serialize() gave. */
-export async function loadEngine(bytes: Uint8Array | ArrayBuffer): Promise<Engine> {
+/** Loads an engine from the bytes that Engine.serialize() gave; a GPU engine onto device `deviceId` (default 0),
+ *  which must be the GPU the engine was built for (its name and capability are checked). */
+export async function loadEngine(bytes: Uint8Array | ArrayBuffer, options: { deviceId?: number } = {}): Promise<Engine> {
   if (!(bytes instanceof Uint8Array) && !(bytes instanceof ArrayBuffer))
     throw new KilnError('INVALID_ENGINE', `loadEngine: expected a Uint8Array or an ArrayBuffer, received ${bytes === null ? 'null' : typeof bytes}`);
+  const deviceId = options.deviceId ?? 0;
+  if (!Number.isInteger(deviceId) || deviceId < 0)
+    throw new KilnError('INVALID_OPTION', `Expected a non-negative integer for option 'deviceId' but received ${JSON.stringify(options.deviceId)}`);
   const b = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes;
-  const ne = await callAsync(() => native().load(b));
+  const ne = await callAsync(() => native().load(b, { deviceId }));
   try {
     return new Engine(ne);
   } catch (e) {

@@ -46,7 +46,7 @@ export interface NativeInfo {
 
 interface Addon {
   build(plan: Uint8Array, options: NativeBuildOptions, progress?: (done: number, total: number, layer: string) => void, cancel?: Int32Array): Promise<NativeEngine>;
-  load(bytes: Uint8Array): Promise<NativeEngine>;
+  load(bytes: Uint8Array, options?: { deviceId?: number }): Promise<NativeEngine>;
   /** Runs a Plan on the CPU: every layer on its reference tactic (`overrides`: op kind -> tactic name),
    *  or with FAST_CPU on the first faster tactic that can run it (untimed). */
   /** Free and total bytes of a backend's device (0 for the CPU). */

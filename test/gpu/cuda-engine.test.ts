@@ -90,5 +90,12 @@ d('cuda engines', () => {
 
   test('deviceId out of range is a clear error', async () => {
     await expect(compile(model(), { device: 'cuda', deviceId: 99 })).rejects.toThrow(/deviceId 99 is out of range/);
+    const e = await compile(model(), { device: 'cuda' });
+    const bytes = e.serialize();
+    e.dispose();
+    await expect(loadEngine(bytes, { deviceId: 99 })).rejects.toThrow(/deviceId 99 is out of range/);
+    const again = await loadEngine(bytes, { deviceId: 0 });
+    expect((await again.infer({ x })).y.dims).toEqual([2, 10]);
+    again.dispose();
   });
 });

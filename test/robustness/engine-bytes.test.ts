@@ -70,3 +70,15 @@ test('a newer format version asks for a rebuild', async () => {
 test('loadEngine rejects non-bytes', async () => {
   await expect(loadEngine('nope' as unknown as Uint8Array)).rejects.toThrow(/expected a Uint8Array or an ArrayBuffer, received string/);
 });
+
+test('loadEngine refuses a deviceId that is not a non-negative integer', async () => {
+  const e = await compile(addModel(), { device: 'cpu' });
+  const bytes = e.serialize();
+  e.dispose();
+  await expect(loadEngine(bytes, { deviceId: -1 })).rejects.toThrow("Expected a non-negative integer for option 'deviceId' but received -1");
+  await expect(loadEngine(bytes, { deviceId: 0.5 })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+  // a CPU engine ignores the device
+  const again = await loadEngine(bytes, { deviceId: 3 });
+  expect(again.inputs.map((i) => i.name)).toEqual(['x']);
+  again.dispose();
+});
