@@ -95,20 +95,22 @@ class ConvCudnn : public Tactic {
     cudnnHandle_t h = cu::cudnn_handle();
     KILN_CUDA_TRY_AT(L, cudnnSetStream(h, stream));
     float one = 1.f, zero = 0.f;
+    // cuDNN gets all of the execution's workspace (at least what this algorithm asked for at build):
+    // what the algorithm needs can differ between the build thread's handle and this one's.
     cudnnStatus_t r;
     if (fused_) {
       // act(conv(x) + alpha2 * z + bias): z is the residual, or y itself with alpha2 = 0
       const void* z = st.g.has_residual ? in[3].data : out[0].data;
-      r = cudnnConvolutionBiasActivationForward(h, &one, st.x, in[0].data, st.w, in[1].data, st.conv, algo_.algo, ctx.workspace, st.workspace,
+      r = cudnnConvolutionBiasActivationForward(h, &one, st.x, in[0].data, st.w, in[1].data, st.conv, algo_.algo, ctx.workspace, ctx.workspace_bytes,
                                                 st.g.has_residual ? &one : &zero, st.y, z, st.bias, in[2].data, st.act, st.y, out[0].data);
     } else {
-      r = cudnnConvolutionForward(h, &one, st.x, in[0].data, st.w, in[1].data, st.conv, algo_.algo, ctx.workspace, st.workspace, &zero, st.y,
+      r = cudnnConvolutionForward(h, &one, st.x, in[0].data, st.w, in[1].data, st.conv, algo_.algo, ctx.workspace, ctx.workspace_bytes, &zero, st.y,
                                   out[0].data);
     }
     if (r != CUDNN_STATUS_SUCCESS) {
       auto misalign = [](const void* p) { return std::to_string(reinterpret_cast<uintptr_t>(p) % 256); };
-      fail("RUNTIME", cu::where(L) + ": " + name_ + " failed: " + cu::status_name(r) + " (" + st.shape + ", workspace " + std::to_string(st.workspace) +
-                          " bytes, pointer offsets mod 256: x " + misalign(in[0].data) + ", w " + misalign(in[1].data) + ", y " + misalign(out[0].data) + ")");
+      fail("RUNTIME", cu::where(L) + ": " + name_ + " failed: " + cu::status_name(r) + " (" + st.shape + ", workspace " + std::to_string(st.workspace) + " bytes asked at build, " + std::to_string(ctx.workspace_bytes) +
+                          " given, pointer offsets mod 256: x " + misalign(in[0].data) + ", w " + misalign(in[1].data) + ", y " + misalign(out[0].data) + ")");
     }
     // NHWC: the channel is the innermost index (inner extent 1)
     if (st.epilogue && !fused_)
