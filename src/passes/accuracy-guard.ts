@@ -55,6 +55,9 @@ export interface GuardOptions {
   seed?: number;
   /** Relative L2 error a layer's output may have (default 1e-2). */
   tolerance?: number;
+  /** Relative L2 error the model's outputs may have: while it is exceeded after the per-layer checks,
+   *  the running layers that add the most error are pinned, a few per round (default: no such bound). */
+  outputTolerance?: number;
   /** How much larger than its inputs' error a layer's error must be to blame the layer (default 2). */
   growth?: number;
   /** fp16 runs at most (default 4). */
@@ -90,6 +93,8 @@ function runAll(plan: Plan, samples: ArrayBufferView[][]): Map<string, Float32Ar
       let v: Float32Array | undefined;
       if (t.dtype === DataType.FLOAT) v = new Float32Array(outs[k]);
       else if (t.dtype === DataType.FLOAT16) v = Float32Array.from(new Uint16Array(outs[k]), halfToFloat);
+      else if (t.dtype === DataType.INT8) v = Float32Array.from(new Int8Array(outs[k]));
+      else if (t.dtype === DataType.UINT8) v = Float32Array.from(new Uint8Array(outs[k]));
       if (v) (parts.get(t.name) ?? parts.set(t.name, []).get(t.name)!).push(v);
     });
   }
@@ -135,6 +140,36 @@ function relError(ref: Float32Array, got: Float32Array): number {
   return Math.sqrt(num / (den > 0 ? den : 1));
 }
 
+/** Rounds of the output-budget phase at most. */
+const MAX_BUDGET_ROUNDS = 8;
+
+/**
+ * The float values a quantized output stands for: output k of `op` when it is an int8/uint8 tensor
+ * that quantizes a float value of the reference (named `<value>__int8`, src/quant/insert-qdq.ts),
+ * with the layer's own output scale and zero point (Int8Conv/Int8Gemm attributes, or QuantizeLinear's
+ * constant inputs).
+ */
+function quantizedValue(plan: Plan, op: Plan['ops'][number], k: number, raw: Float32Array | undefined): { of: string; values: Float32Array } | undefined {
+  const t = plan.tensors[op.outputs[k]];
+  if (!raw || (t.dtype !== DataType.INT8 && t.dtype !== DataType.UINT8) || !t.name.endsWith('__int8')) return undefined;
+  let scale: number | undefined;
+  let zp = 0;
+  if (op.kind === 'Int8Conv' || op.kind === 'Int8Gemm') {
+    const s = op.attrs.y_scale;
+    const z = op.attrs.y_zero_point;
+    scale = s && s.t === 'f' ? s.v : undefined;
+    zp = z && z.t === 'i' ? z.v : 0;
+  } else if (op.kind === 'QuantizeLinear') {
+    const s = plan.tensors[op.inputs[1]];
+    const z = op.inputs[2] >= 0 ? plan.tensors[op.inputs[2]] : undefined;
+    if (s?.data && s.data.byteLength === 4) scale = new DataView(s.data.buffer, s.data.byteOffset, 4).getFloat32(0, true);
+    if (z?.data && z.data.byteLength === 1) zp = z.dtype === DataType.INT8 ? new Int8Array(z.data.buffer, z.data.byteOffset, 1)[0] : z.data[0];
+  }
+  if (scale === undefined || !(scale > 0)) return undefined;
+  const s = scale;
+  return { of: t.name.slice(0, -'__int8'.length), values: raw.map((v) => (v - zp) * s) };
+}
+
 /** What a guard run is told besides the plans. */
 export interface GuardPlansOptions extends GuardOptions {
   /** The reduced precision's name in reasons ('fp16', 'int8'). */
@@ -167,47 +202,85 @@ export function guardPlans(ref: Plan, build: (pinned: ReadonlySet<string>) => Gu
   for (const op of ref.ops) if (op.outputs.some((o) => o >= 0 && refValues.has(ref.tensors[o].name))) checked++;
   let rounds = 0;
   let clean = false;
-  while (rounds < maxRounds) {
-    rounds++;
-    const cand = build(pinnedNames);
+  // One run of the candidate: each layer's output error against the reference (a quantized output is
+  // dequantized with its own scale and compared with the float value it stands for), whether the
+  // reduced precision made it non-finite, and its inputs' error.
+  const evaluate = (cand: GuardCandidate) => {
     const got = runAll(cand.plan, samples);
-    // Per value: its relative error and whether the reduced precision made it non-finite (inputs exact).
     const err = new Map<string, number>();
     const broken = new Set<string>();
-    let found = 0;
+    const layers: { op: (typeof cand.plan.ops)[number]; name: string; e: number; inErr: number; bad: boolean; inBroken: boolean; g: Float32Array; r: Float32Array }[] = [];
     for (const op of cand.plan.ops) {
       const ins = op.inputs.filter((i) => i >= 0).map((i) => cand.plan.tensors[i].name);
       const inErr = Math.max(0, ...ins.map((n) => err.get(n) ?? 0));
       const inBroken = ins.some((n) => broken.has(n));
-      for (const o of op.outputs) {
+      op.outputs.forEach((o, k) => {
         const name = o >= 0 ? cand.plan.tensors[o].name : '';
-        const r = refValues.get(name);
-        const g = got.get(name);
+        const q = o >= 0 ? quantizedValue(cand.plan, op, k, got.get(name)) : undefined;
+        const r = refValues.get(q ? q.of : name);
+        const g = q ? q.values : got.get(name);
         if (!r || !g || r.length !== g.length) {
-          // a value only the candidate has (a quantized tensor) carries its inputs' error
+          // a value only the candidate has carries its inputs' error
           if (name) err.set(name, inErr);
           if (name && inBroken) broken.add(name);
-          continue;
+          return;
         }
         const bad = nonFinite(g) > nonFinite(r);
         if (bad) broken.add(name);
         const e = bad ? Infinity : relError(r, g);
         err.set(name, e);
-        if (!cand.running.has(op.name) || pinnedNames.has(op.name) || options.keep?.has(op.name) || inBroken) continue;
-        if (bad) {
-          const inf = g.some((x, k) => !Number.isFinite(x) && !Number.isNaN(x) && Number.isFinite(r[k]));
-          pin(op.name, op.kind, precision === 'fp16' ? `float16 overflow (${inf ? 'Inf' : 'NaN'}) in its output '${name}'` : `${inf ? 'Inf' : 'NaN'} in its output '${name}' in ${precision}`);
-          found++;
-        } else if (e > tolerance && e > growth * inErr) {
-          pin(op.name, op.kind, `relative error ${short(e)} in its output '${name}' in ${precision} (bound ${tolerance}; its inputs' ${short(inErr)})`);
-          found++;
-        }
+        layers.push({ op, name, e, inErr, bad, inBroken, g, r });
+      });
+    }
+    const outErr = Math.max(0, ...ref.outputs.map((o) => err.get(ref.tensors[o].name) ?? 0));
+    return { layers, outErr };
+  };
+  const mayPin = (cand: GuardCandidate, name: string) => cand.running.has(name) && !pinnedNames.has(name) && !options.keep?.has(name);
+  while (rounds < maxRounds) {
+    rounds++;
+    const cand = build(pinnedNames);
+    let found = 0;
+    for (const { op, name, e, inErr, bad, inBroken, g, r } of evaluate(cand).layers) {
+      if (!mayPin(cand, op.name) || inBroken) continue;
+      if (bad) {
+        const inf = g.some((x, k) => !Number.isFinite(x) && !Number.isNaN(x) && Number.isFinite(r[k]));
+        pin(op.name, op.kind, precision === 'fp16' ? `float16 overflow (${inf ? 'Inf' : 'NaN'}) in its output '${name}'` : `${inf ? 'Inf' : 'NaN'} in its output '${name}' in ${precision}`);
+        found++;
+      } else if (e > tolerance && e > growth * inErr) {
+        pin(op.name, op.kind, `relative error ${short(e)} in its output '${name}' in ${precision} (bound ${tolerance}; its inputs' ${short(inErr)})`);
+        found++;
       }
     }
     if (!found) {
       clean = true;
       break;
     }
+  }
+  // The model's outputs within their budget: small errors of many layers add up where no single layer
+  // crosses the per-layer bound. Pin the layers that add the most error, a tenth of the running ones
+  // per round, until the outputs are within the budget.
+  const budget = options.outputTolerance;
+  for (let extra = 0; budget !== undefined && extra < MAX_BUDGET_ROUNDS; extra++) {
+    rounds++;
+    const cand = build(pinnedNames);
+    const { layers, outErr } = evaluate(cand);
+    if (outErr <= budget) break;
+    clean = false;
+    const blame = layers
+      .filter((l) => mayPin(cand, l.op.name) && Number.isFinite(l.e))
+      .map((l) => ({ ...l, added: l.e - l.inErr }))
+      .filter((l) => l.added > 0)
+      .sort((a, b) => b.added - a.added);
+    const running = new Set(layers.filter((l) => mayPin(cand, l.op.name)).map((l) => l.op.name)).size;
+    const take = Math.max(1, Math.ceil(running / 10));
+    let n = 0;
+    for (const l of blame) {
+      if (n >= take) break;
+      if (pinnedNames.has(l.op.name)) continue;
+      pin(l.op.name, l.op.kind, `the model's output error ${short(outErr)} is over the budget ${budget} in ${precision}; this layer adds ${short(l.added)} in '${l.name}'`);
+      n++;
+    }
+    if (!n) break;
   }
   return { checked, pinned, rounds, clean };
 }

@@ -118,8 +118,12 @@ describe('int8 post-training quantization', () => {
     const e = await compile(smallCnn(), { precision: 'int8', calibration: CALIB, tolerance: 1e-4 });
     const g = e.report.precisionGuard!;
     expect(g.pinned.length).toBeGreaterThan(0);
+    // per layer (its own error over the bound), then for the outputs' budget (the layers adding the most)
+    const local = /^relative error .* in its output '.*' in int8 \(bound 0\.0001; its inputs' [\d.e+-]+\)$/;
+    const budget = /^the model's output error [\d.e+-]+ is over the budget 0\.0001 in int8; this layer adds [\d.e+-]+ in '.*'$/;
+    expect(g.pinned.some((p) => local.test(p.reason))).toBe(true);
     for (const p of g.pinned) {
-      expect(p.reason).toMatch(/^relative error .* in its output '.*' in int8 \(bound 0\.0001; its inputs' [\d.e+-]+\)$/);
+      expect(local.test(p.reason) || budget.test(p.reason) ? 'ok' : p.reason).toBe('ok');
       expect(e.report.layers.find((l) => l.name === p.layer)!.precision).toBe('fp32');
     }
     expect(e.report.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^layer '.*' \(Int8(Conv|Gemm)\) pinned to fp32: relative error/)]));
