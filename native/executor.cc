@@ -462,6 +462,7 @@ std::unique_ptr<Executor> Executor::build(std::shared_ptr<Plan> plan, const Buil
         if (it != opts.cache->end() && it->second >= 0) known.emplace_back(it->second, t);
       }
       std::stable_sort(known.begin(), known.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      OnlyThisCandidate hint;
       for (auto& [ms, t] : known)
         if (t->can_implement(e->layers_[k]) && !(opts.strict && t->reduced_precision(e->layers_[k]))) {
           cands[k] = {t};

@@ -25,6 +25,11 @@ void register_tactic(const char* backend, const char* kind, std::unique_ptr<Tact
   r.owned[backend][kind].push_back(std::move(t));
 }
 
+bool& only_this_candidate() {
+  thread_local bool only = false;
+  return only;
+}
+
 const std::vector<const Tactic*>& tactics_for(const std::string& backend, const std::string& kind) {
   auto& r = registry();
   auto b = r.views.find(backend);

@@ -61,6 +61,16 @@ class Tactic {
   virtual void run(const LayerInfo& layer, LayerState* state, const Tensor* in, Tensor* out, RunContext& ctx) const = 0;
 };
 
+// Set on a thread while the executor asks one tactic whether it can run a layer whose choice is
+// already known (from the timing cache): a tactic whose can_implement also prepares its siblings' work
+// (cuDNN graph plans, finalized side by side for timing) may prepare only its own. A hint: it never
+// changes what can_implement answers.
+bool& only_this_candidate();
+struct OnlyThisCandidate {
+  OnlyThisCandidate() { only_this_candidate() = true; }
+  ~OnlyThisCandidate() { only_this_candidate() = false; }
+};
+
 // Backend registry. Registration happens from static initializers in each kernel file
 // (KILN_REGISTER_TACTIC), so adding a kernel touches no shared list.
 void register_tactic(const char* backend, const char* kind, std::unique_ptr<Tactic> t);

@@ -8,8 +8,9 @@
 // channels_last layers; 1-D and 2-D convolutions; float32 (tensor-core engines are TF32: left out by
 // `strict`, since the graph API does not promise FMA math) and float16.
 // Heuristics and execution plans are made once per layer configuration and kept (finalizing a
-// runtime-fused plan compiles a kernel, so a layer's candidates are finalized in parallel):
-// can_implement, workspace and prepare share them.
+// runtime-fused plan compiles a kernel): when a layer is timed its candidates are finalized side by
+// side; a rebuild from the timing cache finalizes only the chosen one. can_implement, workspace and
+// prepare share them.
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -129,10 +130,52 @@ bool pointwise_of(const Activation& a, cudnnPointwiseMode_t& mode) {
 struct Graph {
   std::vector<std::unique_ptr<Desc>> keep;  // tensors, ops, the graph: alive as long as the plans
   std::vector<std::unique_ptr<Desc>> cfgs;  // heuristics' ranking
-  std::vector<std::unique_ptr<Desc>> plans; // per rank: nullptr when the plan cannot be made
+  std::vector<std::unique_ptr<Desc>> plans; // per rank, finalized on first need (see plan())
   std::vector<int64_t> workspace;
   std::vector<int64_t> uids;                // the tensors a run binds, in order x, w, y[, b][, z]
   bool epilogue_after = false;              // the activation runs in cuep::bias_act
+  int device = 0;
+  std::mutex mu;
+  std::vector<std::shared_future<bool>> ready;  // per rank: whether its plan finalized (invalid: not started)
+
+  // Starts finalizing rank r on the pool (once).
+  void start(size_t r) {
+    if (ready[r].valid()) return;
+    Desc* plan = plans[r].get();
+    const Desc* cfg = cfgs[r].get();
+    int64_t* ws = &workspace[r];
+    ready[r] = FinalizePool::instance()
+                   .submit(device,
+                           [plan, cfg, ws](cudnnHandle_t wh) {
+                             plan->set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, &wh)
+                                 .set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, *cfg);
+                             int64_t n = 0;
+                             bool ok = plan->finalize() &&
+                                       cudnnBackendGetAttribute(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, ws) ==
+                                           CUDNN_STATUS_SUCCESS &&
+                                       *ws >= 0 && *ws <= kMaxWorkspace;
+                             cudaGetLastError();  // nothing a refused plan left behind may leak into later calls on that thread
+                             return ok;
+                           })
+                   .share();
+  }
+  // Rank r's finalized plan, or nullptr. The first need of a rank during timing starts every rank at
+  // once, side by side; a rebuild from the timing cache (only_this_candidate) starts just the one it
+  // uses, and later needs of it (prepare, workspace) wait for that one only.
+  const Desc* plan(size_t r) {
+    if (r >= plans.size()) return nullptr;
+    std::shared_future<bool> f;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!ready[r].valid()) {  // first need of this rank: of it alone, or of every candidate
+        if (only_this_candidate()) start(r);
+        else
+          for (size_t i = 0; i < plans.size(); ++i) start(i);
+      }
+      f = ready[r];
+    }
+    return f.get() ? plans[r].get() : nullptr;
+  }
 };
 
 struct GraphState : LayerState {
@@ -276,26 +319,9 @@ std::shared_ptr<Graph> make_graph(const LayerInfo& L, const ConvGeom& g, DType d
   int64_t count = std::min<int64_t>(got, kCandidates);
   gr->plans.resize(count);
   gr->workspace.assign(count, 0);
-  int dev = 0;
-  cudaGetDevice(&dev);
-  std::vector<std::future<bool>> finalized;
-  for (int64_t i = 0; i < count; ++i) {
-    gr->plans[i] = std::make_unique<Desc>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
-    Desc* plan = gr->plans[i].get();
-    const Desc* cfg = gr->cfgs[i].get();
-    int64_t* ws = &gr->workspace[i];
-    finalized.push_back(FinalizePool::instance().submit(dev, [plan, cfg, ws](cudnnHandle_t wh) {
-      plan->set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, &wh).set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, *cfg);
-      int64_t n = 0;
-      bool ok = plan->finalize() &&
-                cudnnBackendGetAttribute(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, ws) == CUDNN_STATUS_SUCCESS &&
-                *ws >= 0 && *ws <= kMaxWorkspace;
-      cudaGetLastError();  // nothing a refused plan left behind may leak into later calls on that thread
-      return ok;
-    }));
-  }
-  for (int64_t i = 0; i < count; ++i)
-    if (!finalized[i].get()) gr->plans[i].reset();
+  gr->ready.resize(count);
+  cudaGetDevice(&gr->device);
+  for (int64_t i = 0; i < count; ++i) gr->plans[i] = std::make_unique<Desc>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
   return gr;
 }
 
@@ -372,8 +398,9 @@ class ConvCudnnGraph : public Tactic {
     for (int64_t p : pads)
       if (p < 0) return nullptr;
     st->graph = graph_for(L, g, t, true);
-    if (!st->graph || rank_ >= int(st->graph->plans.size()) || !st->graph->plans[rank_]) return nullptr;
-    st->plan = st->graph->plans[rank_].get();
+    if (!st->graph) return nullptr;
+    st->plan = st->graph->plan(size_t(rank_));
+    if (!st->plan) return nullptr;
     st->workspace = st->graph->workspace[rank_];
     return st;
   }
