@@ -1,0 +1,34 @@
+/** One-layer Plans of the int8 kinds (Int8Conv, Int8Gemm), shared by the CPU and GPU tactic tests. */
+import { DataType } from '../../../src/dtype';
+import { Plan, PlanAttr } from '../../../src/lower/plan';
+
+type Arr = Int8Array | Uint8Array | Float32Array;
+export const bytes = (a: Arr) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+export interface Int8LayerCase {
+  kind: 'Int8Conv' | 'Int8Gemm';
+  x: { dtype: DataType; shape: number[]; data: Int8Array | Uint8Array };
+  w: { shape: number[]; data: Int8Array };
+  bias?: Float32Array;
+  residual?: Float32Array;
+  out: { dtype: DataType; shape: number[] };
+  attrs: Record<string, PlanAttr>;
+}
+
+/** The layer as a Plan (x and the residual are inputs; w and the bias constants), and its input buffers. */
+export function int8LayerPlan(c: Int8LayerCase): { plan: Plan; inputs: ArrayBufferView[] } {
+  const tensors: Plan['tensors'] = [
+    { name: 'x', dtype: c.x.dtype, shape: c.x.shape, kind: 'input' },
+    { name: 'w', dtype: DataType.INT8, shape: c.w.shape, kind: 'constant', data: bytes(c.w.data) },
+    { name: 'y', dtype: c.out.dtype, shape: c.out.shape, kind: 'output' },
+  ];
+  const inputs: ArrayBufferView[] = [c.x.data];
+  const ins = [0, 1];
+  if (c.bias || c.residual) ins.push(c.bias ? tensors.push({ name: 'b', dtype: DataType.FLOAT, shape: [c.bias.length], kind: 'constant', data: bytes(c.bias) }) - 1 : -1);
+  if (c.residual) {
+    ins.push(tensors.push({ name: 'r', dtype: DataType.FLOAT, shape: c.out.shape, kind: 'input' }) - 1);
+    inputs.push(c.residual);
+  }
+  const planInputs = [0, ...(c.residual ? [ins[3]] : [])];
+  return { plan: { tensors, ops: [{ kind: c.kind, name: 'q', inputs: ins, outputs: [2], attrs: c.attrs, origin: ['q'] }], inputs: planInputs, outputs: [2] }, inputs };
+}
