@@ -24,7 +24,8 @@ import { assignLayout } from './passes/layout-assignment';
 import { GuardResult, describePin, guardHalfPrecision } from './passes/accuracy-guard';
 import { CacheIdentity, readTimingCache, writeTimingCache } from './timing-cache';
 import { quantizeGraph } from './quant';
-import { resolveLayerPrecisions } from './quant/layer-precisions';
+import { LayerPrecision, resolveLayerPrecisions } from './quant/layer-precisions';
+import { BestMeta, buildBest } from './quant/best';
 
 export type ModelSource = Uint8Array | ArrayBuffer | string;
 
@@ -95,8 +96,6 @@ function pickBackend(o: ResolvedOptions): 'cpu' | 'cuda' {
   if (o.device === 'cuda' && !have.includes('cuda'))
     throw new KilnError('UNSUPPORTED', `Option 'device' is 'cuda' but this kiln addon was built without the CUDA backend (it has: ${have.join(', ')})`);
   const backend = o.device === 'auto' ? (have.includes('cuda') ? 'cuda' : 'cpu') : o.device;
-  if (o.precision === 'best')
-    throw new KilnError('UNSUPPORTED', `Option 'precision' is 'best', which kiln does not build yet; use 'fp32', 'fp16' or 'int8'`);
   if (backend === 'cpu' && o.precision === 'fp16')
     throw new KilnError('UNSUPPORTED', `Option 'precision' is 'fp16' but the cpu backend runs fp32 and int8 only; use precision: 'fp32', 'int8' or a CUDA device`);
   return backend;
@@ -108,6 +107,27 @@ function pickBackend(o: ResolvedOptions): 'cpu' | 'cuda' {
  */
 export async function compile(model: ModelSource, options?: CompileOptions): Promise<Engine> {
   const o = resolveOptions(options);
+  if (o.precision === 'best') {
+    if (o.signal?.aborted) throw new KilnError('CANCELLED', 'build cancelled');
+    return buildBest(model, o, pickBackend(o), compileResolved);
+  }
+  return compileResolved(model, o);
+}
+
+/**
+ * @internal The last build of precision 'best' (src/quant/best.ts): an int8 build (or a float one
+ * without calibration) whose float layers run in fp16 unless pinned to fp32 (`half`), reported as 'best'.
+ */
+export interface MixedBuild {
+  half: boolean;
+  /** The user's own pins (the accuracy guards never move them; the choices in o.layerPrecisions they may). */
+  userPins: Record<string, LayerPrecision>;
+  best: BestMeta;
+  warnings: string[];
+}
+
+/** @internal compile() on resolved options, with the 'best' build's last step when `mixed` is given. */
+export async function compileResolved(model: ModelSource, o: ResolvedOptions, mixed?: MixedBuild): Promise<Engine> {
   const start = Date.now();
   const progress = (phase: ProgressEvent['phase'], done: number, total: number, layer?: string) =>
     o.onProgress?.({ phase, done, total, layer, elapsed: (Date.now() - start) / 1000 });
@@ -159,17 +179,22 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
     passes.push({ name: 'layout-assignment', changed: r.converted.length, nodes: r.converted, reformats: r.reformats });
   }
   let guardFailure: string | undefined;
-  if (o.precision === 'fp16') {
-    const fp32Pins = new Set([...pins].filter(([, p]) => p === 'fp32').map(([n]) => n));
-    const fp16Pins = new Set([...pins].filter(([, p]) => p === 'fp16').map(([n]) => n));
+  let halfGuard: GuardResult | undefined;
+  const half = o.precision === 'fp16' || (mixed?.half ?? false);
+  if (half) {
+    // a mixed int8 build resolves its pins on the quantized graph (the int8 layers keep their origins)
+    const floatPins = o.precision === 'int8' ? resolveLayerPrecisions(g, o.layerPrecisions) : pins;
+    const fp32Pins = new Set([...floatPins].filter(([, p]) => p === 'fp32').map(([n]) => n));
+    const keep = mixed ? resolveLayerPrecisions(g, mixed.userPins) : floatPins;
+    const fp16Pins = new Set([...keep].filter(([, p]) => p === 'fp16').map(([n]) => n));
     if (o.guard) {
       try {
-        guard = guardHalfPrecision(plan, { keep: fp16Pins, ...(o.tolerance !== undefined ? { tolerance: o.tolerance } : {}) });
+        halfGuard = guardHalfPrecision(plan, { keep: fp16Pins, ...(o.tolerance !== undefined ? { tolerance: o.tolerance } : {}) });
       } catch (e) {
         guardFailure = `precision guard: the plans could not run on the CPU reference kernels (${(e as Error).message}); every layer runs in fp16 unchecked`;
       }
     }
-    const r = assignHalfPrecision(plan, new Set([...fp32Pins, ...(guard?.pinned.map((p) => p.layer) ?? [])]));
+    const r = assignHalfPrecision(plan, new Set([...fp32Pins, ...(halfGuard?.pinned.map((p) => p.layer) ?? [])]));
     passes.push({ name: 'precision-assignment', changed: r.half.length, nodes: r.half });
   }
   for (const [name, pass] of [
@@ -180,16 +205,20 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
     const removed = pass(plan);
     passes.push({ name, changed: removed.length, nodes: removed });
   }
-  if (o.precision === 'fp16') warnings.push(...(guard ? guardWarnings(guard) : guardFailure ? [guardFailure] : []));
+  if (half) warnings.push(...(halfGuard ? guardWarnings(halfGuard) : guardFailure ? [guardFailure] : []));
+  // a mixed build reports both guards' pins: int8 layers left in float, then float layers kept in fp32
+  if (halfGuard) guard = guard ? { ...halfGuard, pinned: [...guard.pinned, ...halfGuard.pinned] } : halfGuard;
+  if (mixed) warnings.push(...mixed.warnings);
   const meta: EngineMeta = {
     inputs: g.inputs.map((n) => info(g, n)),
     outputs: g.outputs.map((n) => info(g, n)),
     passes,
     onnxNodes,
-    precision: o.precision,
+    precision: mixed ? 'best' : o.precision,
     warnings,
     buildSeconds: 0,
     ...(guard ? { precisionGuard: { checked: guard.checked, pinned: guard.pinned } } : {}),
+    ...(mixed ? { best: mixed.best } : {}),
   };
   progress('lower', 1, 1);
   const cancel = new Int32Array(1);
@@ -199,7 +228,7 @@ export async function compile(model: ModelSource, options?: CompileOptions): Pro
   o.signal?.addEventListener('abort', onAbort);
   try {
     const buildOptions = JSON.stringify({
-      precision: o.precision,
+      precision: mixed ? 'best' : o.precision,
       device: o.device,
       shapes: o.shapes,
       constants: Object.keys(o.constants),

@@ -42,6 +42,29 @@ export interface LayerReport {
   tactic: string;
   candidates: { tactic: string; ms: number | null; error?: string }[];
   precision: string;
+  /** precision 'best': the choice made for the ONNX nodes this layer was made from. */
+  choice?: BestChoice;
+}
+
+/**
+ * precision 'best': one group of ONNX nodes (the nodes the candidate engines fused together), each
+ * candidate precision's time for it and the precision chosen, with why.
+ */
+export interface BestChoice {
+  /** The group's ONNX nodes. */
+  nodes: string[];
+  /** Per candidate precision, the ms of the group's layers in that engine (their chosen tactics'
+   *  times, with the quantize and cast layers the precision adds around them). */
+  ms: Partial<Record<'fp32' | 'fp16' | 'int8', number>>;
+  chosen: 'fp32' | 'fp16' | 'int8';
+  reason: string;
+}
+
+/** precision 'best': the precisions compared, why any was left out, and the choice per node group. */
+export interface BestReport {
+  candidates: ('fp32' | 'fp16' | 'int8')[];
+  notes: string[];
+  groups: BestChoice[];
 }
 
 export interface EngineReport {
@@ -59,6 +82,8 @@ export interface EngineReport {
   buildSeconds?: number;
   /** fp16 builds with the accuracy guard: layers compared, and those pinned to fp32 with why. */
   precisionGuard?: PrecisionGuardReport;
+  /** precision 'best': the candidate precisions and the choice per ONNX node group. */
+  best?: BestReport;
   warnings: string[];
 }
 
@@ -77,6 +102,7 @@ export interface EngineMeta {
   warnings: string[];
   buildSeconds?: number;
   precisionGuard?: PrecisionGuardReport;
+  best?: BestReport;
 }
 
 /** @internal The engine's plan as the addon describes it: tensor table (ONNX value names), layers, outputs. */
@@ -95,14 +121,22 @@ interface Described {
 }
 
 /**
- * A layer of an fp16 engine runs in 'fp16' when it writes a float16 tensor, in 'fp32' otherwise; a
- * layer of an int8 engine in 'int8' when it is an int8 kind (Int8Conv, Int8Gemm), in 'fp32' otherwise.
+ * A layer of an int8 or 'best' engine runs in 'int8' when it is an int8 kind (Int8Conv, Int8Gemm); a
+ * layer of an fp16 or 'best' engine in 'fp16' when it writes a float16 tensor; any other layer of
+ * these engines in 'fp32'.
  */
 function layerPrecision(engine: string, plan: DescribedPlan, i: number): string {
   const op = plan.ops[i];
-  if (engine === 'int8') return op?.kind.startsWith('Int8') ? 'int8' : 'fp32';
-  if (engine !== 'fp16' || !op) return engine;
-  return op.outputs.some((o) => o >= 0 && plan.tensors[o]?.dtype === DataType.FLOAT16) ? 'fp16' : 'fp32';
+  if (!op || !['int8', 'fp16', 'best'].includes(engine)) return engine;
+  if (engine !== 'fp16' && op.kind.startsWith('Int8')) return 'int8';
+  if (engine !== 'int8' && op.outputs.some((o) => o >= 0 && plan.tensors[o]?.dtype === DataType.FLOAT16)) return 'fp16';
+  return 'fp32';
+}
+
+/** The 'best' choice made for a layer's ONNX nodes. */
+function choiceOf(best: BestReport | undefined, fusedFrom: string[]): BestChoice | undefined {
+  if (!best || !fusedFrom.length) return undefined;
+  return best.groups.find((g) => g.nodes.includes(fusedFrom[0]));
 }
 
 export class Engine {
@@ -139,7 +173,9 @@ export class Engine {
       kilnVersion: d.header.kilnVersion,
       buildOptions: d.header.buildOptions,
       passes: meta.passes,
-      layers: d.layers.map((l, i) => ({
+      layers: d.layers.map((l, i) => {
+        const choice = choiceOf(meta.best, d.plan.ops[i]?.origin ?? []);
+        return {
         name: l.name,
         kind: l.kind,
         fusedFrom: d.plan.ops[i]?.origin ?? [],
@@ -149,11 +185,14 @@ export class Engine {
         tactic: l.tactic,
         candidates: l.candidates,
         precision: layerPrecision(meta.precision, d.plan, i),
-      })),
+        ...(choice ? { choice } : {}),
+        };
+      }),
       memory: d.memory,
       onnxNodes: meta.onnxNodes,
       buildSeconds: meta.buildSeconds,
       ...(meta.precisionGuard ? { precisionGuard: meta.precisionGuard } : {}),
+      ...(meta.best ? { best: meta.best } : {}),
       // Layers a GPU engine runs on the CPU are never silent: each is named with the bytes it copies.
       warnings: [
         ...meta.warnings,

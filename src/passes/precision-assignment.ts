@@ -9,13 +9,17 @@
  *         tensor and target type, shared by all its readers. Fused element-wise layers read float32 and
  *         float16 inputs alike, so they get no casts, and constants only they read stay float32 (a
  *         mask constant such as -3.4e38 keeps its value instead of becoming -Inf, and 0 · it stays 0).
- * Handles: float32 only (other types are untouched); views keep their base's type.
+ * Handles: float32 only (other types are untouched); views keep their base's type. Layers over
+ *          quantized tensors (Int8Conv, Int8Gemm, QuantizeLinear, DequantizeLinear) stay float32: their
+ *          kernels take float32 scales, biases, residuals and outputs (a 'best' build mixes them with fp16).
  */
 import { DataType, floatToHalf } from '../dtype';
 import { Plan, PlanOp, PlanTensor } from '../lower/plan';
 
 /** Native kinds whose kernels read each float input as float32 or float16, whatever the layer runs in. */
 const READS_ANY_FLOAT = new Set(['Elementwise']);
+/** Native kinds over quantized tensors: they stay float32 (see Handles). */
+const QUANTIZED = new Set(['Int8Conv', 'Int8Gemm', 'QuantizeLinear', 'DequantizeLinear']);
 
 export interface PrecisionResult {
   /** Layers that now run in float16. */
@@ -29,7 +33,7 @@ export function assignHalfPrecision(plan: Plan, pinned: Set<string>): PrecisionR
   const isF32 = (i: number) => i >= 0 && plan.tensors[i].dtype === DataType.FLOAT;
   const producer = new Map<number, PlanOp>();
   for (const op of plan.ops) for (const o of op.outputs) if (o >= 0) producer.set(o, op);
-  const halfLayer = (op: PlanOp) => !pinned.has(op.name) && [...op.inputs, ...op.outputs].some(isF32);
+  const halfLayer = (op: PlanOp) => !pinned.has(op.name) && !QUANTIZED.has(op.kind) && [...op.inputs, ...op.outputs].some(isF32);
   const half = plan.ops.filter(halfLayer);
   const halfSet = new Set(half);
   const rootOf = (i: number): number => (plan.tensors[i].view ? rootOf(plan.tensors[i].view!.base) : i);

@@ -1,0 +1,222 @@
+/**
+ * precision 'best' (compile() hands it over after resolving the options): per group of ONNX nodes, the
+ * fastest precision the backend runs, within the accuracy budget.
+ *   1. Candidate engines: fp32 always (the reference), fp16 on cuda, int8 with calibration data
+ *      (`calibration`, or an existing `calibrationCache`; without either only the float precisions are
+ *      compared, and the report says so). They share one timing cache (a temporary file when the user
+ *      gave none) and one calibration cache, so the last build times and calibrates nothing again.
+ *      Candidates are built without the accuracy guard and without `layerPrecisions`: they measure
+ *      each precision everywhere.
+ *   2. Layers are mapped across the engines by their ONNX origin (report.layers[i].fusedFrom): ONNX
+ *      nodes any engine fused into one layer form one group. A layer with no origin (a quantize or
+ *      cast layer a precision adds) counts against the group of the next layer that has one: such
+ *      layers are placed right before their first reader. A group's time in a precision is the sum of
+ *      its layers' chosen tactics' ms (a layer whose tactic was not timed — one candidate — is timed by
+ *      profiling that engine).
+ *   3. Per group the fastest float precision is chosen (ties keep the higher precision); int8 only
+ *      where the group has an int8 layer and its time, quantize layers included, beats that. Pins from
+ *      `layerPrecisions` override the choice.
+ *   4. The last build: an int8 build (float groups pinned out of quantization; on cuda its float
+ *      layers run in fp16 unless chosen or pinned fp32) or, with no int8 group, an fp16 (cuda) or fp32
+ *      (cpu) build with the fp32 choices pinned. Its accuracy guards move layers beyond `tolerance`
+ *      up: int8 → float (fp16 on cuda) → fp32; the user's pins are never moved.
+ * engine.report.best lists the groups with each candidate's ms, the choice and why; each layer's
+ * `choice` is its group's. A summary line goes to the warnings.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { randomInputs } from '../cli/inputs';
+import type { MixedBuild, ModelSource } from '../compile';
+import type { BestChoice, BestReport, Engine, LayerReport } from '../engine';
+import { KilnError } from '../errors';
+import type { ResolvedOptions } from '../options';
+import type { LayerPrecision } from './layer-precisions';
+
+export type BestMeta = BestReport;
+
+/**
+ * @internal Test hook: a layer's time (ms) in a candidate engine, replacing the measured one when it
+ * returns a number (tests make the choice deterministic with it).
+ */
+export const bestHooks: { layerMs?: (precision: LayerPrecision, layer: LayerReport) => number | undefined } = {};
+
+type Build = (model: ModelSource, o: ResolvedOptions, mixed?: MixedBuild) => Promise<Engine>;
+
+/** Runs of the profile that times the layers no tactic time covers (the median is taken). */
+const PROFILE_RUNS = 5;
+
+/** Each layer's time in `engine`: its chosen tactic's, else its median over a few profiled runs. */
+async function layerTimes(engine: Engine, precision: LayerPrecision): Promise<number[]> {
+  const layers = engine.report.layers;
+  const tactic = layers.map((l) => bestHooks.layerMs?.(precision, l) ?? l.candidates.find((c) => c.tactic === l.tactic)?.ms ?? null);
+  if (tactic.every((ms) => ms !== null && ms >= 0)) return tactic as number[];
+  const feeds = randomInputs(engine.inputs, 1);
+  const runs: number[][] = [];
+  for (let r = 0; r < PROFILE_RUNS; r++) runs.push((await engine.profile(feeds)).layers.map((l) => l.ms));
+  return tactic.map((ms, i) => {
+    if (ms !== null && ms >= 0) return ms;
+    const t = runs.map((run) => run[i]).sort((a, b) => a - b);
+    return t[Math.floor(t.length / 2)];
+  });
+}
+
+/** Union-find over ONNX node names. */
+class Groups {
+  private parent = new Map<string, string>();
+  find(x: string): string {
+    let p = this.parent.get(x) ?? x;
+    if (p !== x) {
+      p = this.find(p);
+      this.parent.set(x, p);
+    }
+    return p;
+  }
+  union(names: readonly string[]): void {
+    for (const n of names) if (!this.parent.has(n)) this.parent.set(n, n);
+    for (let i = 1; i < names.length; i++) {
+      const a = this.find(names[0]);
+      const b = this.find(names[i]);
+      if (a !== b) this.parent.set(b, a);
+    }
+  }
+  members(): Map<string, string[]> {
+    const m = new Map<string, string[]>();
+    for (const n of this.parent.keys()) (m.get(this.find(n)) ?? m.set(this.find(n), []).get(this.find(n))!).push(n);
+    return m;
+  }
+}
+
+/** One candidate engine's layers and times. */
+export interface CandidateLayers {
+  precision: LayerPrecision;
+  layers: { name: string; kind: string; fusedFrom: string[]; ms: number }[];
+}
+
+const ORDER: LayerPrecision[] = ['fp32', 'fp16', 'int8'];
+const fmt = (ms: number) => `${Number(ms.toPrecision(3))} ms`;
+
+/**
+ * The choice per ONNX node group from the candidates' layer times; `pins` (ONNX node or layer names →
+ * precision) override it.
+ */
+export function chooseGroups(cands: readonly CandidateLayers[], pins: Readonly<Record<string, LayerPrecision>> = {}): BestChoice[] {
+  const groups = new Groups();
+  for (const c of cands) for (const l of c.layers) if (l.fusedFrom.length) groups.union(l.fusedFrom);
+  // per candidate: group root → ms, and the roots holding an int8 layer
+  const ms = new Map<LayerPrecision, Map<string, number>>();
+  const hasInt8 = new Set<string>();
+  const layerGroup = new Map<string, string>();
+  for (const c of cands) {
+    const m = new Map<string, number>();
+    ms.set(c.precision, m);
+    let pending = 0;
+    let last: string | undefined;
+    for (const l of c.layers) {
+      if (!l.fusedFrom.length) {
+        pending += l.ms;
+        continue;
+      }
+      const g = groups.find(l.fusedFrom[0]);
+      if (!layerGroup.has(l.name)) layerGroup.set(l.name, g);
+      m.set(g, (m.get(g) ?? 0) + l.ms + pending);
+      pending = 0;
+      last = g;
+      if (c.precision === 'int8' && l.kind.startsWith('Int8')) hasInt8.add(g);
+    }
+    if (last !== undefined && pending) m.set(last, m.get(last)! + pending);
+  }
+  const pinOf = (root: string, nodes: string[]): LayerPrecision | undefined => {
+    for (const [name, p] of Object.entries(pins)) if (nodes.includes(name) || layerGroup.get(name) === root) return p;
+    return undefined;
+  };
+  const out: BestChoice[] = [];
+  for (const [root, nodes] of groups.members()) {
+    const times: BestChoice['ms'] = {};
+    for (const p of ORDER) {
+      const t = ms.get(p)?.get(root);
+      if (t !== undefined && (p !== 'int8' || hasInt8.has(root))) times[p] = t;
+    }
+    const floats = ORDER.filter((p) => p !== 'int8' && times[p] !== undefined);
+    let chosen: LayerPrecision = floats.reduce((a, p) => (times[p]! < times[a]! ? p : a), floats[0] ?? 'fp32');
+    const list = ORDER.filter((p) => times[p] !== undefined)
+      .map((p) => `${p} ${fmt(times[p]!)}`)
+      .join(', ');
+    let reason = floats.length > 1 ? `${chosen} is the fastest float precision (${list})` : `${list}`;
+    if (times.int8 !== undefined && times[chosen] !== undefined) {
+      if (times.int8 < times[chosen]!) {
+        reason = `int8 is the fastest, its quantize layers included (${list})`;
+        chosen = 'int8';
+      } else reason = `int8 is not faster with its quantize layers (${list}); ${chosen} kept`;
+    } else if (ms.has('int8') && times.int8 === undefined) reason += '; no int8 layer runs it';
+    const pin = pinOf(root, nodes);
+    if (pin !== undefined) {
+      chosen = pin;
+      reason = `pinned to ${pin} by layerPrecisions (${list})`;
+    }
+    out.push({ nodes, ms: times, chosen, reason });
+  }
+  return out;
+}
+
+/** The 'best' build: candidates, choice, last build (see the header). */
+export async function buildBest(model: ModelSource, o: ResolvedOptions, backend: 'cpu' | 'cuda', build: Build): Promise<Engine> {
+  const notes: string[] = [];
+  const floats: LayerPrecision[] = backend === 'cuda' ? ['fp32', 'fp16'] : ['fp32'];
+  const calibrated = o.calibration !== undefined || (o.calibrationCache !== undefined && fs.existsSync(o.calibrationCache));
+  if (!calibrated) notes.push(`precision 'best': int8 not considered: no calibration data (give 'calibration' or a 'calibrationCache'); only ${floats.join(' and ')} compared`);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-best-'));
+  try {
+    const timingCache = o.timingCache ?? path.join(tmp, 'timing.json');
+    const calibrationCache = o.calibrationCache ?? path.join(tmp, 'calibration.json');
+    const base: ResolvedOptions = { ...o, timingCache, calibrationCache, onProgress: undefined, layerPrecisions: {}, guard: false };
+    const cands: CandidateLayers[] = [];
+    const measure = async (precision: LayerPrecision) => {
+      const e = await build(model, { ...base, precision });
+      try {
+        const ms = await layerTimes(e, precision);
+        cands.push({ precision, layers: e.report.layers.map((l, i) => ({ name: l.name, kind: l.kind, fusedFrom: l.fusedFrom, ms: ms[i] })) });
+      } finally {
+        e.dispose();
+      }
+    };
+    for (const p of floats) await measure(p);
+    if (calibrated) {
+      try {
+        await measure('int8');
+      } catch (e) {
+        if (!(e instanceof KilnError) || e.code === 'CANCELLED') throw e;
+        notes.push(`precision 'best': int8 not considered: ${e.message}`);
+      }
+    }
+    const choices = chooseGroups(cands, o.layerPrecisions);
+    const int8 = choices.some((c) => c.chosen === 'int8');
+    // Pins for the last build: the float choices (chosen int8 stays unpinned so that its guard may
+    // move it; on cuda chosen fp16 too), and the user's pins as given.
+    const pins: Record<string, LayerPrecision> = {};
+    for (const c of choices) {
+      const pin = c.chosen === 'fp32' || (int8 && c.chosen === 'fp16') ? c.chosen : undefined;
+      if (pin) for (const n of c.nodes) pins[n] = pin;
+    }
+    Object.assign(pins, o.layerPrecisions);
+    const count = (p: LayerPrecision) => choices.filter((c) => c.chosen === p).length;
+    const summary = `precision 'best' (${cands.map((c) => c.precision).join(', ')} compared): ${ORDER.filter((p) => count(p))
+      .map((p) => `${count(p)} node group(s) in ${p}`)
+      .join(', ')}; each layer's choice and the candidates' times are in report.layers[i].choice`;
+    const last: ResolvedOptions = {
+      ...o,
+      precision: int8 ? 'int8' : backend === 'cuda' ? 'fp16' : 'fp32',
+      layerPrecisions: pins,
+      timingCache,
+      calibrationCache,
+    };
+    return await build(model, last, {
+      half: backend === 'cuda' && int8,
+      userPins: o.layerPrecisions,
+      best: { candidates: cands.map((c) => c.precision), notes, groups: choices },
+      warnings: [...notes, summary],
+    });
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * precision 'best' on the CPU backend: the small CNN with calibration builds from its fp32 and int8
+ * candidates, reports per layer the choice with the candidates' times and stays within tolerance of
+ * fp32; injected layer times (bestHooks) make the choice deterministic: a slow candidate is never
+ * chosen, layerPrecisions pins override the choice, and without calibration only fp32 is compared.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Tensor, compile } from '../../../src';
+import type { LayerReport } from '../../../src/engine';
+import { bestHooks, chooseGroups } from '../../../src/quant/best';
+import { rng } from '../ops/tactic-helpers';
+import { smallCnn } from './quant-models';
+
+function feeds(n: number, seed: number): Record<string, Tensor>[] {
+  const r = rng(seed);
+  return Array.from({ length: n }, () => ({ x: new Tensor('float32', Float32Array.from({ length: 3 * 16 * 16 }, () => r() * 2 - 1), [1, 3, 16, 16]) }));
+}
+
+function relL2(ref: Float32Array, got: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    num += (got[i] - ref[i]) ** 2;
+    den += ref[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+const CALIB = feeds(16, 11);
+const HELD_OUT = feeds(3, 99);
+
+/** Layer times that make int8 layers (and the quantize layers they need) cost `int8` ms, float ones 1 ms. */
+const inject = (int8: number) => (precision: string, l: LayerReport) => (precision === 'int8' && (l.kind.startsWith('Int8') || l.kind === 'QuantizeLinear') ? int8 : 1);
+
+afterEach(() => {
+  bestHooks.layerMs = undefined;
+});
+
+describe("precision 'best'", () => {
+  test('builds the calibrated CNN, reports each layer with the candidates times, stays within tolerance of fp32', async () => {
+    const e = await compile(smallCnn(), { precision: 'best', calibration: CALIB });
+    const r = e.report;
+    expect(r.precision).toBe('best');
+    expect(r.best!.candidates).toEqual(['fp32', 'int8']);
+    expect(r.best!.notes).toEqual([]);
+    const conv1 = r.layers.find((l) => l.fusedFrom.includes('conv1'))!;
+    expect(conv1.choice).toBeDefined();
+    expect(Object.keys(conv1.choice!.ms).sort()).toEqual(['fp32', 'int8']);
+    for (const ms of Object.values(conv1.choice!.ms)) expect(ms).toBeGreaterThan(0);
+    expect(conv1.choice!.reason).toMatch(/int8/);
+    // what the report says a layer runs in is what was chosen (the guard may only move int8 up)
+    for (const l of r.layers.filter((l) => l.choice && l.kind !== 'QuantizeLinear')) {
+      if (l.choice!.chosen === 'fp32') expect(l.precision).toBe('fp32');
+      if (l.precision === 'int8') expect(l.choice!.chosen).toBe('int8');
+    }
+    expect(r.warnings.some((w) => /^precision 'best' \(fp32, int8 compared\): .*node group/.test(w))).toBe(true);
+    const ref = await compile(smallCnn(), {});
+    for (const f of HELD_OUT) expect(relL2((await ref.infer(f)).y.data as Float32Array, (await e.infer(f)).y.data as Float32Array)).toBeLessThan(0.1);
+    ref.dispose();
+    e.dispose();
+  });
+
+  test('a slow candidate is not chosen: slow int8 → every layer fp32, fast int8 → the Conv/Gemm layers int8', async () => {
+    bestHooks.layerMs = inject(100);
+    const slow = await compile(smallCnn(), { precision: 'best', calibration: CALIB });
+    expect(slow.report.layers.filter((l) => l.precision === 'int8')).toEqual([]);
+    const conv1 = slow.report.layers.find((l) => l.fusedFrom.includes('conv1'))!;
+    expect(conv1.choice!.chosen).toBe('fp32');
+    expect(conv1.choice!.ms.int8).toBeGreaterThanOrEqual(100);
+    expect(conv1.choice!.reason).toMatch(/^int8 is not faster with its quantize layers \(fp32 .* ms, int8 .* ms\); fp32 kept$/);
+    slow.dispose();
+    bestHooks.layerMs = inject(0.01);
+    const fast = await compile(smallCnn(), { precision: 'best', calibration: CALIB, guard: false });
+    const int8 = fast.report.layers.filter((l) => l.precision === 'int8').map((l) => l.name);
+    expect(int8).toEqual(expect.arrayContaining(['conv1', 'conv2']));
+    expect(fast.report.layers.find((l) => l.name === 'conv1')!.choice!.reason).toMatch(/^int8 is the fastest, its quantize layers included/);
+    fast.dispose();
+  });
+
+  test('layerPrecisions pins override the choice', async () => {
+    bestHooks.layerMs = inject(0.01);
+    const e = await compile(smallCnn(), { precision: 'best', calibration: CALIB, guard: false, layerPrecisions: { conv2: 'fp32' } });
+    const conv2 = e.report.layers.find((l) => l.fusedFrom.includes('conv2'))!;
+    expect(conv2.precision).toBe('fp32');
+    expect(conv2.choice!.chosen).toBe('fp32');
+    expect(conv2.choice!.reason).toMatch(/^pinned to fp32 by layerPrecisions/);
+    expect(e.report.layers.find((l) => l.name === 'conv1')!.precision).toBe('int8');
+    e.dispose();
+  });
+
+  test('without calibration data only the float precisions are compared, and the report says so', async () => {
+    const e = await compile(smallCnn(), { precision: 'best' });
+    expect(e.report.best!.candidates).toEqual(['fp32']);
+    expect(e.report.best!.notes).toEqual(["precision 'best': int8 not considered: no calibration data (give 'calibration' or a 'calibrationCache'); only fp32 compared"]);
+    expect(e.report.warnings).toContain(e.report.best!.notes[0]);
+    expect(e.report.layers.every((l) => l.precision === 'fp32')).toBe(true);
+    e.dispose();
+  });
+
+  test('the candidates share the timing cache the user gives, which the last build reuses', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-best-'));
+    try {
+      const file = path.join(dir, 'timing.json');
+      const e = await compile(smallCnn(), { precision: 'best', calibration: CALIB, timingCache: file });
+      const entries = Object.keys(JSON.parse(fs.readFileSync(file, 'utf8')).entries);
+      expect(entries.some((k) => k.startsWith('Int8Conv'))).toBe(true);
+      expect(entries.some((k) => k.startsWith('Conv'))).toBe(true);
+      e.dispose();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('chooseGroups', () => {
+  const layer = (name: string, kind: string, fusedFrom: string[], ms: number) => ({ name, kind, fusedFrom, ms });
+  test('groups layers by ONNX origin across engines, counts origin-less layers against the next group, ties keep fp32', () => {
+    const c = chooseGroups([
+      { precision: 'fp32', layers: [layer('conv', 'Conv', ['conv', 'relu'], 2), layer('fc', 'Gemm', ['fc'], 1)] },
+      { precision: 'fp16', layers: [layer('x__cast', 'Cast', [], 0.5), layer('conv', 'Conv', ['conv'], 1), layer('relu', 'Elementwise', ['relu'], 1), layer('fc', 'Gemm', ['fc'], 1)] },
+      { precision: 'int8', layers: [layer('x__quantize', 'QuantizeLinear', [], 0.2), layer('conv', 'Int8Conv', ['conv', 'relu'], 1), layer('fc', 'Gemm', ['fc'], 0.1)] },
+    ]);
+    const byNode = (n: string) => c.find((g) => g.nodes.includes(n))!;
+    expect(byNode('conv').nodes.sort()).toEqual(['conv', 'relu']);
+    expect(byNode('conv').ms).toEqual({ fp32: 2, fp16: 2.5, int8: 1.2 });
+    expect(byNode('conv').chosen).toBe('int8');
+    // fc has no int8 layer in the int8 engine: int8 is no candidate for it; fp32 and fp16 tie
+    expect(byNode('fc').ms).toEqual({ fp32: 1, fp16: 1 });
+    expect(byNode('fc').chosen).toBe('fp32');
+    expect(byNode('fc').reason).toBe('fp32 is the fastest float precision (fp32 1 ms, fp16 1 ms); no int8 layer runs it');
+  });
+});
