@@ -176,16 +176,16 @@ export class Engine {
       layers: d.layers.map((l, i) => {
         const choice = choiceOf(meta.best, d.plan.ops[i]?.origin ?? []);
         return {
-        name: l.name,
-        kind: l.kind,
-        fusedFrom: d.plan.ops[i]?.origin ?? [],
-        backend: l.backend,
-        transferBytes: l.transferBytes,
-        signature: l.signature,
-        tactic: l.tactic,
-        candidates: l.candidates,
-        precision: layerPrecision(meta.precision, d.plan, i),
-        ...(choice ? { choice } : {}),
+          name: l.name,
+          kind: l.kind,
+          fusedFrom: d.plan.ops[i]?.origin ?? [],
+          backend: l.backend,
+          transferBytes: l.transferBytes,
+          signature: l.signature,
+          tactic: l.tactic,
+          candidates: l.candidates,
+          precision: layerPrecision(meta.precision, d.plan, i),
+          ...(choice ? { choice } : {}),
         };
       }),
       memory: d.memory,

@@ -164,6 +164,13 @@ export async function buildBest(model: ModelSource, o: ResolvedOptions, backend:
   const notes: string[] = [];
   const floats: LayerPrecision[] = backend === 'cuda' ? ['fp32', 'fp16'] : ['fp32'];
   const calibrated = o.calibration !== undefined || (o.calibrationCache !== undefined && fs.existsSync(o.calibrationCache));
+  const runs = [...floats, ...(calibrated ? ['int8' as const] : [])];
+  for (const [layer, p] of Object.entries(o.layerPrecisions))
+    if (!runs.includes(p))
+      throw new KilnError(
+        'INVALID_OPTION',
+        `Option 'layerPrecisions' pins '${layer}' to ${p}, which precision 'best' cannot run here: it compares ${runs.join(', ')} on the ${backend} backend${p === 'int8' ? " (int8 needs 'calibration' or a 'calibrationCache')" : ''}`,
+      );
   if (!calibrated) notes.push(`precision 'best': int8 not considered: no calibration data (give 'calibration' or a 'calibrationCache'); only ${floats.join(' and ')} compared`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-best-'));
   try {

@@ -171,6 +171,15 @@ test("precision 'int8' without calibration data is refused, not built with made-
   await expect(compile(conv, { precision: 'int8' })).rejects.toThrow(/^precision 'int8' needs calibration data: pass 'calibration'/);
 });
 
-test("precision 'best' is refused, not silently built as fp32", async () => {
-  await expect(compile(addModel(), { precision: 'best' })).rejects.toThrow("Option 'precision' is 'best', which kiln does not build yet; use 'fp32', 'fp16' or 'int8'");
+test("precision 'best' without calibration builds float only and says so; a pin it cannot run is an error naming it", async () => {
+  const e = await compile(addModel(), { precision: 'best', device: 'cpu' });
+  expect(e.report.precision).toBe('best');
+  expect(e.report.warnings).toContain("precision 'best': int8 not considered: no calibration data (give 'calibration' or a 'calibrationCache'); only fp32 compared");
+  e.dispose();
+  await expect(compile(addModel(), { precision: 'best', device: 'cpu', layerPrecisions: { add0: 'fp16' } })).rejects.toThrow(
+    "Option 'layerPrecisions' pins 'add0' to fp16, which precision 'best' cannot run here: it compares fp32 on the cpu backend",
+  );
+  await expect(compile(addModel(), { precision: 'best', device: 'cpu', layerPrecisions: { add0: 'int8' } })).rejects.toThrow(
+    "Option 'layerPrecisions' pins 'add0' to int8, which precision 'best' cannot run here: it compares fp32 on the cpu backend (int8 needs 'calibration' or a 'calibrationCache')",
+  );
 });

@@ -79,6 +79,24 @@ describe("precision 'best'", () => {
     fast.dispose();
   });
 
+  test('the accuracy guard of the mixed build: within tolerance of fp32; a tolerance int8 cannot meet moves chosen int8 layers up to fp32', async () => {
+    bestHooks.layerMs = inject(0.01);
+    const ref = await compile(smallCnn(), {});
+    const mixed = await compile(smallCnn(), { precision: 'best', calibration: CALIB });
+    const int8 = mixed.report.layers.filter((l) => l.precision === 'int8').map((l) => l.name);
+    expect(int8).toContain('conv1');
+    expect(mixed.report.precisionGuard).toBeDefined();
+    for (const f of HELD_OUT) expect(relL2((await ref.infer(f)).y.data as Float32Array, (await mixed.infer(f)).y.data as Float32Array)).toBeLessThan(0.1);
+    mixed.dispose();
+    const strict = await compile(smallCnn(), { precision: 'best', calibration: CALIB, tolerance: 1e-7 });
+    const conv1 = strict.report.layers.find((l) => l.name === 'conv1')!;
+    expect([conv1.precision, conv1.choice!.chosen]).toEqual(['fp32', 'int8']);
+    expect(strict.report.precisionGuard!.pinned.map((p) => p.layer)).toContain('conv1');
+    expect(strict.report.layers.filter((l) => l.precision === 'int8').length).toBeLessThan(int8.length);
+    strict.dispose();
+    ref.dispose();
+  });
+
   test('layerPrecisions pins override the choice', async () => {
     bestHooks.layerMs = inject(0.01);
     const e = await compile(smallCnn(), { precision: 'best', calibration: CALIB, guard: false, layerPrecisions: { conv2: 'fp32' } });
