@@ -8,7 +8,19 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Tensor, compile } from '../../../src';
+import { DataType } from '../../../src/dtype';
 import type { LayerReport } from '../../../src/engine';
+import { inferGraph } from '../../../src/ir/infer';
+import { lowerGraph } from '../../../src/lower/lower';
+import { encodePlan } from '../../../src/lower/plan';
+import { FAST_CPU, native } from '../../../src/native/binding';
+import { importModel } from '../../../src/onnx/import';
+import { resolveOptions } from '../../../src/options';
+import { guardHalfPrecision } from '../../../src/passes/accuracy-guard';
+import { emulateHalf } from '../../../src/passes/half-emulation';
+import { runPasses } from '../../../src/passes/manager';
+import { assignHalfPrecision } from '../../../src/passes/precision-assignment';
+import { quantizeGraph } from '../../../src/quant';
 import { bestHooks, chooseGroups } from '../../../src/quant/best';
 import { rng } from '../ops/tactic-helpers';
 import { smallCnn } from './quant-models';
@@ -129,6 +141,28 @@ describe("precision 'best'", () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("the mixed int8 + fp16 plan of a 'best' build on cuda", () => {
+  test('int8 layers keep their float32 scales, bias and outputs, the float layers around them run in fp16, and the plan computes what the int8 one does (CPU emulation)', async () => {
+    const g = importModel(smallCnn());
+    inferGraph(g);
+    runPasses(g, true, { target: 'cuda' });
+    await quantizeGraph(g, smallCnn(), resolveOptions({ precision: 'int8', calibration: CALIB, guard: false }), () => {});
+    const int8Plan = lowerGraph(g);
+    const plan = lowerGraph(g);
+    const guard = guardHalfPrecision(plan);
+    const r = assignHalfPrecision(plan, new Set(guard.pinned.map((p) => p.layer)));
+    const quantized = plan.ops.filter((op) => op.kind.startsWith('Int8') || op.kind === 'QuantizeLinear');
+    expect(quantized.length).toBeGreaterThan(1);
+    for (const op of quantized) for (const t of [...op.inputs, ...op.outputs]) if (t >= 0) expect(plan.tensors[t].dtype).not.toBe(DataType.FLOAT16);
+    expect(r.half).toEqual(expect.arrayContaining(['gap']));
+    expect(r.casts).toBeGreaterThan(0);
+    const x = [HELD_OUT[0].x.data as Float32Array];
+    const want = new Float32Array(native().runPlan(encodePlan(int8Plan), x, FAST_CPU)[0]);
+    const got = new Float32Array(native().runPlan(encodePlan(emulateHalf(plan)), x, FAST_CPU)[0]);
+    expect(relL2(want, got)).toBeLessThan(1e-2);
   });
 });
 
