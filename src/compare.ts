@@ -7,11 +7,14 @@
  * first one off by more than the tolerance names the diverging layer. Values are matched by name: an
  * engine layer writes the ONNX value of the last node fused into it, and its fusedFrom names the nodes.
  */
-import { compile, ModelSource } from './compile';
+import { compile, compileResolved, ModelSource } from './compile';
 import { bfloat16ToFloat, halfToFloat } from './dtype';
 import type { Engine } from './engine';
 import { KilnError } from './errors';
+import { resolveOptions } from './options';
 import type { CompileOptions, DeviceKind, Precision } from './options';
+import type { CalibratorName } from './quant/calibrator';
+import type { LayerPrecision } from './quant/layer-precisions';
 import type { Tensor, TensorLike } from './tensor';
 
 export interface CompareOptions {
@@ -131,6 +134,11 @@ function recordedOptions(engine: Engine, constants: Record<string, TensorLike> |
     optimize?: boolean | Record<string, boolean>;
     strict?: boolean;
     deviceId?: number;
+    guard?: boolean;
+    layerPrecisions?: Record<string, LayerPrecision>;
+    tolerance?: number;
+    calibrator?: CalibratorName;
+    percentile?: number;
   };
   const names = b.constants ?? [];
   const given = Object.keys(constants ?? {});
@@ -148,8 +156,26 @@ function recordedOptions(engine: Engine, constants: Record<string, TensorLike> |
     optimize: b.optimize,
     strict: b.strict,
     deviceId: b.deviceId,
+    ...(b.guard === false ? { guard: false } : {}),
+    ...(b.layerPrecisions ? { layerPrecisions: b.layerPrecisions } : {}),
+    ...(b.tolerance !== undefined ? { tolerance: b.tolerance } : {}),
+    ...(b.calibrator ? { calibrator: b.calibrator } : {}),
+    ...(b.percentile !== undefined ? { percentile: b.percentile } : {}),
     ...(names.length ? { constants } : {}),
   };
+}
+
+/**
+ * The engine rebuilt from the model with every intermediate exposed, as the engine was built. An int8
+ * engine is rebuilt from its recorded activation ranges (no calibration data needed), with the layers
+ * its accuracy guard moved to fp32 pinned there (the guard does not run again on other samples).
+ */
+async function rebuild(engine: Engine, model: CompareOptions['model'], recorded: CompileOptions): Promise<Engine> {
+  const b = engine.report.buildOptions as { calibrationRanges?: Record<string, number> };
+  if (recorded.precision !== 'int8' || !b.calibrationRanges) return compile(model, { ...recorded, debug: { exposeAll: true } });
+  const guardPins = Object.fromEntries((engine.report.precisionGuard?.pinned ?? []).map((p) => [p.layer, 'fp32' as const]));
+  const o = resolveOptions({ ...recorded, guard: false, layerPrecisions: { ...recorded.layerPrecisions, ...guardPins }, debug: { exposeAll: true } });
+  return compileResolved(model, { ...o, calibrationRanges: b.calibrationRanges });
 }
 
 export async function compareEngine(engine: Engine, feeds: Record<string, Tensor | TensorLike>, options: CompareOptions): Promise<CompareResult> {
@@ -178,7 +204,7 @@ export async function compareEngine(engine: Engine, feeds: Record<string, Tensor
     let source: Divergence['source'] = 'engine';
     let under: Engine = engine;
     if (engine.plan.outputs.length === engine.outputs.length) {
-      rebuilt = await compile(options.model, { ...recorded, debug: { exposeAll: true } });
+      rebuilt = await rebuild(engine, options.model, recorded);
       values = await rebuilt.inferAll(feeds);
       source = 'rebuild';
       under = rebuilt;

@@ -158,11 +158,13 @@ export async function compileResolved(model: ModelSource, o: ResolvedOptions, mi
   ];
   const warnings: string[] = [];
   let guard: GuardResult | undefined;
+  let ranges: Record<string, number> = {};
   if (o.precision === 'int8') {
     const q = await quantizeGraph(g, bytes, o, checkAbort);
     passes.push(...q.passes);
     warnings.push(...q.warnings);
     guard = q.guard;
+    ranges = q.ranges;
   }
   // fp32/fp16 builds: every pinned name must exist; fp16 leaves the 'fp32' ones in fp32
   const pins = o.precision === 'int8' ? new Map() : resolveLayerPrecisions(g, o.layerPrecisions);
@@ -239,6 +241,8 @@ export async function compileResolved(model: ModelSource, o: ResolvedOptions, mi
       ...(o.debug.exposeAll ? { debug: o.debug } : {}),
       ...(o.guard ? {} : { guard: false }),
       ...(o.precision === 'int8' ? { calibrator: o.calibrator, ...(o.calibrator === 'percentile' ? { percentile: o.percentile } : {}) } : {}),
+      // the ranges calibration chose: a rebuild for engine.compare reproduces the same int8 layers
+      ...(Object.keys(ranges).length ? { calibrationRanges: ranges } : {}),
       ...(Object.keys(o.layerPrecisions).length ? { layerPrecisions: o.layerPrecisions } : {}),
       ...(o.tolerance !== undefined ? { tolerance: o.tolerance } : {}),
     });

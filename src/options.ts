@@ -135,6 +135,9 @@ export interface ResolvedOptions {
   calibrationCache?: string;
   layerPrecisions: Record<string, LayerPrecision>;
   tolerance?: number;
+  /** @internal int8: the activation ranges (amax by tensor) of an earlier build, used as they are
+   *  (engine.compare rebuilding an int8 engine layer by layer). */
+  calibrationRanges?: Record<string, number>;
 }
 
 export function resolveOptions(o: CompileOptions | undefined): ResolvedOptions {

@@ -40,6 +40,8 @@ export interface QuantizeResult {
   passes: PassSummary[];
   guard?: GuardResult;
   warnings: string[];
+  /** The activation ranges used (amax by tensor; empty for explicitly quantized models). */
+  ranges: Record<string, number>;
 }
 
 /** A copy of the graph that passes may rewrite: node lists and value records are new, contents shared. */
@@ -79,7 +81,11 @@ export async function quantizeGraph(g: Graph, modelBytes: Uint8Array, o: Resolve
       graph: JSON.stringify({ shapes: o.shapes, constants: Object.keys(o.constants).sort(), optimize: o.optimize }),
     };
     let note: string | undefined;
-    if (o.calibrationCache) {
+    if (o.calibrationRanges) {
+      const missing = acts.find((a) => typeof o.calibrationRanges![a] !== 'number');
+      if (missing !== undefined) throw new KilnError('INTERNAL', `the recorded calibration ranges have none for tensor '${missing}'`);
+      amax = new Map(acts.map((a) => [a, o.calibrationRanges![a]]));
+    } else if (o.calibrationCache) {
       const c = readCalibrationCache(o.calibrationCache, key);
       note = c.note;
       const missing = c.amax ? acts.find((a) => typeof c.amax![a] !== 'number') : undefined;
@@ -144,7 +150,7 @@ export async function quantizeGraph(g: Graph, modelBytes: Uint8Array, o: Resolve
   g.opsets = final.graph.opsets;
   passes.push({ name: 'qdq-fusion', changed: final.fused.length, nodes: final.fused });
   if (!final.fused.length) warnings.push("precision 'int8': no layer runs in int8 (no Conv/Gemm/MatMul with constant weights could be quantized)");
-  return { passes, guard, warnings };
+  return { passes, guard, warnings, ranges: Object.fromEntries(amax) };
 }
 
 /** The first `n` feeds of the calibration data, as input buffers (guard samples for a cached build). */

@@ -8,7 +8,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Tensor, compile } from '../../../src';
+import { Tensor, compile, loadEngine } from '../../../src';
 import { KilnError } from '../../../src/errors';
 import { rng } from '../ops/tactic-helpers';
 import { QDQ_OUT_STEP, qdqModel, smallCnn } from './quant-models';
@@ -128,6 +128,30 @@ describe('int8 post-training quantization', () => {
     }
     expect(e.report.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^layer '.*' \(Int8(Conv|Gemm)\) pinned to fp32: relative error/)]));
     e.dispose();
+  });
+});
+
+describe('compare on int8 engines', () => {
+  test('an int8 engine is rebuilt from its recorded ranges (no calibration data) to locate the first divergence', async () => {
+    const e = await compile(smallCnn(), { precision: 'int8', calibration: CALIB });
+    const ranges = (e.report.buildOptions as { calibrationRanges?: Record<string, number> }).calibrationRanges!;
+    expect(Object.keys(ranges).length).toBeGreaterThan(0);
+    // loaded from bytes: nothing but the engine and the model
+    const loaded = await loadEngine(e.serialize());
+    e.dispose();
+    try {
+      const r = await loaded.compare(HELD_OUT[0], { model: smallCnn(), tolerance: 1e-6 });
+      expect(r.pass).toBe(false);
+      const d = r.firstDivergence!;
+      expect(d.source).toBe('rebuild');
+      // the first value both have in float: conv1 writes its output quantized (r1__int8), so the first
+      // compared value is the next int8 layer's
+      expect(d.kind).toMatch(/^Int8/);
+      expect(d.fusedFrom).toContain('conv2');
+      expect(d.relL2).toBeGreaterThan(1e-6);
+    } finally {
+      loaded.dispose();
+    }
   });
 });
 
