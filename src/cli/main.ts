@@ -21,6 +21,7 @@ import type { CompileOptions, DeviceKind, Precision } from '../options';
 import type { Engine } from '../engine';
 import { KilnError } from '../errors';
 import { Tensor } from '../tensor';
+import { importModel } from '../onnx/import';
 import { isEngineBytes, readEngineFile } from './engine-file';
 import { randomInputs, readInputFile, tensorStats } from './inputs';
 import { measure, peakRssMb } from './measure';
@@ -69,6 +70,11 @@ Compile options (build, and run/inspect/bench of an .onnx model):
   --no-optimize                    turn every graph pass off
   --timing-cache file.json         reuse (and record) tactic times across builds on this device
   --strict                         fp32 without reduced-precision math (no TF32 on GPUs)
+  --calibration dir                int8/best: calibration feeds as .npy files — one per feed for a
+                                   single-input model, or one folder per feed holding <input>.npy
+  --calibration-cache file.json    int8/best: reuse (and record) the calibrated ranges
+  --calibrator entropy|percentile|minmax   int8/best: how ranges are chosen (default entropy)
+  --layer-precision name=fp32,...  pin layers or ONNX nodes to fp32, fp16 or int8
 `;
 
 const COMPILE_FLAGS = {
@@ -79,6 +85,10 @@ const COMPILE_FLAGS = {
   'no-optimize': { type: 'boolean' },
   'timing-cache': { type: 'string' },
   strict: { type: 'boolean' },
+  calibration: { type: 'string' },
+  'calibration-cache': { type: 'string' },
+  calibrator: { type: 'string' },
+  'layer-precision': { type: 'string' },
 } as const;
 
 const COMMANDS = {
@@ -121,6 +131,50 @@ export function parseShapes(spec: string): Record<string, number[]> {
   return out;
 }
 
+/** `conv1=fp32,fc=int8` → { conv1: 'fp32', fc: 'int8' } */
+export function parsePins(spec: string): NonNullable<CompileOptions['layerPrecisions']> {
+  const out: NonNullable<CompileOptions['layerPrecisions']> = {};
+  for (const part of spec.split(',').map((s) => s.trim()).filter((s) => s)) {
+    const eq = part.lastIndexOf('=');
+    const p = part.slice(eq + 1);
+    if (eq <= 0 || !['fp32', 'fp16', 'int8'].includes(p)) throw new UsageError(`--layer-precision: expected name=fp32|fp16|int8, received '${part}'`);
+    out[part.slice(0, eq)] = p as 'fp32' | 'fp16' | 'int8';
+  }
+  return out;
+}
+
+/**
+ * --calibration DIR: the feeds, as .npy files (self-describing: dtype and shape in the header) — each
+ * file one feed of a single-input model, or each sub-folder one feed holding <input>.npy per input.
+ */
+export function readCalibration(dir: string, inputNames: string[]): Record<string, Tensor>[] {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
+  } catch (e) {
+    throw new KilnError('INVALID_OPTION', `--calibration: cannot read the folder '${dir}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const read = (file: string, name: string) => readInputFile(file, { name, type: 'float32', dims: [] });
+  const feeds: Record<string, Tensor>[] = [];
+  if (inputNames.length === 1) {
+    for (const e of entries) if (e.isFile() && e.name.endsWith('.npy')) feeds.push({ [inputNames[0]]: read(path.join(dir, e.name), inputNames[0]) });
+  } else {
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      const feed: Record<string, Tensor> = {};
+      for (const n of inputNames) {
+        const f = path.join(dir, e.name, `${n}.npy`);
+        if (!fs.existsSync(f)) throw new KilnError('INVALID_OPTION', `--calibration: feed '${e.name}' has no '${n}.npy' (the model's inputs are ${inputNames.map((i) => `'${i}'`).join(', ')})`);
+        feed[n] = read(f, n);
+      }
+      feeds.push(feed);
+    }
+  }
+  if (!feeds.length)
+    throw new KilnError('INVALID_OPTION', `--calibration: no feeds in '${dir}' (expected ${inputNames.length === 1 ? '.npy files' : `one folder per feed holding ${inputNames.map((i) => `${i}.npy`).join(', ')}`})`);
+  return feeds;
+}
+
 function intFlag(v: Values, name: string, dflt: number, min: number): number {
   const s = v[name];
   if (s === undefined) return dflt;
@@ -138,6 +192,9 @@ function compileOptions(v: Values, io: Io, progress: boolean): { options: Compil
   if (v['no-optimize']) options.optimize = false;
   if (v['timing-cache'] !== undefined) options.timingCache = v['timing-cache'] as string;
   if (v.strict) options.strict = true;
+  if (v['calibration-cache'] !== undefined) options.calibrationCache = v['calibration-cache'] as string;
+  if (v.calibrator !== undefined) options.calibrator = v.calibrator as CompileOptions['calibrator'];
+  if (v['layer-precision'] !== undefined) options.layerPrecisions = parsePins(v['layer-precision'] as string);
   if (!progress) return { options };
   const bar = new ProgressBar(io.stderr);
   options.onProgress = bar.update;
@@ -172,8 +229,14 @@ async function openModel(file: string, v: Values, io: Io): Promise<Opened> {
     return { engine, bytes, loadSeconds: secs() };
   }
   const { options, bar } = compileOptions(v, io, !!io.stderr.isTTY);
+  if (v.calibration !== undefined) options.calibration = readCalibration(v.calibration as string, modelInputs(file));
   const engine = await build(file, options, bar);
   return { engine, bytes: engine.serialize(), buildSeconds: secs() };
+}
+
+/** The graph inputs of an ONNX file (initializers excluded), in order. */
+function modelInputs(file: string): string[] {
+  return importModel(readFile(file), { baseDir: path.dirname(file) }).inputs;
 }
 
 function model(positionals: string[], cmd: string): string {
@@ -194,6 +257,7 @@ async function cmdBuild(pos: string[], v: Values, io: Io): Promise<number> {
   const output = (v.output as string | undefined) ?? input.replace(/\.onnx$/i, '') + '.kiln';
   if (path.resolve(output) === path.resolve(input)) throw new UsageError(`build: the output '${output}' would overwrite the model`);
   const { options, bar } = compileOptions(v, io, !v.quiet);
+  if (v.calibration !== undefined) options.calibration = readCalibration(v.calibration as string, modelInputs(input));
   const t0 = Date.now();
   const engine = await build(input, options, bar);
   try {

@@ -12,6 +12,7 @@ import { onnx } from 'onnx-proto';
 import { demo } from '../../src/cli/demo';
 import { main, parseShapes } from '../../src/cli/main';
 import { getOp } from '../../src/ops/registry';
+import { smallCnn } from './quant/quant-models';
 
 const B = [1, 2, 3, 4];
 let dir: string;
@@ -278,5 +279,45 @@ describe('npm start (the demo)', () => {
     const ok = await demo(path.join(DEMO, 'model.onnx'), path.join(DEMO, 'reference.json'), (t) => (text += t));
     expect(text).toMatch(/MATCH/);
     expect(ok).toBe(true);
+  });
+});
+
+describe('kiln build --precision int8', () => {
+  const cnn = () => smallCnn();
+  test('calibrates from a folder of .npy feeds, writes the calibration cache, and rebuilds from the cache alone', async () => {
+    const m = path.join(dir, 'cnn.onnx');
+    fs.writeFileSync(m, cnn());
+    const calib = path.join(dir, 'calib');
+    fs.mkdirSync(calib, { recursive: true });
+    let s = 5;
+    const r = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
+    for (let k = 0; k < 6; k++) fs.writeFileSync(path.join(calib, `feed${k}.npy`), npy(Float32Array.from({ length: 3 * 16 * 16 }, r), [1, 3, 16, 16]));
+    const cache = path.join(dir, 'calib.json');
+    const out = path.join(dir, 'cnn.kiln');
+    const a = await kiln(['build', m, '-o', out, '--precision', 'int8', '--calibration', calib, '--calibration-cache', cache, '--calibrator', 'minmax', '-q']);
+    expect(a.err).toBe('');
+    expect(a.code).toBe(0);
+    expect(a.out).toMatch(/cpu int8/);
+    expect(JSON.parse(fs.readFileSync(cache, 'utf8')).calibrator).toBe('minmax');
+    // no feeds this time: the cache has the ranges
+    const b = await kiln(['build', m, '-o', out, '--precision', 'int8', '--calibration-cache', cache, '--calibrator', 'minmax', '--layer-precision', 'conv1=fp32', '-q']);
+    expect(b.code).toBe(0);
+    const i = await kiln(['inspect', out, '--json']);
+    const layers = JSON.parse(i.out).report.layers as { name: string; precision: string }[];
+    expect(layers.find((l) => l.name === 'conv1')!.precision).toBe('fp32');
+    expect(layers.some((l) => l.precision === 'int8')).toBe(true);
+  });
+
+  test('an empty calibration folder and a bad --layer-precision are clear errors', async () => {
+    const m = path.join(dir, 'cnn.onnx');
+    fs.writeFileSync(m, cnn());
+    const empty = path.join(dir, 'empty');
+    fs.mkdirSync(empty, { recursive: true });
+    const a = await kiln(['build', m, '-o', path.join(dir, 'x.kiln'), '--precision', 'int8', '--calibration', empty]);
+    expect(a.code).toBe(1);
+    expect(a.err).toMatch(/--calibration: no feeds in '.*empty' \(expected \.npy files\)/);
+    const b = await kiln(['build', m, '-o', path.join(dir, 'x.kiln'), '--layer-precision', 'conv1=fp8']);
+    expect(b.code).not.toBe(0);
+    expect(b.err).toMatch(/--layer-precision: expected name=fp32\|fp16\|int8, received 'conv1=fp8'/);
   });
 });
