@@ -117,15 +117,28 @@ function runAll(plan: Plan, samples: ArrayBufferView[][]): Map<string, Float32Ar
 
 const short = (v: number): string => String(Number(v.toPrecision(2)));
 
+// Per array, computed once: the reference values are read by every round and by several layers.
+const maxAbsOf = new WeakMap<Float32Array, number>();
+const nonFiniteOf = new WeakMap<Float32Array, number>();
+
 const maxAbs = (a: Float32Array): number => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) if (Math.abs(a[i]) > m) m = Math.abs(a[i]);
+  let m = maxAbsOf.get(a);
+  if (m !== undefined) return m;
+  m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const v = a[i] < 0 ? -a[i] : a[i];
+    if (v > m) m = v;
+  }
+  maxAbsOf.set(a, m);
   return m;
 };
 
 const nonFinite = (a: Float32Array): number => {
-  let n = 0;
-  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) n++;
+  let n = nonFiniteOf.get(a);
+  if (n !== undefined) return n;
+  n = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] - a[i] !== 0) n++; // NaN and ±Inf only
+  nonFiniteOf.set(a, n);
   return n;
 };
 

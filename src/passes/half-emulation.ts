@@ -24,7 +24,9 @@ export function emulateHalf(plan: Plan): Plan {
     if (t.view) w.view = { ...t.view, byteOffset: t.view.byteOffset * 2 };
     if (t.data) {
       const h = new Uint16Array(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength));
-      w.data = new Uint8Array(Float32Array.from(h, halfToFloat).buffer);
+      const f = new Float32Array(h.length);
+      for (let k = 0; k < h.length; k++) f[k] = halfToFloat(h[k]);
+      w.data = new Uint8Array(f.buffer);
     }
     return w;
   });
