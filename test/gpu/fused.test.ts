@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Tensor, compile } from '../../src';
-import { attentionModel, buildModel } from '../helpers/model-builder';
+import { attentionModel, buildModel, elementwiseChainModel } from '../helpers/model-builder';
 import { noCuda } from './cuda-helpers';
 
 const selfcheck = process.env.KILN_FUSED_SELFCHECK === '1';
@@ -88,22 +88,7 @@ suite('Elementwise on cuda', () => {
   // y = LeakyRelu(tanh(x * 2 + b) - x) with b broadcast per column, then a Softmax (not element-wise).
   test('a fused chain with a broadcast operand and scalar constants, then Softmax', async () => {
     const dims = [3, 33, 70];
-    const m = buildModel({
-      nodes: [
-        { op: 'Mul', inputs: ['x', 'two'], outputs: ['a'] },
-        { op: 'Add', inputs: ['a', 'b'], outputs: ['c'] },
-        { op: 'Tanh', inputs: ['c'], outputs: ['d'] },
-        { op: 'Sub', inputs: ['d', 'x'], outputs: ['e'] },
-        { op: 'LeakyRelu', inputs: ['e'], outputs: ['f'], attrs: { alpha: 0.3 } },
-        { op: 'Softmax', inputs: ['f'], outputs: ['y'], attrs: { axis: -1 } },
-      ],
-      inputs: [{ name: 'x', dims }],
-      outputs: [{ name: 'y', dims }],
-      initializers: [
-        { name: 'two', dims: [], floats: [2] },
-        { name: 'b', dims: [70], floats: Array.from({ length: 70 }, (_, i) => Math.sin(i)) },
-      ],
-    });
+    const m = elementwiseChainModel(dims);
     const { errs } = await compare(m, { x: f32(dims) }, ['Elementwise'], true, maxRel);
     expect(errs.y).toBeLessThanOrEqual(1e-5);
   });

@@ -138,3 +138,24 @@ export function attentionModel({ B, S, T = S, H, D, mask = 'none', scaleOp = 'Di
     initializers: [{ name: 'c', dims: [], floats: [scaleOp === 'Div' ? Math.sqrt(D) : 1 / Math.sqrt(D)] }],
   });
 }
+
+/** y = Softmax(LeakyRelu(tanh(x·2 + b) − x)) with b broadcast along the last dim: a fusable element-wise chain, then Softmax. */
+export function elementwiseChainModel(dims: number[]): Uint8Array {
+  const last = dims[dims.length - 1];
+  return buildModel({
+    nodes: [
+      { op: 'Mul', inputs: ['x', 'two'], outputs: ['a'] },
+      { op: 'Add', inputs: ['a', 'b'], outputs: ['c'] },
+      { op: 'Tanh', inputs: ['c'], outputs: ['d'] },
+      { op: 'Sub', inputs: ['d', 'x'], outputs: ['e'] },
+      { op: 'LeakyRelu', inputs: ['e'], outputs: ['f'], attrs: { alpha: 0.3 } },
+      { op: 'Softmax', inputs: ['f'], outputs: ['y'], attrs: { axis: -1 } },
+    ],
+    inputs: [{ name: 'x', dims }],
+    outputs: [{ name: 'y', dims }],
+    initializers: [
+      { name: 'two', dims: [], floats: [2] },
+      { name: 'b', dims: [last], floats: Array.from({ length: last }, (_, i) => Math.sin(i)) },
+    ],
+  });
+}

@@ -17,7 +17,7 @@ import { importModel } from '../../../src/onnx/import';
 import '../../../src/ops';
 import { runPasses } from '../../../src/passes/manager';
 import { assignHalfPrecision } from '../../../src/passes/precision-assignment';
-import { attentionModel, buildModel } from '../../helpers/model-builder';
+import { attentionModel, buildModel, elementwiseChainModel } from '../../helpers/model-builder';
 import { randomArray, rng } from './tactic-helpers';
 
 /** The model's Plan for the CPU, optimized or not, and in fp16 or not. */
@@ -70,24 +70,7 @@ function expectWithinFp16Rule(model: Uint8Array, inputs: ArrayBufferView[], kind
   return fused;
 }
 
-// y = LeakyRelu(tanh(x * 2 + b) - x) with b broadcast per column, then a Softmax.
-const chain = (dims: number[]) =>
-  buildModel({
-    nodes: [
-      { op: 'Mul', inputs: ['x', 'two'], outputs: ['a'] },
-      { op: 'Add', inputs: ['a', 'b'], outputs: ['c'] },
-      { op: 'Tanh', inputs: ['c'], outputs: ['d'] },
-      { op: 'Sub', inputs: ['d', 'x'], outputs: ['e'] },
-      { op: 'LeakyRelu', inputs: ['e'], outputs: ['f'], attrs: { alpha: 0.3 } },
-      { op: 'Softmax', inputs: ['f'], outputs: ['y'], attrs: { axis: -1 } },
-    ],
-    inputs: [{ name: 'x', dims }],
-    outputs: [{ name: 'y', dims }],
-    initializers: [
-      { name: 'two', dims: [], floats: [2] },
-      { name: 'b', dims: [dims[dims.length - 1]], floats: Array.from({ length: dims[dims.length - 1] }, (_, i) => Math.sin(i)) },
-    ],
-  });
+const chain = elementwiseChainModel;
 
 test('an fp16 Elementwise reads its float32 input and constants as they are: no casts in, fp16 out', () => {
   const dims = [3, 33, 70];
