@@ -72,22 +72,12 @@ bool types_ok(const LayerInfo& L) {
   return true;
 }
 
-class ConvCudnn : public Tactic {
+class ConvCudnn : public cu::LibraryTactic<CudnnState> {
  public:
   ConvCudnn(const Algo& a, bool tc, bool fused)
       : algo_(a), tc_(tc), fused_(fused), name_(std::string("cuda.cudnn.") + (fused ? "fused." : "") + a.name + (tc ? ".tc" : "")) {}
   const char* name() const override { return name_.c_str(); }
   bool reduced_precision(const LayerInfo& L) const override { return tc_ && !L.out.empty() && L.out[0] && L.out[0]->dtype == DType::F32; }
-  bool can_implement(const LayerInfo& L) const override { return make(L) != nullptr; }
-  size_t workspace(const LayerInfo& L) const override {
-    auto st = make(L);
-    return st ? st->workspace : 0;
-  }
-  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
-    auto st = make(L);
-    if (!st) fail("INVALID_ENGINE", cu::where(L) + ": tactic " + name_ + " cannot run this layer on this device (cuDNN does not support it)");
-    return st;
-  }
   void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
     const CudnnState& st = *static_cast<CudnnState*>(s);
     if (ctx.workspace_bytes < st.workspace) fail("INTERNAL", cu::where(L) + ": workspace too small for " + name_);
@@ -119,8 +109,9 @@ class ConvCudnn : public Tactic {
   }
 
  private:
+  std::string why() const override { return "cuDNN does not support it"; }
   // Descriptors and workspace for the layer; nullptr when cuDNN cannot run it with this algorithm.
-  std::unique_ptr<CudnnState> make(const LayerInfo& L) const {
+  std::unique_ptr<CudnnState> make(const LayerInfo& L) const override {
     if (!types_ok(L)) return nullptr;
     auto st = std::make_unique<CudnnState>();
     st->g = conv_geom(L, false);

@@ -338,22 +338,12 @@ std::shared_ptr<Graph> graph_for(const LayerInfo& L, const ConvGeom& g, DType dt
   return gr;
 }
 
-class ConvCudnnGraph : public Tactic {
+class ConvCudnnGraph : public cu::LibraryTactic<GraphState> {
  public:
   explicit ConvCudnnGraph(int rank) : rank_(rank), name_("cuda.cudnn.graph." + std::to_string(rank)) {}
   const char* name() const override { return name_.c_str(); }
   // cuDNN's engines for float32 may use TF32 tensor cores: not for `strict` builds
   bool reduced_precision(const LayerInfo& L) const override { return !L.out.empty() && L.out[0] && L.out[0]->dtype == DType::F32; }
-  bool can_implement(const LayerInfo& L) const override { return make(L) != nullptr; }
-  size_t workspace(const LayerInfo& L) const override {
-    auto st = make(L);
-    return st ? size_t(st->workspace) : 0;
-  }
-  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
-    auto st = make(L);
-    if (!st) fail("INVALID_ENGINE", cu::where(L) + ": tactic " + name_ + " cannot run this layer on this device (cuDNN has no such engine for it)");
-    return st;
-  }
   void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
     const GraphState& st = *static_cast<GraphState*>(s);
     if (ctx.workspace_bytes < size_t(st.workspace)) fail("INTERNAL", cu::where(L) + ": workspace too small for " + name_);
@@ -382,7 +372,8 @@ class ConvCudnnGraph : public Tactic {
   }
 
  private:
-  std::unique_ptr<GraphState> make(const LayerInfo& L) const {
+  std::string why() const override { return "cuDNN has no such engine for it"; }
+  std::unique_ptr<GraphState> make(const LayerInfo& L) const override {
     if (L.in.size() < 2 || !L.in[0] || !L.in[1] || L.out.empty() || !L.out[0]) return nullptr;
     DType t = L.out[0]->dtype;
     if (t != DType::F32 && t != DType::F16) return nullptr;

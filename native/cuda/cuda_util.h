@@ -45,6 +45,28 @@ inline size_t alignment_of(const Plan& p, const PlanTensor* t) {
   return a;
 }
 
+// The library tactics' shape: everything follows from make(L) — the layer's prepared State (with its
+// `workspace` bytes), or nullptr when the library cannot run the layer. `why` says what the library
+// lacks when an engine names a tactic that cannot run here.
+template <typename State>
+class LibraryTactic : public Tactic {
+ public:
+  bool can_implement(const LayerInfo& L) const override { return make(L) != nullptr; }
+  size_t workspace(const LayerInfo& L) const override {
+    auto st = make(L);
+    return st ? static_cast<size_t>(st->workspace) : 0;
+  }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
+    auto st = make(L);
+    if (!st) fail("INVALID_ENGINE", where(L) + ": tactic " + name() + " cannot run this layer on this device (" + why() + ")");
+    return st;
+  }
+
+ protected:
+  virtual std::unique_ptr<State> make(const LayerInfo& L) const = 0;
+  virtual std::string why() const = 0;
+};
+
 // The calling thread's library handles for the current device (created on first use; kept for the
 // thread's life). Throw RUNTIME when the library cannot start.
 cublasLtHandle_t lt_handle();

@@ -219,23 +219,13 @@ int heuristics(const LayerInfo& L, LtState& st, cublasLtMatmulHeuristicResult_t*
   return got;
 }
 
-class GemmLt : public Tactic {
+class GemmLt : public cu::LibraryTactic<LtState> {
  public:
   GemmLt(int index, bool tf32) : index_(index), tf32_(tf32) {
     name_ = std::string("cuda.cublaslt.") + (tf32 ? "tf32." : "") + "algo" + std::to_string(index);
   }
   const char* name() const override { return name_.c_str(); }
   bool reduced_precision(const LayerInfo&) const override { return tf32_; }
-  bool can_implement(const LayerInfo& L) const override { return make(L) != nullptr; }
-  size_t workspace(const LayerInfo& L) const override {
-    auto st = make(L);
-    return st ? st->workspace : 0;
-  }
-  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
-    auto st = make(L);
-    if (!st) fail("INVALID_ENGINE", cu::where(L) + ": tactic " + name_ + " cannot run this layer on this device (cuBLASLt offers no such algorithm)");
-    return st;
-  }
   void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
     const LtState& st = *static_cast<LtState*>(s);
     cudaStream_t stream = static_cast<cudaStream_t>(ctx.stream);
@@ -267,7 +257,8 @@ class GemmLt : public Tactic {
   }
 
  private:
-  std::unique_ptr<LtState> make(const LayerInfo& L) const {
+  std::string why() const override { return "cuBLASLt offers no such algorithm"; }
+  std::unique_ptr<LtState> make(const LayerInfo& L) const override {
     auto st = analyze(L, tf32_);
     if (!st) return nullptr;
     cublasLtMatmulHeuristicResult_t res[kAlgos] = {};
