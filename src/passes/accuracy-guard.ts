@@ -191,6 +191,8 @@ export interface GuardPlansOptions extends GuardOptions {
   pinned?: PinnedLayer[];
   /** Layers the guard never pins (the user pinned them to the reduced precision). */
   keep?: ReadonlySet<string>;
+  /** The reference's values on `samples`, when the caller has run it already. */
+  refValues?: Map<string, Float32Array>;
 }
 
 /**
@@ -202,7 +204,7 @@ export function guardPlans(ref: Plan, build: (pinned: ReadonlySet<string>) => Gu
   const growth = options.growth ?? 2;
   const maxRounds = options.maxRounds ?? 4;
   const precision = options.precision;
-  const refValues = runAll(clonePlan(ref), samples);
+  const refValues = options.refValues ?? runAll(clonePlan(ref), samples);
   const pinned: PinnedLayer[] = [];
   const pinnedNames = new Set<string>();
   const pin = (layer: string, kind: string, reason: string) => {
@@ -326,6 +328,6 @@ export function guardHalfPrecision(plan: Plan, options: GuardOptions & { keep?: 
       return { plan: half, running: new Set(assignHalfPrecision(half, new Set(pinned)).half) };
     },
     [inputs],
-    { ...options, precision: 'fp16', pinned: early },
+    { ...options, precision: 'fp16', pinned: early, refValues: ref },
   );
 }
