@@ -16,12 +16,14 @@
 #include <cstring>
 
 #include "int8_epilogue.cuh"
+#include "kern.cuh"
 
 namespace kiln {
 namespace i8cu {
 namespace {
 
-constexpr int kThreads = 256;
+using cuk::grid_for;  // blocks for a grid-stride loop (kern.cuh)
+using cuk::kThreads;
 
 __device__ __forceinline__ int load_x(const void* x, bool u8, int64_t i) {
   return u8 ? static_cast<int>(static_cast<const uint8_t*>(x)[i]) : static_cast<int>(static_cast<const int8_t*>(x)[i]);
@@ -67,15 +69,6 @@ __global__ void direct_kernel(Geom g, Input in, int zp, const int8_t* __restrict
   }
 }
 
-unsigned grid_for(int64_t work) {
-  static int sms = [] {
-    int dev = 0, n = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) n = 132;
-    return n > 0 ? n : 132;
-  }();
-  int64_t b = (work + kThreads - 1) / kThreads, cap = static_cast<int64_t>(sms) * 32;
-  return static_cast<unsigned>(b < 1 ? 1 : (b > cap ? cap : b));
-}
 
 // ---- tensor-core implicit GEMM ----------------------------------------------------------------
 constexpr int kMmaThreads = 128;

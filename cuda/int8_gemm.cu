@@ -5,22 +5,15 @@
 // - shift_u8: uint8 activations to the int8 values x - 128 (cuBLASLt's IMMA takes int8 only), four
 //   bytes per thread step (x ^ 0x80 in each byte).
 #include "int8_epilogue.cuh"
+#include "kern.cuh"
 
 namespace kiln {
 namespace i8cu {
 namespace {
 
-constexpr int kThreads = 256;
+using cuk::grid_for;  // blocks for a grid-stride loop (kern.cuh)
+using cuk::kThreads;
 
-unsigned blocks_for(int64_t work) {
-  static int sms = [] {
-    int dev = 0, n = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) n = 132;
-    return n > 0 ? n : 132;
-  }();
-  int64_t b = (work + kThreads - 1) / kThreads, cap = static_cast<int64_t>(sms) * 32;
-  return static_cast<unsigned>(b < 1 ? 1 : (b > cap ? cap : b));
-}
 
 __global__ void epilogue_kernel(const int32_t* __restrict__ acc, int64_t n, int64_t cols, Epilogue ep) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
@@ -37,14 +30,14 @@ __global__ void shift_kernel(const uint32_t* __restrict__ x, uint32_t* __restric
 cudaError_t gemm_epilogue(const int32_t* acc, int64_t rows, int64_t cols, const Epilogue& ep, cudaStream_t s) {
   int64_t n = rows * cols;
   if (n <= 0) return cudaSuccess;
-  epilogue_kernel<<<blocks_for(n), kThreads, 0, s>>>(acc, n, cols, ep);
+  epilogue_kernel<<<grid_for(n), kThreads, 0, s>>>(acc, n, cols, ep);
   return cudaGetLastError();
 }
 
 cudaError_t shift_u8(const uint8_t* x, int8_t* y, int64_t n, cudaStream_t s) {
   int64_t words = n / 4;  // n is a multiple of 4 (cuBLASLt's IMMA needs K % 4 == 0)
   if (words <= 0) return cudaSuccess;
-  shift_kernel<<<blocks_for(words), kThreads, 0, s>>>(reinterpret_cast<const uint32_t*>(x), reinterpret_cast<uint32_t*>(y), words);
+  shift_kernel<<<grid_for(words), kThreads, 0, s>>>(reinterpret_cast<const uint32_t*>(x), reinterpret_cast<uint32_t*>(y), words);
   return cudaGetLastError();
 }
 
