@@ -67,9 +67,12 @@ setup_node() {
   for f in node.xz node_modules.tar.xz; do
     [ -f "$g/$f" ] || { echo "gpu.sh: .gpu/$f is missing: run scripts/gpu-pack.sh here and carry .gpu" >&2; return 1; }
   done
-  mkdir -p "$WORK/bin"
-  xz -dc "$g/node.xz" > "$WORK/bin/node" && chmod +x "$WORK/bin/node" || return 1
-  export PATH="$ROOT/node_modules/.bin:$WORK/bin:$PATH"
+  # node lives at a fixed path: CMake caches where it found node, and a warm machine's build/ re-runs
+  # its configure step with that path (a per-call temporary folder would be gone by then).
+  local bin=/tmp/kiln-gpu-node/bin
+  mkdir -p "$bin"
+  xz -dc "$g/node.xz" > "$bin/node.tmp" && chmod +x "$bin/node.tmp" && mv "$bin/node.tmp" "$bin/node" || return 1
+  export PATH="$ROOT/node_modules/.bin:$bin:$PATH"
   node --version || return 1
   [ -d node_modules ] || tar -xJf "$g/node_modules.tar.xz" || return 1
   [ -d dist ] || { [ -f "$g/dist.tar.xz" ] && tar -xJf "$g/dist.tar.xz"; } || return 1
