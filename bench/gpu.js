@@ -1,18 +1,26 @@
 #!/usr/bin/env node
 // kiln on the GPU, for scripts/gpu.sh's `bench` stage (plain JS over dist/, since the GPU machine has no
-// TypeScript). For each model file and each precision (fp32, fp16) and batch (1, 32):
-//   build_s      compile() wall time (cold: every layer's candidates timed)
+// TypeScript). For each model file and each precision (--precisions: fp32, fp16, int8, best) and batch (1, 32):
+//   build_s      compile() wall time (cold: every layer's candidates timed; int8/best: calibration too)
 //   p50/p90/p99  GPU-only latency: Engine.timeRuns (the layers alone, inputs already on the device,
 //                CUDA events) — timed as torch is timed in scripts/gpu/bench_torch.py
 //   e2e_p50_ms   infer() from JS: copies in and out and the promise round trip included
+//   cosine, rel_l2, top1_agree  accuracy on held-out inputs against the fp32 CPU reference (accuracy())
 // and, for the optimizer (fp32, batch 1): the same model built with optimize: false (runner
 // "kiln-unoptimized"), on the GPU and on the CPU backend. One JSON object per measurement is appended
 // to the results file (bench/README.md). Usage: node bench/gpu.js --results FILE [--iters N] model.onnx...
+// int8/best builds calibrate on --calib N samples (default 8; smooth images / token sequences from a
+// seeded generator, makeFeed()), through one calibration cache per model and batch (a temporary file,
+// removed after the model): the cache's key holds the build's `shapes`, so a batch-32 build cannot
+// reuse the batch-1 scales, and each batch calibrates on the same N samples (repeated to fill a feed).
+// --devices cpu (no cuda): the precision rows run on the CPU backend instead (fp32, int8, best; no fp16).
 'use strict';
 const os = require('os');
 const path = require('path');
 const { compile, Tensor, backendInfo } = require('../dist');
 const { native } = require('../dist/native/binding');
+const { importModel } = require('../dist/onnx/import');
+const { dtypeName, halfToFloat } = require('../dist/dtype');
 
 const fs = require('fs');
 const args = process.argv.slice(2);
@@ -24,12 +32,23 @@ const results = opt('--results', 'bench/results/gpu.jsonl');
 const iters = Number(opt('--iters', '100'));
 const precisions = opt('--precisions', 'fp32,fp16').split(',');
 const batches = opt('--batches', '1,32').split(',').map(Number);
-// --devices cuda: leave out the CPU rows; --unoptimized fp32,fp16: precisions of the optimizer-off rows
+// --devices cuda: leave out the CPU rows; --unoptimized fp32,fp16: precisions of the optimizer-off rows.
+// Without cuda in --devices the --precisions rows run on the CPU backend (int8/best paths off a GPU).
 const devices = opt('--devices', 'cuda,cpu').split(',');
+const mainDevice = devices.includes('cuda') ? 'cuda' : 'cpu';
 const unoptimized = opt('--unoptimized', 'fp32').split(',').filter(Boolean);
 // --requested attention-recognition: also, at batch 1, builds with these passes asked for by name
 // (runner "kiln+<pass>"), for passes a target leaves off unless requested
 const requested = opt('--requested', '').split(',').filter(Boolean);
+// int8/best: --calib N calibration samples (at batch B: ceil(N/B) feeds of B samples, the N samples
+// repeated to fill them); --calibrator entropy|percentile|minmax (default: compile()'s, entropy)
+const calibN = Number(opt('--calib', '8'));
+const calibrator = opt('--calibrator', undefined);
+// --holdout K: held-out feeds per row for the accuracy fields (default 16 at batch 1, ceil(128/B) at
+// batch B: 4 at 32). --classes C: top1_agree for models whose first output's last dim is C (default 1000).
+const holdoutArg = opt('--holdout', undefined);
+const classes = Number(opt('--classes', '1000'));
+const holdoutFeeds = (batch) => (holdoutArg !== undefined ? Number(holdoutArg) : batch === 1 ? 16 : Math.max(1, Math.ceil(128 / batch)));
 const files = args;
 
 function pct(xs, p) {
@@ -37,7 +56,10 @@ function pct(xs, p) {
   return s[Math.min(s.length - 1, Math.round((p / 100) * (s.length - 1)))];
 }
 
-function feedsFor(engine, seed) {
+// The timing feeds: floats uniform in [-1, 1), token ids uniform below min(30000, the vocabulary),
+// masks 1 but for the last 8 positions.
+function feedsFor(engine, seed, vocab) {
+  const ids = Math.min(30000, vocab ?? 30000);
   let s = seed;
   const rand = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
   const feeds = {};
@@ -45,7 +67,7 @@ function feedsFor(engine, seed) {
     const n = i.dims.reduce((a, b) => a * b, 1);
     if (i.type === 'int64') {
       const mask = /mask/.test(i.name);
-      feeds[i.name] = new Tensor('int64', BigInt64Array.from({ length: n }, (_, k) => (mask ? (k % i.dims[i.dims.length - 1] < i.dims[i.dims.length - 1] - 8 ? 1n : 0n) : BigInt(Math.floor(rand() * 30000)))), i.dims);
+      feeds[i.name] = new Tensor('int64', BigInt64Array.from({ length: n }, (_, k) => (mask ? (k % i.dims[i.dims.length - 1] < i.dims[i.dims.length - 1] - 8 ? 1n : 0n) : BigInt(Math.floor(rand() * ids)))), i.dims);
     } else feeds[i.name] = new Tensor('float32', Float32Array.from({ length: n }, () => rand() * 2 - 1), i.dims);
   }
   return feeds;
@@ -54,74 +76,357 @@ function feedsFor(engine, seed) {
 function record(row) {
   require('fs').appendFileSync(results, JSON.stringify(row) + '\n');
   const r = row;
-  console.log(`${r.model.padEnd(14)} ${r.runner.padEnd(18)} ${r.device.padEnd(4)} ${r.precision} b${String(r.batch).padEnd(3)} p50 ${r.p50_ms.toFixed(3).padStart(9)} ms  e2e ${r.e2e_p50_ms === undefined ? '-' : r.e2e_p50_ms.toFixed(3)}  build ${r.build_s.toFixed(1)} s${r.rel_l2 === undefined ? '' : `  relL2 ${r.rel_l2} cos ${r.cosine}`}`);
+  const lp = r.layers_by_precision;
+  const acc = r.cosine === undefined ? '' : `  relL2 ${r.rel_l2} cos ${r.cosine}${r.top1_agree === undefined ? '' : ` top1 ${r.top1_agree}`}`;
+  const quant = r.precision === 'int8' || r.precision === 'best' ? `  [${Object.entries(lp).map(([p, n]) => `${p} ${n}`).join(', ')}; guard moved ${r.guard_moved ?? 0}]` : '';
+  console.log(`${r.model.padEnd(14)} ${r.runner.padEnd(18)} ${r.device.padEnd(4)} ${r.precision} b${String(r.batch).padEnd(3)} p50 ${r.p50_ms.toFixed(3).padStart(9)} ms  e2e ${r.e2e_p50_ms === undefined ? '-' : r.e2e_p50_ms.toFixed(3)}  build ${r.build_s.toFixed(1)} s${acc}${quant}`);
 }
 
-
-const refCache = new Map();
-async function referenceOutputs(file, shapes, feeds, batch) {
-  const key = `${file}:${batch}`;
-  if (!refCache.has(key)) {
-    const ref = await compile(file, { device: 'cpu', optimize: false, timing: false, shapes });
-    refCache.set(key, await ref.infer(feeds));
-    ref.dispose();
-  }
-  return refCache.get(key);
+// ---- Inputs for calibration and for the held-out accuracy check ----
+// Per sample, from its own seeded generator (stream, index): calibration samples and held-out ones come
+// from different streams, and a sample is the same at every batch size.
+function mulberry32(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
+const CALIB_STREAM = 0x1c0ffee;
+const HOLDOUT_STREAM = 0x5eed0d;
+const sampleRng = (stream, index) => mulberry32(Math.imul(index + 1, 0x9e3779b1) ^ stream);
 
-// Worst output's relative L2 error and cosine similarity against the reference.
-function accuracy(got, ref) {
-  let rel_l2 = 0;
-  let cosine = 1;
-  for (const [name, r] of Object.entries(ref)) {
-    const a = got[name].data;
-    const b = r.data;
-    if (!(b instanceof Float32Array)) continue;
-    let d2 = 0, r2 = 0, a2 = 0, ab = 0;
-    for (let i = 0; i < b.length; i++) {
-      const x = Number(a[i]);
-      d2 += (x - b[i]) ** 2;
-      r2 += b[i] * b[i];
-      a2 += x * x;
-      ab += x * b[i];
+const IMAGENET_MEAN = [0.485, 0.456, 0.406];
+const IMAGENET_STD = [0.229, 0.224, 0.225];
+
+// A smooth natural-ish image [C,H,W]: per channel a field shared by the channels (a gradient, three
+// low-frequency 2-D sinusoids, two Gaussian blobs) plus a weaker one of its own and a little pixel
+// noise, scaled to a random sub-range of [0, 1]; then ImageNet normalization (3 channels) or
+// (x - 0.5) / 0.25.
+function imageSample(r, C, H, W) {
+  const field = () => {
+    const gx = r() * 2 - 1, gy = r() * 2 - 1;
+    const waves = Array.from({ length: 3 }, () => ({ a: 0.2 + 0.8 * r(), fx: (r() * 3 + 0.3) * (r() < 0.5 ? -1 : 1), fy: r() * 3 + 0.3, ph: r() * 2 * Math.PI }));
+    const blobs = Array.from({ length: 2 }, () => ({ a: r() * 2 - 1, u: r(), v: r(), s: 0.05 + 0.25 * r() }));
+    const f = new Float32Array(H * W);
+    for (let y = 0; y < H; y++) {
+      const v = y / H;
+      for (let x = 0; x < W; x++) {
+        const u = x / W;
+        let t = gx * u + gy * v;
+        for (const w of waves) t += w.a * Math.sin(2 * Math.PI * (w.fx * u + w.fy * v) + w.ph);
+        for (const b of blobs) t += b.a * Math.exp(-((u - b.u) ** 2 + (v - b.v) ** 2) / (2 * b.s * b.s));
+        f[y * W + x] = t;
+      }
     }
-    rel_l2 = Math.max(rel_l2, Math.sqrt(d2 / Math.max(r2, 1e-30)));
-    cosine = Math.min(cosine, ab / Math.sqrt(Math.max(a2 * r2, 1e-30)));
+    return f;
+  };
+  const shared = field();
+  const out = new Float32Array(C * H * W);
+  for (let c = 0; c < C; c++) {
+    const own = field();
+    const o = out.subarray(c * H * W, (c + 1) * H * W);
+    let lo = Infinity, hi = -Infinity;
+    for (let i = 0; i < o.length; i++) {
+      o[i] = shared[i] + 0.5 * own[i] + 0.04 * (r() - 0.5);
+      lo = Math.min(lo, o[i]);
+      hi = Math.max(hi, o[i]);
+    }
+    const a = 0.3 * r(), b = 0.7 + 0.3 * r(); // the channel spans [a, b] within [0, 1]
+    const mean = C === 3 ? IMAGENET_MEAN[c] : 0.5, std = C === 3 ? IMAGENET_STD[c] : 0.25;
+    for (let i = 0; i < o.length; i++) o[i] = (a + ((o[i] - lo) / Math.max(hi - lo, 1e-12)) * (b - a) - mean) / std;
   }
-  return { rel_l2: Number(rel_l2.toPrecision(3)), cosine: Number(cosine.toPrecision(6)) };
+  return out;
 }
 
-async function one(file, device, precision, batch, optimize, runner) {
-  const model = path.basename(file, '.onnx');
-  // Symbolic batch dims take `batch`; the sequence of BERT-style inputs is fixed by the export.
-  const probe = await compile(file, { device: 'cpu', timing: false, optimize: false }).catch((e) => e);
-  let shapes;
-  const m = /symbolic dim '([^']+)' \(dim (\d+) of \[([^\]]*)\]\)/.exec(String(probe && probe.message));
-  if (m || probe instanceof Error) {
-    const { importModel } = require('../dist/onnx/import');
-    const g = importModel(require('fs').readFileSync(file));
-    shapes = Object.fromEntries(g.inputs.map((n) => [n, g.values.get(n).shape.map((d) => (typeof d === 'number' ? d : batch))]));
-  } else probe.dispose();
+// Token ids of one sequence of length S: [CLS]=101, ids uniform in [lo, hi), [SEP]=102, then padding
+// (id 0, mask 0) for the last `pad` positions (0 to S/8 of them).
+function tokenSample(r, S, vocab) {
+  const hi = Math.min(30000, vocab ?? 30000);
+  const lo = Math.min(1000, Math.floor(hi / 4));
+  const pad = S > 8 ? Math.floor(r() * (Math.floor(S / 8) + 1)) : 0;
+  const L = S - pad;
+  const ids = new Array(S).fill(0);
+  for (let k = 0; k < L; k++) ids[k] = lo + Math.floor(r() * (hi - lo));
+  if (L >= 2) {
+    ids[0] = Math.min(101, hi - 1);
+    ids[L - 1] = Math.min(102, hi - 1);
+  }
+  return { ids, L };
+}
+
+const INT_TYPES = { int64: BigInt64Array, int32: Int32Array, int8: Int8Array, uint8: Uint8Array, bool: Uint8Array };
+
+// One feed of `batch` samples: sample `indices[b]` of `stream` at batch position b. Float rank-4 inputs
+// are images; integer inputs are token ids, or an attention mask (/mask/), token types (/token_type|
+// segment/: zeros) or positions (/position/: 0…S-1); other float inputs uniform in [-1, 1).
+function makeFeed(infos, batch, indices, stream, vocab) {
+  const feed = {};
+  const data = {};
+  for (const i of infos) {
+    const n = i.dims.reduce((a, b) => a * b, 1);
+    data[i.name] = i.type === 'float32' ? new Float32Array(n) : new (INT_TYPES[i.type] ?? Float32Array)(n);
+  }
+  for (let b = 0; b < batch; b++) {
+    const r = sampleRng(stream, indices[b]);
+    let tokens; // shared by the token inputs of one sample
+    for (const i of infos) {
+      const perBatch = i.dims[0] === batch;
+      if (!perBatch && b > 0) continue; // an input without the batch dim: from the first sample
+      const d = data[i.name];
+      const per = perBatch ? d.length / batch : d.length;
+      const slot = d.subarray(perBatch ? b * per : 0, (perBatch ? b * per : 0) + per);
+      if (i.type === 'float32') {
+        if (i.dims.length === 4) slot.set(imageSample(r, i.dims[1], i.dims[2], i.dims[3]));
+        else for (let k = 0; k < per; k++) slot[k] = r() * 2 - 1;
+        continue;
+      }
+      const S = i.dims[i.dims.length - 1];
+      const put = (k, v) => (slot[k] = slot instanceof BigInt64Array ? BigInt(v) : v);
+      if (/token_type|segment/.test(i.name)) continue; // zeros
+      if (/position/.test(i.name)) {
+        for (let k = 0; k < per; k++) put(k, k % S);
+        continue;
+      }
+      tokens ??= tokenSample(r, S, vocab);
+      const mask = /mask/.test(i.name);
+      for (let k = 0; k < per; k++) put(k, mask ? (k % S < tokens.L ? 1 : 0) : tokens.ids[k % S]);
+    }
+  }
+  for (const i of infos) feed[i.name] = new Tensor(i.type, data[i.name], i.dims);
+  return feed;
+}
+
+// The calibration feeds at `batch`: the first N calibration samples, repeated to fill whole feeds.
+function calibFeeds(m, batch) {
+  const key = `calib:${batch}`;
+  if (!m.cache.has(key)) {
+    const nFeeds = Math.max(1, Math.ceil(calibN / batch));
+    const feeds = [];
+    for (let f = 0; f < nFeeds; f++)
+      feeds.push(makeFeed(m.infos(batch), batch, Array.from({ length: batch }, (_, b) => (f * batch + b) % calibN), CALIB_STREAM, m.vocab));
+    m.cache.set(key, feeds);
+  }
+  return m.cache.get(key);
+}
+
+// ---- The model ----
+// Inputs (symbolic dims bind to the batch; the sequence of BERT-style inputs is fixed by the export),
+// the vocabulary (the largest Gather table: token ids stay inside it), whether the batch is fixed.
+function modelContext(file) {
+  const g = importModel(fs.readFileSync(file), { baseDir: path.dirname(path.resolve(file)) });
+  const inputs = g.inputs.map((n) => {
+    const v = g.values.get(n);
+    if (!v.shape) throw new Error(`input '${n}' has no shape in the model`);
+    return { name: n, type: dtypeName(v.dtype), shape: v.shape };
+  });
+  let vocab;
+  for (const n of g.nodes) {
+    const t = n.opType === 'Gather' ? g.values.get(n.inputs[0]) : undefined;
+    if (t && t.data && t.shape && t.shape.length === 2 && typeof t.shape[0] === 'number') vocab = Math.max(vocab ?? 0, t.shape[0]);
+  }
+  const symbolic = inputs.some((i) => i.shape.some((d) => typeof d !== 'number'));
+  const dims = (i, batch) => i.shape.map((d) => (typeof d === 'number' ? d : batch));
+  return {
+    file,
+    model: path.basename(file, '.onnx'),
+    vocab,
+    // a model exported with a fixed batch runs at that batch only
+    fixedBatch: symbolic ? undefined : inputs[0]?.shape[0],
+    shapes: (batch) => (symbolic ? Object.fromEntries(inputs.map((i) => [i.name, dims(i, batch)])) : undefined),
+    infos: (batch) => inputs.map((i) => ({ name: i.name, type: i.type, dims: dims(i, batch) })),
+    cache: new Map(), // calibration feeds, held-out feeds and reference outputs per batch
+    calibCaches: new Map(), // calibration cache file per batch and optimize options
+  };
+}
+
+function calibCacheFile(m, batch, optimize) {
+  const key = `${batch}:${JSON.stringify(optimize)}`;
+  if (!m.calibCaches.has(key))
+    m.calibCaches.set(key, path.join(os.tmpdir(), `kiln-bench-${process.pid}-${m.model}-b${batch}-${m.calibCaches.size}.calib.json`));
+  return m.calibCaches.get(key);
+}
+
+// The held-out feeds at `batch` and the fp32 reference's outputs on them: the unoptimized CPU engine,
+// compiled once per model and batch. { error } when the reference cannot be built or run.
+async function reference(m, batch) {
+  const key = `ref:${batch}`;
+  if (!m.cache.has(key)) {
+    const K = holdoutFeeds(batch);
+    const feeds = Array.from({ length: K }, (_, f) => makeFeed(m.infos(batch), batch, Array.from({ length: batch }, (_, b) => f * batch + b), HOLDOUT_STREAM, m.vocab));
+    let entry;
+    try {
+      const t0 = Date.now();
+      const ref = await compile(m.file, { device: 'cpu', optimize: false, timing: false, shapes: m.shapes(batch) });
+      const outputs = [];
+      try {
+        for (const f of feeds) outputs.push(await ref.infer(f));
+      } finally {
+        ref.dispose();
+      }
+      entry = { feeds, outputs };
+      console.log(`  ${m.model} b${batch}: fp32 CPU reference on ${K} held-out feed(s) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    } catch (e) {
+      entry = { error: e.message };
+      console.log(`  ${m.model} b${batch}: no fp32 CPU reference (${e.message}); rows without accuracy fields`);
+    }
+    m.cache.set(key, entry);
+  }
+  return m.cache.get(key);
+}
+
+const asFloat = (t) => (t.type === 'float16' ? Float32Array.from(t.data, halfToFloat) : t.data);
+
+// Accuracy on the held-out feeds against the fp32 reference, per sample (an output whose dim 0 is the
+// batch is split into samples; one without is taken whole) and per float output:
+//   cosine       the worst (minimum) cosine similarity over outputs and samples; cosine_mean its mean
+//   rel_l2       the worst (maximum) relative L2 error ‖got − ref‖ / ‖ref‖; rel_l2_mean its mean
+//   top1_agree   first output with last dim `classes`: the fraction of rows (samples; positions for a
+//                [B,S,C] output) whose argmax matches the reference's
+//   nonfinite    count of NaN/Inf values in the outputs (only when any)
+async function accuracy(engine, ref, batch) {
+  let cosMin = 1, relMax = 0, cosSum = 0, relSum = 0, count = 0, nonfinite = 0, agree = 0, rows = 0;
+  const first = engine.outputs[0];
+  const top1 = first && first.dims[first.dims.length - 1] === classes ? first.name : undefined;
+  for (const [f, feed] of ref.feeds.entries()) {
+    const got = await engine.infer(feed);
+    for (const [name, r] of Object.entries(ref.outputs[f])) {
+      if (!(r.data instanceof Float32Array) || !got[name]) continue;
+      const a = asFloat(got[name]);
+      const b = r.data;
+      const split = r.dims[0] === batch && batch > 1 ? batch : 1;
+      const per = b.length / split;
+      for (let s = 0; s < split; s++) {
+        let d2 = 0, r2 = 0, a2 = 0, ab = 0;
+        for (let i = s * per; i < (s + 1) * per; i++) {
+          const x = Number(a[i]);
+          if (!Number.isFinite(x)) nonfinite++;
+          d2 += (x - b[i]) ** 2;
+          r2 += b[i] * b[i];
+          a2 += x * x;
+          ab += x * b[i];
+        }
+        const rel = Math.sqrt(d2 / Math.max(r2, 1e-30));
+        const cos = ab / Math.sqrt(Math.max(a2 * r2, 1e-30));
+        relMax = Number.isNaN(rel) || rel > relMax ? rel : relMax;
+        cosMin = Number.isNaN(cos) || cos < cosMin ? cos : cosMin;
+        relSum += rel;
+        cosSum += cos;
+        count++;
+      }
+      if (name === top1) {
+        const C = classes;
+        for (let row = 0; row < b.length / C; row++) {
+          let ia = 0, ib = 0;
+          for (let c = 1; c < C; c++) {
+            if (a[row * C + c] > a[row * C + ia]) ia = c;
+            if (b[row * C + c] > b[row * C + ib]) ib = c;
+          }
+          agree += ia === ib ? 1 : 0;
+          rows++;
+        }
+      }
+    }
+  }
+  if (!count) return {};
+  const p = (x, d) => (Number.isFinite(x) ? Number(x.toPrecision(d)) : String(x));
+  return {
+    rel_l2: p(relMax, 3),
+    rel_l2_mean: p(relSum / count, 3),
+    cosine: p(cosMin, 6),
+    cosine_mean: p(cosSum / count, 6),
+    ...(top1 !== undefined ? { top1_agree: Number((agree / rows).toFixed(4)) } : {}),
+    holdout_samples: ref.feeds.length * batch,
+    ...(nonfinite ? { nonfinite } : {}),
+  };
+}
+
+// What an int8/fp16/best engine's report says about its precisions: layers per precision, the accuracy
+// guards' moves (int8 → float, fp16 → fp32), 'best''s choice per ONNX node group.
+function precisionFields(engine) {
+  const r = engine.report;
+  const layers_by_precision = {};
+  for (const l of r.layers) layers_by_precision[l.precision] = (layers_by_precision[l.precision] ?? 0) + 1;
+  const out = { layers_by_precision };
+  const q = r.layers.filter((l) => /^(QuantizeLinear|DequantizeLinear)$/.test(l.kind)).length;
+  if (q) out.quantize_layers = q;
+  const g = r.precisionGuard;
+  if (g) {
+    out.guard_checked = g.checked;
+    out.guard_moved = g.pinned.length;
+    const int8 = g.pinned.filter((p) => /\bin int8\b/.test(p.reason)).length;
+    if (int8) out.guard_moved_int8 = int8;
+    if (g.pinned.length - int8) out.guard_moved_fp16 = g.pinned.length - int8;
+  }
+  if (r.warnings.some((w) => /still lose accuracy/.test(w))) out.guard_unclean = true;
+  if (r.warnings.some((w) => /precision guard: .*could not run/.test(w))) out.guard_error = true;
+  if (r.best) {
+    out.best_candidates = r.best.candidates;
+    out.best_groups = {};
+    for (const c of r.best.groups) out.best_groups[c.chosen] = (out.best_groups[c.chosen] ?? 0) + 1;
+  }
+  return out;
+}
+
+async function one(m, device, precision, batch, optimize, runner) {
+  const { file, model } = m;
+  if (m.fixedBatch !== undefined && m.fixedBatch !== batch) {
+    console.log(`  ${model}: exported with a fixed batch of ${m.fixedBatch}; no b${batch} row`);
+    return;
+  }
+  const shapes = m.shapes(batch);
+  const quant = precision === 'int8' || precision === 'best';
+  // int8/best: the calibration feeds and this model's calibration cache for the batch (written by the
+  // first build that calibrates, read by the later ones and by the cached rebuild)
+  const calibrationCache = quant ? calibCacheFile(m, batch, optimize) : undefined;
+  const quantOpts = quant ? { calibration: calibFeeds(m, batch), calibrationCache, ...(calibrator ? { calibrator } : {}) } : {};
+  const calib_from_cache = quant ? fs.existsSync(calibrationCache) : undefined;
   // Cold build (a fresh timing cache file), then at batch 1 a rebuild that reads the cache.
   const timingCache = path.join(os.tmpdir(), `kiln-bench-${process.pid}-${model}-${device}-${precision}-${batch}-${runner}.cache`);
   fs.rmSync(timingCache, { force: true });
   // Device memory the engine holds (cudaMemGetInfo before the build and after the runs; the build's
   // timing buffers are freed by then): peak_mem_mb.
   const freeBefore = device === 'cuda' ? native().deviceMemory('cuda').free : 0;
+  // Where the cold build's time goes (seconds, from onProgress; 'best': of its last build, the
+  // candidate builds before it in `candidates`): passes (int8: calibration and the int8 guard
+  // included), lower (fp16: the fp16 guard included), tactics.
+  const seen = {};
+  const onProgress = (e) => {
+    const t = Date.now();
+    seen[e.phase] ??= { first: t };
+    seen[e.phase].last = t;
+  };
   const t0 = Date.now();
-  const engine = await compile(file, { device, precision, optimize, shapes, timingCache });
-  const build_s = (Date.now() - t0) / 1000;
+  const engine = await compile(file, { device, precision, optimize, shapes, timingCache, ...quantOpts, onProgress });
+  const t1 = Date.now();
+  const build_s = (t1 - t0) / 1000;
+  const span = (a, b) => (seen[a] && seen[b] ? Number(((seen[b].last - seen[a].first) / 1000).toFixed(2)) : undefined);
+  const build_phases_s = {
+    ...(precision === 'best' && seen.import ? { candidates: Number(((seen.import.first - t0) / 1000).toFixed(2)) } : {}),
+    passes: span('passes', 'passes'),
+    lower: span('lower', 'lower'),
+    tactics: seen.lower ? Number(((t1 - seen.lower.last) / 1000).toFixed(2)) : undefined,
+  };
   let build_cached_s;
-  if (device === 'cuda' && batch === 1) {
-    const t1 = Date.now();
-    (await compile(file, { device, precision, optimize, shapes, timingCache })).dispose();
-    build_cached_s = (Date.now() - t1) / 1000;
+  if (device === mainDevice && batch === 1) {
+    const t2 = Date.now();
+    (await compile(file, { device, precision, optimize, shapes, timingCache, ...quantOpts })).dispose();
+    build_cached_s = (Date.now() - t2) / 1000;
   }
   fs.rmSync(timingCache, { force: true });
   // Candidates that failed while being timed (left out of the choice): how many, and why.
   const failed = engine.report.layers.flatMap((l) => l.candidates.filter((c) => c.error).map((c) => `${l.name} ${c.tactic}: ${c.error}`));
   if (failed.length) console.log(`  ${model} ${precision} b${batch}: ${failed.length} candidates failed, e.g.\n    ${failed.slice(0, 4).join('\n    ')}`);
-  const feeds = feedsFor(engine, 1);
+  if (quant) {
+    // the build's notes on calibration, the guards and 'best' (the per-layer pin lines counted only)
+    const pins = engine.report.warnings.filter((w) => /^layer '.*' pinned to fp32/.test(w)).length;
+    for (const w of engine.report.warnings.filter((w) => !/^layer '.*' pinned to fp32/.test(w))) console.log(`  ${model} ${precision} b${batch}: ${w}`);
+    if (pins) console.log(`  ${model} ${precision} b${batch}: ${pins} layer(s) pinned to fp32 by the accuracy guards`);
+  }
+  const feeds = feedsFor(engine, 1, m.vocab);
   const n = device === 'cpu' ? Math.max(5, Math.floor(iters / 10)) : iters;
   const gpu = await engine.timeRuns(feeds, n);
   const e2e = [];
@@ -145,8 +450,9 @@ async function one(file, device, precision, batch, optimize, runner) {
     console.log('    by kind: ' + Object.entries(byKind).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', '));
   }
   const peak_mem_mb = device === 'cuda' ? Math.round((freeBefore - native().deviceMemory('cuda').free) / 2 ** 20) : undefined;
-  // Accuracy against the fp32 CPU reference (the unoptimized CPU engine) on the same feeds.
-  const acc = device === 'cuda' ? accuracy(await engine.infer(feeds), await referenceOutputs(file, shapes, feeds, batch)) : {};
+  // Accuracy against the fp32 CPU reference (the unoptimized CPU engine) on held-out feeds.
+  const ref = await reference(m, batch);
+  const acc = ref.error ? {} : await accuracy(engine, ref, batch);
   const mem = engine.report.memory;
   const row = {
     date: new Date().toISOString(),
@@ -163,11 +469,15 @@ async function one(file, device, precision, batch, optimize, runner) {
     throughput: Math.round((batch * 1000) / pct(gpu, 50)),
     build_s,
     build_cached_s,
+    build_phases_s,
+    ...(quant ? { calib_samples: calibN, calib_feeds: calibFeeds(m, batch).length, calib_from_cache, ...(calibrator ? { calibrator } : {}) } : {}),
     peak_mem_mb,
     engine_mem_mb: Math.round(((mem.arenaBytes + mem.workspaceBytes + mem.constantBytes) / 2 ** 20) * 10) / 10,
     layers: engine.report.layers.length,
     onnx_nodes: engine.report.onnxNodes,
     ...acc,
+    ...precisionFields(engine),
+    failed_candidates: failed.length,
     cpu_fallback_layers: engine.report.layers.filter((l) => l.backend === 'cpu' && device === 'cuda').length,
   };
   engine.dispose();
@@ -178,32 +488,52 @@ async function one(file, device, precision, batch, optimize, runner) {
 async function main() {
   console.log(JSON.stringify(backendInfo()));
   for (const file of files) {
-    for (const precision of precisions)
-      for (const batch of batches) {
-        try {
-          await one(file, 'cuda', precision, batch, true, 'kiln');
-        } catch (e) {
-          console.log(`${path.basename(file)} cuda ${precision} b${batch}: FAILED ${e.message}`);
-        }
-        for (const pass of batch === 1 ? requested : []) {
+    let m;
+    try {
+      m = modelContext(file);
+    } catch (e) {
+      console.log(`${path.basename(file)}: FAILED ${e.message}`);
+      continue;
+    }
+    try {
+      for (const precision of precisions)
+        for (const batch of batches) {
+          if (mainDevice === 'cpu' && precision === 'fp16') {
+            console.log(`${path.basename(file)} cpu fp16 b${batch}: skipped (the CPU backend has no fp16)`);
+            continue;
+          }
           try {
-            await one(file, 'cuda', precision, batch, { [pass]: true }, `kiln+${pass}`);
+            await one(m, mainDevice, precision, batch, true, 'kiln');
           } catch (e) {
-            console.log(`${path.basename(file)} cuda ${precision} b${batch} +${pass}: FAILED ${e.message}`);
+            console.log(`${path.basename(file)} ${mainDevice} ${precision} b${batch}: FAILED ${e.message}`);
+          }
+          for (const pass of batch === 1 ? requested : []) {
+            try {
+              await one(m, mainDevice, precision, batch, { [pass]: true }, `kiln+${pass}`);
+            } catch (e) {
+              console.log(`${path.basename(file)} ${mainDevice} ${precision} b${batch} +${pass}: FAILED ${e.message}`);
+            }
           }
         }
+      const b1 = m.fixedBatch ?? 1;
+      const rest = [
+        ...unoptimized.map((p) => ['cuda', p, false, 'kiln-unoptimized']),
+        ['cpu', 'fp32', true, 'kiln'],
+        ['cpu', 'fp32', false, 'kiln-unoptimized'],
+      ]
+        .filter(([device]) => devices.includes(device))
+        // without cuda the optimized CPU fp32 row at batch 1 is a precision row already
+        .filter(([device, p, optimize]) => !(mainDevice === 'cpu' && device === 'cpu' && optimize === true && precisions.includes(p) && batches.includes(b1)));
+      for (const [device, precision, optimize, runner] of rest) {
+        try {
+          await one(m, device, precision, b1, optimize, runner);
+        } catch (e) {
+          console.log(`${path.basename(file)} ${device} ${precision} ${runner}: FAILED ${e.message}`);
+        }
       }
-    const rest = [
-      ...unoptimized.map((p) => ['cuda', p, false, 'kiln-unoptimized']),
-      ['cpu', 'fp32', true, 'kiln'],
-      ['cpu', 'fp32', false, 'kiln-unoptimized'],
-    ].filter(([device]) => devices.includes(device));
-    for (const [device, precision, optimize, runner] of rest) {
-      try {
-        await one(file, device, precision, 1, optimize, runner);
-      } catch (e) {
-        console.log(`${path.basename(file)} ${device} ${precision} ${runner}: FAILED ${e.message}`);
-      }
+    } finally {
+      for (const f of m.calibCaches.values()) fs.rmSync(f, { force: true });
+      m.cache.clear();
     }
   }
 }
