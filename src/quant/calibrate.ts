@@ -8,7 +8,7 @@ import { KilnError } from '../errors';
 import { Graph } from '../ir/graph';
 import { lowerGraph } from '../lower/lower';
 import { Plan, encodePlan } from '../lower/plan';
-import { native } from '../native/binding';
+import { FAST_CPU, native } from '../native/binding';
 import type { TensorLike } from '../tensor';
 import { TensorStats } from './calibrator';
 
@@ -62,7 +62,8 @@ export async function collectStats(g: Graph, tensors: string[], data: Calibratio
   for await (const feed of data as AsyncIterable<Record<string, TensorLike>>) {
     checkAbort();
     const inputs = feedBuffers(plan, feed, `calibration feed ${batches}`);
-    const outs = native().runPlan(bytes, inputs);
+    // fp32 statistics from the CPU's faster tactics (untimed), as the accuracy guard runs its reference
+    const outs = native().runPlan(bytes, inputs, FAST_CPU);
     for (const r of read) {
       const src = r.input !== undefined ? inputs[r.input] : new Float32Array(outs[r.output!]);
       stats.get(r.name)!.add(src instanceof Float32Array ? src : new Float32Array(src.buffer, src.byteOffset, src.byteLength / 4));
