@@ -502,6 +502,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tactics", Napi::Function::New(env, Tactics));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("deviceMemory", Napi::Function::New(env, DeviceMemory));
+  // Node's environment teardown: the backends release what outlives engines (CUDA library handles).
+  napi_add_env_cleanup_hook(
+      env,
+      [](void*) {
+        for (const std::string& n : backend_names()) find_backend(n)->shutdown();
+      },
+      nullptr);
   return exports;
 }
 

@@ -48,6 +48,8 @@ class Backend {
   virtual std::string libraries() const { return "{}"; }
   // Device memory (free, total) in bytes on the current device; {0, 0} where it has no meaning.
   virtual std::pair<size_t, size_t> memory() { return {0, 0}; }
+  // The addon is unloading (Node's environment teardown): release what outlives engines (library handles).
+  virtual void shutdown() {}
 };
 
 void register_backend(std::unique_ptr<Backend> b);

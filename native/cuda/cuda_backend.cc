@@ -22,26 +22,84 @@ int current_device() {
 }
 }  // namespace
 
-cublasLtHandle_t lt_handle() {
-  thread_local std::map<int, cublasLtHandle_t> handles;  // kept for the thread's life (no teardown at exit)
+// Library handles, one per thread and device. cudnnCreate allocates device and pinned memory, which
+// is not allowed while a stream is capturing: launch() and capturable() make the calling thread's
+// handles before they capture. Every handle is also registered here so that release_handles() (the
+// addon's unload) destroys them all, leaving nothing to a leak check; a thread's cached handles are
+// then stale (generation) and made again on next use.
+namespace {
+struct HandleRegistry {
+  std::mutex mu;
+  uint64_t generation = 1;
+  std::vector<std::pair<int, cudnnHandle_t>> cudnn;
+  std::vector<std::pair<int, cublasLtHandle_t>> lt;
+};
+HandleRegistry& registry() {
+  static HandleRegistry* r = new HandleRegistry();  // never destroyed: threads may outlive static teardown
+  return *r;
+}
+struct ThreadHandles {
+  uint64_t generation = 0;
+  std::map<int, cudnnHandle_t> cudnn;
+  std::map<int, cublasLtHandle_t> lt;
+};
+thread_local ThreadHandles thread_handles;
+
+template <typename H, typename Make>
+H thread_handle(std::map<int, H> ThreadHandles::*mine, std::vector<std::pair<int, H>> HandleRegistry::*all, Make make) {
+  HandleRegistry& r = registry();
+  ThreadHandles& t = thread_handles;
   int d = current_device();
-  auto it = handles.find(d);
-  if (it != handles.end()) return it->second;
-  cublasLtHandle_t h = nullptr;
-  KILN_CUDA_TRY(cublasLtCreate(&h));
-  handles[d] = h;
+  std::lock_guard<std::mutex> lock(r.mu);
+  if (t.generation != r.generation) {
+    t.cudnn.clear();
+    t.lt.clear();
+    t.generation = r.generation;
+  }
+  auto it = (t.*mine).find(d);
+  if (it != (t.*mine).end()) return it->second;
+  H h = make();
+  (t.*mine)[d] = h;
+  (r.*all).emplace_back(d, h);
   return h;
+}
+}  // namespace
+
+cublasLtHandle_t lt_handle() {
+  return thread_handle(&ThreadHandles::lt, &HandleRegistry::lt, [] {
+    cublasLtHandle_t h = nullptr;
+    KILN_CUDA_TRY(cublasLtCreate(&h));
+    return h;
+  });
 }
 
 cudnnHandle_t cudnn_handle() {
-  thread_local std::map<int, cudnnHandle_t> handles;
-  int d = current_device();
-  auto it = handles.find(d);
-  if (it != handles.end()) return it->second;
-  cudnnHandle_t h = nullptr;
-  KILN_CUDA_TRY(cudnnCreate(&h));
-  handles[d] = h;
-  return h;
+  return thread_handle(&ThreadHandles::cudnn, &HandleRegistry::cudnn, [] {
+    cudnnHandle_t h = nullptr;
+    KILN_CUDA_TRY(cudnnCreate(&h));
+    return h;
+  });
+}
+
+void release_handles() {
+  HandleRegistry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  r.generation++;
+  if (r.cudnn.empty() && r.lt.empty()) return;  // CUDA never used: nothing to touch
+  int cur = -1;
+  bool have = cudaGetDevice(&cur) == cudaSuccess;
+  for (auto& [d, h] : r.cudnn) {
+    cudaSetDevice(d);
+    cudnnDestroy(h);
+  }
+  for (auto& [d, h] : r.lt) {
+    cudaSetDevice(d);
+    cublasLtDestroy(h);
+  }
+  if (have) cudaSetDevice(cur);
+  cudaGetLastError();
+  r.cudnn.clear();
+  r.lt.clear();
 }
 
 }  // namespace cu
@@ -146,6 +204,8 @@ class CudaBackend : public Backend {
       return;
     }
     if (gc->direct) return body();
+    cu::cudnn_handle();  // the libraries' handles allocate: not while the stream captures
+    cu::lt_handle();
     if (!capture(body, s, gc)) {
       gc->direct = true;
       cudaGetLastError();  // clear what the failed capture left
@@ -156,11 +216,16 @@ class CudaBackend : public Backend {
   bool capturable(const std::function<void()>& body, void* stream) override {
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     if (!s) return true;
+    cu::cudnn_handle();
+    cu::lt_handle();
     GraphCache gc;
     bool ok = capture(body, s, &gc);
     if (gc.exec) cudaGraphExecDestroy(gc.exec);
     cudaGetLastError();
     return ok;
+  }
+  void shutdown() override {
+    cu::release_handles();
   }
   void release_launch_cache(void* cache) override {
     auto* gc = static_cast<GraphCache*>(cache);

@@ -71,6 +71,8 @@ class LibraryTactic : public Tactic {
 // thread's life). Throw RUNTIME when the library cannot start.
 cublasLtHandle_t lt_handle();
 cudnnHandle_t cudnn_handle();
+// Destroys every thread's library handles (the addon's unload); they are made again on next use.
+void release_handles();
 
 }  // namespace cu
 }  // namespace kiln
