@@ -176,7 +176,8 @@ export async function compileResolved(model: ModelSource, o: ResolvedOptions, mi
   progress('lower', 0, 1);
   const plan = lowerGraph(g);
   if (o.debug.exposeAll) exposeIntermediates(plan);
-  if (layoutWanted(o, backend)) {
+  // fp16 layers (an fp16 build's, or a mixed 'best' build's) take channels-last regions on CUDA
+  if (layoutWanted(o, backend, o.precision === 'fp16' || (mixed?.half ?? false))) {
     const r = assignLayout(plan);
     passes.push({ name: 'layout-assignment', changed: r.converted.length, nodes: r.converted, reformats: r.reformats });
   }
@@ -280,12 +281,13 @@ export async function compileResolved(model: ModelSource, o: ResolvedOptions, mi
 }
 
 /**
- * Whether layout assignment runs: by default for CUDA fp16 builds (tensor-core convolutions want
+ * Whether layout assignment runs: by default for CUDA builds with fp16 layers (`half`: fp16, or a mixed
+ * 'best' build; tensor-core convolutions want
  * channels-last activations), elsewhere only when requested (`optimize: { 'layout-assignment': true }`).
  */
-export function layoutWanted(o: ResolvedOptions, backend: 'cpu' | 'cuda'): boolean {
+export function layoutWanted(o: ResolvedOptions, backend: 'cpu' | 'cuda', half = o.precision === 'fp16'): boolean {
   const requested = typeof o.optimize === 'object' && o.optimize['layout-assignment'] === true;
-  return passEnabled(o.optimize, 'layout-assignment') && (requested || (backend === 'cuda' && o.precision === 'fp16'));
+  return passEnabled(o.optimize, 'layout-assignment') && (requested || (backend === 'cuda' && half));
 }
 
 /** The build warnings for the accuracy guard's findings. */
