@@ -2,6 +2,7 @@
  * compile(): ONNX model → Engine. Import, bind input shapes, infer and fold, optimize, lower to the
  * Plan, and let the native backend pick a kernel per layer by timing. Cancellable; reports progress.
  */
+import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DataType, TypedArray, dtypeFromName, dtypeName } from './dtype';
@@ -22,7 +23,7 @@ import { passEnabled, runPasses } from './passes/manager';
 import { assignHalfPrecision } from './passes/precision-assignment';
 import { assignLayout } from './passes/layout-assignment';
 import { GuardResult, describePin, guardHalfPrecision } from './passes/accuracy-guard';
-import { CacheIdentity, readTimingCache, writeTimingCache } from './timing-cache';
+import { CacheIdentity, CachedGuard, readTimingCache, writeTimingCache } from './timing-cache';
 import { quantizeGraph } from './quant';
 import { LayerPrecision, resolveLayerPrecisions } from './quant/layer-precisions';
 import { BestMeta, buildBest } from './quant/best';
@@ -157,6 +158,7 @@ export async function compileResolved(model: ModelSource, o: ResolvedOptions, mi
     }),
   ];
   const warnings: string[] = [];
+  const cache = o.timingCache ? loadCache(o.timingCache, backend, warnings) : undefined;
   let guard: GuardResult | undefined;
   let ranges: Record<string, number> = {};
   if (o.precision === 'int8') {
@@ -191,10 +193,19 @@ export async function compileResolved(model: ModelSource, o: ResolvedOptions, mi
     const keep = mixed ? resolveLayerPrecisions(g, mixed.userPins) : floatPins;
     const fp16Pins = new Set([...keep].filter(([, p]) => p === 'fp16').map(([n]) => n));
     if (o.guard) {
-      try {
-        halfGuard = guardHalfPrecision(plan, { keep: fp16Pins, ...(o.tolerance !== undefined ? { tolerance: o.tolerance } : {}) });
-      } catch (e) {
-        guardFailure = `precision guard: the plans could not run on the CPU reference kernels (${(e as Error).message}); every layer runs in fp16 unchecked`;
+      // a rebuild with the timing cache reuses the guard's findings for the same model and options
+      const key = cache && guardKey(bytes, o, ranges, fp16Pins);
+      const cached = key ? cache.guards[key] : undefined;
+      if (cached) {
+        halfGuard = cached;
+        passes.push({ name: 'precision-guard-cached', changed: cached.pinned.length, nodes: cached.pinned.map((p) => p.layer) });
+      } else {
+        try {
+          halfGuard = guardHalfPrecision(plan, { keep: fp16Pins, ...(o.tolerance !== undefined ? { tolerance: o.tolerance } : {}) });
+          if (key) cache.guards[key] = { checked: halfGuard.checked, pinned: halfGuard.pinned, rounds: halfGuard.rounds, clean: halfGuard.clean };
+        } catch (e) {
+          guardFailure = `precision guard: the plans could not run on the CPU reference kernels (${(e as Error).message}); every layer runs in fp16 unchecked`;
+        }
       }
     }
     const r = assignHalfPrecision(plan, new Set([...fp32Pins, ...(halfGuard?.pinned.map((p) => p.layer) ?? [])]));
@@ -248,7 +259,6 @@ export async function compileResolved(model: ModelSource, o: ResolvedOptions, mi
       ...(o.tolerance !== undefined ? { tolerance: o.tolerance } : {}),
     });
     const metaWithTime = () => JSON.stringify({ ...meta, buildSeconds: (Date.now() - start) / 1000 });
-    const cache = o.timingCache ? loadCache(o.timingCache, backend, warnings) : undefined;
     // Native progress arrives through a thread-safe queue that may drain after the build resolves:
     // late events are dropped and the phase is closed here, so events always come in phase order.
     let finished = false;
@@ -271,7 +281,7 @@ export async function compileResolved(model: ModelSource, o: ResolvedOptions, mi
     if (cache && o.timingCache) {
       for (const l of engine.report.layers)
         for (const c of l.candidates) if (c.ms !== null && l.candidates.length > 1) cache.entries[`${l.signature}|${c.tactic}`] = c.ms;
-      writeTimingCache(o.timingCache, cache.id, cache.entries);
+      writeTimingCache(o.timingCache, cache.id, cache.entries, cache.guards);
     }
     progress('done', 1, 1);
     return engine;
@@ -298,13 +308,42 @@ export function guardWarnings(guard: GuardResult): string[] {
   return w;
 }
 
-function loadCache(file: string, backend: string, warnings: string[]): { id: CacheIdentity; entries: Record<string, number> } {
+/**
+ * The fp16 guard's cache key: a hash of the model bytes and of everything else the checked plan and the
+ * guard's verdict depend on (shapes, bound constants, optimizer and precision options, pins, the
+ * calibration ranges of a mixed build, the tolerance).
+ */
+function guardKey(bytes: Uint8Array, o: ResolvedOptions, ranges: Record<string, number>, keep: ReadonlySet<string>): string {
+  const h = crypto.createHash('sha256');
+  h.update(bytes);
+  for (const [name, t] of Object.entries(o.constants).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    h.update(`|${name}:${t.type}:${t.dims.join('x')}:`);
+    const d = t.data as ArrayBufferView | unknown[];
+    h.update(ArrayBuffer.isView(d) ? new Uint8Array(d.buffer, d.byteOffset, d.byteLength) : JSON.stringify(d, (_, v) => (typeof v === 'bigint' ? String(v) : v)));
+  }
+  h.update(
+    JSON.stringify({
+      guard: 1,
+      precision: o.precision,
+      shapes: o.shapes,
+      optimize: o.optimize,
+      strict: o.strict,
+      layerPrecisions: o.layerPrecisions,
+      tolerance: o.tolerance,
+      ranges,
+      keep: [...keep].sort(),
+    }),
+  );
+  return `fp16|${h.digest('hex')}`;
+}
+
+function loadCache(file: string, backend: string, warnings: string[]): { id: CacheIdentity; entries: Record<string, number>; guards: Record<string, CachedGuard> } {
   const info = native().info();
   const dev = (info as unknown as { devices: Record<string, { device: string; capability: string; libraries: string }> }).devices[backend];
   const id: CacheIdentity = { kiln: info.version, backend, device: dev.device, capability: dev.capability, libraries: dev.libraries };
-  const { entries, note } = readTimingCache(file, id);
+  const { entries, guards, note } = readTimingCache(file, id);
   if (note) warnings.push(note);
-  return { id, entries };
+  return { id, entries, guards };
 }
 
 function info(g: Graph, name: string) {

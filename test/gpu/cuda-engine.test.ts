@@ -98,4 +98,34 @@ d('cuda engines', () => {
     expect((await again.infer({ x })).y.dims).toEqual([2, 10]);
     again.dispose();
   });
+
+  test('an fp16 rebuild with the timing cache reuses the accuracy guard\'s findings', async () => {
+    const fs = await import('fs');
+    const os = await import('os');
+    const path = await import('path');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-guard-'));
+    const file = path.join(dir, 'cache.json');
+    try {
+      const a = await compile(model(), { device: 'cuda', precision: 'fp16', timingCache: file });
+      const cache = JSON.parse(fs.readFileSync(file, 'utf8'));
+      const keys = Object.keys(cache.guards ?? {});
+      expect(keys).toHaveLength(1);
+      expect(cache.guards[keys[0]]).toMatchObject({ checked: a.report.precisionGuard!.checked, pinned: a.report.precisionGuard!.pinned });
+      expect(a.report.passes.some((p) => p.name === 'precision-guard-cached')).toBe(false);
+      // Doctor the entry: the rebuild must take its pin from the cache (the guard would find none).
+      const conv = a.report.layers.find((l) => l.kind === 'Conv')!;
+      cache.guards[keys[0]].pinned = [{ layer: conv.name, kind: 'Conv', reason: 'doctored' }];
+      fs.writeFileSync(file, JSON.stringify(cache));
+      const b = await compile(model(), { device: 'cuda', precision: 'fp16', timingCache: file });
+      expect(b.report.passes.find((p) => p.name === 'precision-guard-cached')).toMatchObject({ changed: 1, nodes: [conv.name] });
+      expect(b.report.layers.find((l) => l.name === conv.name)!.precision).toBe('fp32');
+      // Other options are another key: the guard runs again.
+      const c = await compile(model(), { device: 'cuda', precision: 'fp16', timingCache: file, tolerance: 0.05 });
+      expect(c.report.passes.some((p) => p.name === 'precision-guard-cached')).toBe(false);
+      expect(Object.keys(JSON.parse(fs.readFileSync(file, 'utf8')).guards)).toHaveLength(2);
+      for (const e of [a, b, c]) e.dispose();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
