@@ -4,7 +4,10 @@
 // can run it as one kernel. The engine configurations cuDNN's heuristics (mode A) rank for the graph
 // are the candidates: tactic cuda.cudnn.graph.<i> is the i-th of them (deterministic for one cuDNN
 // version and GPU, which the engine header pins). An activation cuDNN cannot fuse runs after the
-// convolution (+ bias + residual) in cuep::bias_act. Layouts as in conv_cudnn.cc: NCHW, or NHWC for
+// convolution (+ bias + residual) in cuep::bias_act. Tactics cuda.cudnn.graph.split.<i> (layers with an
+// epilogue) give cuDNN the convolution alone and run the whole epilogue in cuep::bias_act: where cuDNN
+// has no fast fused engine for the graph (float32 NCHW with a residual, for one) its fast plain
+// convolution engines still compete. Layouts as in conv_cudnn.cc: NCHW, or NHWC for
 // channels_last layers; 1-D and 2-D convolutions; float32 (tensor-core engines are TF32: left out by
 // `strict`, since the graph API does not promise FMA math) and float16.
 // Heuristics and execution plans are made once per layer configuration and kept (finalizing a
@@ -28,6 +31,7 @@ namespace kiln {
 namespace {
 
 constexpr int kCandidates = 6;
+constexpr int kSplitCandidates = 3;  // conv-only plans: the heuristics' top three
 constexpr int64_t kMaxWorkspace = int64_t(1) << 30;
 
 // One backend descriptor, destroyed with its owner.
@@ -186,10 +190,10 @@ struct GraphState : LayerState {
   DType dt = DType::F32;
 };
 
-std::string key_of(const LayerInfo& L, const ConvGeom& g, DType dt, bool tc) {
+std::string key_of(const LayerInfo& L, const ConvGeom& g, DType dt, bool tc, bool conv_only) {
   int dev = 0;
   cudaGetDevice(&dev);
-  std::string k = std::to_string(dev) + (tc ? "tc" : "") + (dt == DType::F16 ? "h" : "f") + (g.channels_last ? "L" : "C");
+  std::string k = std::to_string(dev) + (tc ? "tc" : "") + (conv_only ? "s" : "") + (dt == DType::F16 ? "h" : "f") + (g.channels_last ? "L" : "C");
   for (int64_t v : {g.N, g.C, g.M, g.G, int64_t(g.has_bias), int64_t(g.has_residual), int64_t(g.act.kind)}) k += "," + std::to_string(v);
   for (int i = 0; i < 3; ++i)
     for (int64_t v : {g.in[i], g.out[i], g.k[i], g.s[i], g.d[i], g.p[i]}) k += "," + std::to_string(v);
@@ -201,7 +205,8 @@ std::string key_of(const LayerInfo& L, const ConvGeom& g, DType dt, bool tc) {
 
 // Builds the operation graph, asks the heuristics, and makes every plan; nullptr when cuDNN has no
 // engine for this layer at all.
-std::shared_ptr<Graph> make_graph(const LayerInfo& L, const ConvGeom& g, DType dt, bool tc) {
+// conv_only: the convolution alone (the caller runs bias, residual and activation after it).
+std::shared_ptr<Graph> make_graph(const LayerInfo& L, const ConvGeom& g, DType dt, bool tc, bool conv_only) {
   auto gr = std::make_shared<Graph>();
   cudnnDataType_t io = dt == DType::F16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT, acc = CUDNN_DATA_FLOAT;
   // logical dims [N, C, H, W] (1-D convolutions: H = 1) with the stored layout's strides
@@ -228,9 +233,10 @@ std::shared_ptr<Graph> make_graph(const LayerInfo& L, const ConvGeom& g, DType d
   Desc& W = tensor(kW, wd, strides(wd), io, false, align(L.in[1]));
   gr->uids = {kX, kW, kY};
   cudnnPointwiseMode_t act_mode{};
-  bool fuse_act = g.act.kind != Activation::None && pointwise_of(g.act, act_mode);
+  bool fuse_act = !conv_only && g.act.kind != Activation::None && pointwise_of(g.act, act_mode);
   gr->epilogue_after = g.act.kind != Activation::None && !fuse_act;
-  int steps = int(g.has_bias) + int(g.has_residual) + int(fuse_act);
+  bool bias = g.has_bias && !conv_only, residual = g.has_residual && !conv_only;
+  int steps = int(bias) + int(residual) + int(fuse_act);
   int64_t next_virtual = kVirtual;
   // the output of a step: Y itself for the last one, a float virtual tensor before
   auto out_of = [&](bool last) -> Desc& { return last ? tensor(kY, yd, strides(yd), io, false, align(L.out[0])) : tensor(next_virtual++, yd, strides(yd), acc, true, 16); };
@@ -283,12 +289,12 @@ std::shared_ptr<Graph> make_graph(const LayerInfo& L, const ConvGeom& g, DType d
     cur = &y;
   };
   int done = 0;
-  if (g.has_bias) {
+  if (bias) {
     Desc& B = tensor(kB, bd, strides(bd), io, false, align(L.in[2]));
     gr->uids.push_back(kB);
     pointwise(CUDNN_POINTWISE_ADD, &B, ++done == steps);
   }
-  if (g.has_residual) {
+  if (residual) {
     Desc& Z = tensor(kZ, yd, strides(yd), io, false, align(L.in[3]));
     gr->uids.push_back(kZ);
     pointwise(CUDNN_POINTWISE_ADD, &Z, ++done == steps);
@@ -326,21 +332,21 @@ std::shared_ptr<Graph> make_graph(const LayerInfo& L, const ConvGeom& g, DType d
 }
 
 // Graphs by layer configuration, for the life of the process (plans hold compiled kernels).
-std::shared_ptr<Graph> graph_for(const LayerInfo& L, const ConvGeom& g, DType dt, bool tc) {
+std::shared_ptr<Graph> graph_for(const LayerInfo& L, const ConvGeom& g, DType dt, bool tc, bool conv_only) {
   static std::mutex mu;
   static std::map<std::string, std::shared_ptr<Graph>> cache;
-  std::string key = key_of(L, g, dt, tc);
+  std::string key = key_of(L, g, dt, tc, conv_only);
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  auto gr = make_graph(L, g, dt, tc);
+  auto gr = make_graph(L, g, dt, tc, conv_only);
   cache[key] = gr;
   return gr;
 }
 
 class ConvCudnnGraph : public cu::LibraryTactic<GraphState> {
  public:
-  explicit ConvCudnnGraph(int rank) : rank_(rank), name_("cuda.cudnn.graph." + std::to_string(rank)) {}
+  ConvCudnnGraph(int rank, bool split) : rank_(rank), split_(split), name_(std::string(split ? "cuda.cudnn.graph.split." : "cuda.cudnn.graph.") + std::to_string(rank)) {}
   const char* name() const override { return name_.c_str(); }
   // cuDNN's engines for float32 may use TF32 tensor cores: not for `strict` builds
   bool reduced_precision(const LayerInfo& L) const override { return !L.out.empty() && L.out[0] && L.out[0]->dtype == DType::F32; }
@@ -367,7 +373,10 @@ class ConvCudnnGraph : public cu::LibraryTactic<GraphState> {
         .set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, &ws);
     if (!pack.finalize()) fail("RUNTIME", cu::where(L) + ": " + name_ + ": cuDNN refused the variant pack");
     KILN_CUDA_TRY_AT(L, cudnnBackendExecute(h, st.plan->get(), pack.get()));
-    if (st.graph->epilogue_after)  // the activation cuDNN does not fuse; bias and residual are done
+    if (split_)  // the whole epilogue; NHWC: the channel is the innermost index (inner extent 1)
+      cuep::bias_act(L, st.dt, out[0].data, st.g.has_bias ? in[2].data : nullptr, st.g.has_residual ? in[3].data : nullptr, out[0].numel(),
+                     st.g.channels_last ? 1 : st.g.out_size(), st.g.M, st.g.act, stream);
+    else if (st.graph->epilogue_after)  // the activation cuDNN does not fuse; bias and residual are done
       cuep::bias_act(L, st.dt, out[0].data, nullptr, nullptr, out[0].numel(), 1, st.g.M, st.g.act, stream);
   }
 
@@ -385,10 +394,12 @@ class ConvCudnnGraph : public cu::LibraryTactic<GraphState> {
     st->dt = t;
     const ConvGeom& g = st->g;
     if (g.rank > 2 || g.N < 1 || !cuep::supported(g.act)) return nullptr;
+    // the split variant only where there is an epilogue to split off (else it is the plain one)
+    if (split_ && !g.has_bias && !g.has_residual && g.act.kind == Activation::None) return nullptr;
     auto pads = L.op->ints("pads");
     for (int64_t p : pads)
       if (p < 0) return nullptr;
-    st->graph = graph_for(L, g, t, true);
+    st->graph = graph_for(L, g, t, true, split_);
     if (!st->graph) return nullptr;
     st->plan = st->graph->plan(size_t(rank_));
     if (!st->plan) return nullptr;
@@ -397,12 +408,14 @@ class ConvCudnnGraph : public cu::LibraryTactic<GraphState> {
   }
 
   int rank_;
+  bool split_;
   std::string name_;
 };
 
 struct RegisterAll {
   RegisterAll() {
-    for (int i = 0; i < kCandidates; ++i) register_tactic("cuda", "Conv", std::make_unique<ConvCudnnGraph>(i));
+    for (int i = 0; i < kCandidates; ++i) register_tactic("cuda", "Conv", std::make_unique<ConvCudnnGraph>(i, false));
+    for (int i = 0; i < kSplitCandidates; ++i) register_tactic("cuda", "Conv", std::make_unique<ConvCudnnGraph>(i, true));
   }
 } register_all;
 
