@@ -20,6 +20,9 @@
  *      layers run in fp16 unless chosen or pinned fp32) or, with no int8 group, an fp16 (cuda) or fp32
  *      (cpu) build with the fp32 choices pinned. Its accuracy guards move layers beyond `tolerance`
  *      up: int8 → float (fp16 on cuda) → fp32; the user's pins are never moved.
+ *   5. A mixed last engine whose layers take longer in all than the fastest one-precision candidate's
+ *      (by UNIFORM_MARGIN: reformats between precisions cost more than the groups gained) is replaced
+ *      by that candidate's precision everywhere, unless `layerPrecisions` pins layers; the report says so.
  * engine.report.best lists the groups with each candidate's ms, the choice and why; each layer's
  * `choice` is its group's. A summary line goes to the warnings.
  */
@@ -43,13 +46,18 @@ export const bestHooks: { layerMs?: (precision: LayerPrecision, layer: LayerRepo
 
 type Build = (model: ModelSource, o: ResolvedOptions, mixed?: MixedBuild) => Promise<Engine>;
 
+/** How much faster (a fraction) the fastest one-precision candidate must be than the mixed engine to be
+ *  built instead: the layer times are measured one layer at a time, so small differences are noise. */
+const UNIFORM_MARGIN = 0.03;
+
 /** Runs of the profile that times the layers no tactic time covers (the median is taken). */
 const PROFILE_RUNS = 5;
 
-/** Each layer's time in `engine`: its chosen tactic's, else its median over a few profiled runs. */
-async function layerTimes(engine: Engine, precision: LayerPrecision): Promise<number[]> {
+/** Each layer's time in `engine` ('own': a mixed engine, each layer in its own precision): its chosen
+ *  tactic's, else its median over a few profiled runs. */
+async function layerTimes(engine: Engine, precision: LayerPrecision | 'own'): Promise<number[]> {
   const layers = engine.report.layers;
-  const tactic = layers.map((l) => bestHooks.layerMs?.(precision, l) ?? l.candidates.find((c) => c.tactic === l.tactic)?.ms ?? null);
+  const tactic = layers.map((l) => bestHooks.layerMs?.(precision === 'own' ? (l.precision as LayerPrecision) : precision, l) ?? l.candidates.find((c) => c.tactic === l.tactic)?.ms ?? null);
   if (tactic.every((ms) => ms !== null && ms >= 0)) return tactic as number[];
   const feeds = randomInputs(engine.inputs, 1);
   const runs: number[][] = [];
@@ -95,6 +103,17 @@ export interface CandidateLayers {
 
 const ORDER: LayerPrecision[] = ['fp32', 'fp16', 'int8'];
 const fmt = (ms: number) => `${Number(ms.toPrecision(3))} ms`;
+
+/**
+ * The one-precision candidate to build instead of a mixed engine whose layers take `mixedMs` in all:
+ * the fastest candidate in total, when it is faster than the mixed engine by UNIFORM_MARGIN.
+ */
+export function uniformInstead(cands: readonly CandidateLayers[], mixedMs: number): { precision: LayerPrecision; ms: number } | undefined {
+  if (!cands.length) return undefined;
+  const totals = cands.map((c) => ({ precision: c.precision, ms: c.layers.reduce((a, l) => a + l.ms, 0) }));
+  const fastest = totals.reduce((a, b) => (b.ms < a.ms ? b : a));
+  return fastest.ms < mixedMs * (1 - UNIFORM_MARGIN) ? fastest : undefined;
+}
 
 /**
  * The choice per ONNX node group from the candidates' layer times; `pins` (ONNX node or layer names →
@@ -217,12 +236,28 @@ export async function buildBest(model: ModelSource, o: ResolvedOptions, backend:
       timingCache,
       calibrationCache,
     };
-    return await build(model, last, {
+    const mixed = await build(model, last, {
       half: backend === 'cuda' && int8,
       userPins: o.layerPrecisions,
       best: { candidates: cands.map((c) => c.precision), notes, groups: choices },
       warnings: [...notes, summary],
     });
+    // 5. A mixed engine pays for its reformats (casts, quantize layers) between precisions: when it
+    // comes out slower than the fastest candidate that runs one precision everywhere, that one is built
+    // instead (its own accuracy guard applies). Not with the user's pins, which only a mixed engine keeps.
+    if (new Set(choices.map((c) => c.chosen)).size < 2 || Object.keys(o.layerPrecisions).length) return mixed;
+    const mixedMs = (await layerTimes(mixed, 'own')).reduce((a, b) => a + b, 0);
+    const uniform = uniformInstead(cands, mixedMs);
+    if (!uniform) return mixed;
+    mixed.dispose();
+    const why = `precision 'best': the mixed engine's layers take ${fmt(mixedMs)} against ${fmt(uniform.ms)} for ${uniform.precision} everywhere (reformats between precisions cost more than the groups gained): built ${uniform.precision}`;
+    notes.push(why);
+    const groups = choices.map((c) => (c.chosen === uniform.precision ? c : { ...c, chosen: uniform.precision, reason: `${c.reason}; overridden: the ${uniform.precision} engine is faster as a whole` }));
+    return await build(
+      model,
+      { ...o, precision: uniform.precision, layerPrecisions: {}, timingCache, calibrationCache },
+      { half: false, userPins: {}, best: { candidates: cands.map((c) => c.precision), notes, groups }, warnings: [...notes, summary] },
+    );
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

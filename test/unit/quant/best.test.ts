@@ -21,7 +21,7 @@ import { emulateHalf } from '../../../src/passes/half-emulation';
 import { runPasses } from '../../../src/passes/manager';
 import { assignHalfPrecision } from '../../../src/passes/precision-assignment';
 import { quantizeGraph } from '../../../src/quant';
-import { bestHooks, chooseGroups } from '../../../src/quant/best';
+import { bestHooks, chooseGroups, uniformInstead } from '../../../src/quant/best';
 import { rng } from '../ops/tactic-helpers';
 import { smallCnn } from './quant-models';
 
@@ -184,3 +184,20 @@ describe('chooseGroups', () => {
     expect(byNode('fc').reason).toBe('fp32 is the fastest float precision (fp32 1 ms, fp16 1 ms); no int8 layer runs it');
   });
 });
+
+describe("precision 'best': a mixed engine slower than one precision everywhere", () => {
+  const layer = (name: string, ms: number) => ({ name, kind: 'Conv', fusedFrom: [name], ms });
+  const cands = [
+    { precision: 'fp32' as const, layers: [layer('a', 1), layer('b', 1)] },
+    { precision: 'fp16' as const, layers: [layer('a', 0.4), layer('b', 0.5)] },
+  ];
+  test('the fastest candidate in total replaces a mixed engine that is slower than it by the margin', () => {
+    expect(uniformInstead(cands, 1.2)).toEqual({ precision: 'fp16', ms: 0.9 });
+  });
+  test('a mixed engine within the margin, or faster, is kept', () => {
+    expect(uniformInstead(cands, 0.92)).toBeUndefined();
+    expect(uniformInstead(cands, 0.8)).toBeUndefined();
+    expect(uniformInstead([], 1)).toBeUndefined();
+  });
+});
+
