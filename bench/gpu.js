@@ -486,6 +486,8 @@ async function one(m, device, precision, batch, optimize, runner) {
     engine_mem_mb: Math.round(((mem.arenaBytes + mem.workspaceBytes + mem.constantBytes) / 2 ** 20) * 10) / 10,
     layers: engine.report.layers.length,
     onnx_nodes: engine.report.onnxNodes,
+    // what each graph pass changed (issue 5: per-model pass counts beside the layer count)
+    passes: Object.fromEntries(engine.report.passes.map((p) => [p.name, p.changed])),
     ...acc,
     ...precisionFields(engine),
     failed_candidates: failed.length,
