@@ -89,16 +89,7 @@ function record(row) {
 // ---- Inputs for calibration and for the held-out accuracy check ----
 // Per sample, from its own seeded generator (stream, index): calibration samples and held-out ones come
 // from different streams, and a sample is the same at every batch size.
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const mulberry32 = require('../dist/cli/inputs').prng; // the seeded generator kiln run uses
 const CALIB_STREAM = 0x1c0ffee;
 const HOLDOUT_STREAM = 0x5eed0d;
 const sampleRng = (stream, index) => mulberry32(Math.imul(index + 1, 0x9e3779b1) ^ stream);
