@@ -53,6 +53,11 @@ const calibrator = opt('--calibrator', undefined);
 const holdoutArg = opt('--holdout', undefined);
 const classes = Number(opt('--classes', '1000'));
 const holdoutFeeds = (batch) => (holdoutArg !== undefined ? Number(holdoutArg) : batch === 1 ? 16 : Math.max(1, Math.ceil(128 / batch)));
+// --data DIR: real images for a model with one image input (scripts/gpu/train_shapes.py writes them):
+// calibration from DIR/calib.npy, held-out feeds from DIR/holdout.npy and, with DIR/holdout_labels.npy,
+// `top1_label` (the engine's held-out accuracy against the true classes; `top1_label_ref`: the fp32
+// reference's). Without it images are made up (imageSample).
+const dataDir = opt('--data', undefined);
 const files = args;
 
 function pct(xs, p) {
@@ -158,6 +163,26 @@ const INT_TYPES = { int64: BigInt64Array, int32: Int32Array, int8: Int8Array, ui
 // One feed of `batch` samples: sample `indices[b]` of `stream` at batch position b. Float rank-4 inputs
 // are images; integer inputs are token ids, or an attention mask (/mask/), token types (/token_type|
 // segment/: zeros) or positions (/position/: 0…S-1); other float inputs uniform in [-1, 1).
+let dataset;
+function loadData() {
+  if (!dataDir || dataset) return dataset;
+  const { readNpy } = require('../dist/cli/inputs');
+  const read = (f) => readNpy(path.join(dataDir, f), fs.readFileSync(path.join(dataDir, f)));
+  dataset = { calib: read('calib.npy'), hold: read('holdout.npy') };
+  if (fs.existsSync(path.join(dataDir, 'holdout_labels.npy'))) dataset.labels = read('holdout_labels.npy').data;
+  return dataset;
+}
+
+// Image `index` of the data set's calibration or held-out part (`per` floats), or undefined.
+function dataImage(stream, index, per) {
+  const d = loadData();
+  if (!d) return undefined;
+  const t = stream === CALIB_STREAM ? d.calib : d.hold;
+  const n = t.dims[0];
+  if (t.data.length / n !== per) throw new Error(`--data: images of ${t.data.length / n} values, the model's input takes ${per}`);
+  return t.data.subarray((index % n) * per, (index % n + 1) * per);
+}
+
 function makeFeed(infos, batch, indices, stream, vocab) {
   const feed = {};
   const data = {};
@@ -175,7 +200,7 @@ function makeFeed(infos, batch, indices, stream, vocab) {
       const per = perBatch ? d.length / batch : d.length;
       const slot = d.subarray(perBatch ? b * per : 0, (perBatch ? b * per : 0) + per);
       if (i.type === 'float32') {
-        if (i.dims.length === 4) slot.set(imageSample(r, i.dims[1], i.dims[2], i.dims[3]));
+        if (i.dims.length === 4) slot.set(dataImage(stream, indices[b], per) ?? imageSample(r, i.dims[1], i.dims[2], i.dims[3]));
         else for (let k = 0; k < per; k++) slot[k] = r() * 2 - 1;
         continue;
       }
@@ -290,7 +315,8 @@ const asFloat = (t) => (t.type === 'float16' ? Float32Array.from(t.data, halfToF
 //                [B,S,C] output) whose argmax matches the reference's
 //   nonfinite    count of NaN/Inf values in the outputs (only when any)
 async function accuracy(engine, ref, batch) {
-  let cosMin = 1, relMax = 0, cosSum = 0, relSum = 0, count = 0, nonfinite = 0, agree = 0, rows = 0;
+  let cosMin = 1, relMax = 0, cosSum = 0, relSum = 0, count = 0, nonfinite = 0, agree = 0, rows = 0, right = 0, rightRef = 0;
+  const labels = loadData()?.labels;
   const first = engine.outputs[0];
   const top1 = first && first.dims[first.dims.length - 1] === classes ? first.name : undefined;
   for (const [f, feed] of ref.feeds.entries()) {
@@ -328,6 +354,11 @@ async function accuracy(engine, ref, batch) {
             if (b[row * C + c] > b[row * C + ib]) ib = c;
           }
           agree += ia === ib ? 1 : 0;
+          if (labels) {
+            const label = Number(labels[(f * batch + row) % labels.length]);
+            right += ia === label ? 1 : 0;
+            rightRef += ib === label ? 1 : 0;
+          }
           rows++;
         }
       }
@@ -341,6 +372,7 @@ async function accuracy(engine, ref, batch) {
     cosine: p(cosMin, 6),
     cosine_mean: p(cosSum / count, 6),
     ...(top1 !== undefined ? { top1_agree: Number((agree / rows).toFixed(4)) } : {}),
+    ...(top1 !== undefined && labels ? { top1_label: Number((right / rows).toFixed(4)), top1_label_ref: Number((rightRef / rows).toFixed(4)) } : {}),
     holdout_samples: ref.feeds.length * batch,
     ...(nonfinite ? { nonfinite } : {}),
   };

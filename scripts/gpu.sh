@@ -11,6 +11,9 @@
 #              `npm test` script (and `npm run test:gpu` when test/gpu holds tests)
 #              -> $OUT/build.log, $OUT/test.log, $OUT/jest.json, $OUT/test-gpu.log, $OUT/jest-gpu.json
 #              (KILN_GPU_ONLY=1: the gpu project alone; KILN_GPU_TESTS: jest path patterns to run)
+#     trained  scripts/gpu/train_shapes.py trains ResNet-18 on generated shapes (KILN_TRAIN_SECONDS, 90) and
+#              kiln builds it fp32/fp16/int8/best at batch 1 and 32; accuracy against the held-out labels
+#              (top1_label)                                       -> $OUT/gpu.jsonl, $OUT/train.json
 #     sanitize compute-sanitizer memcheck over the model tests on cuda (test/gpu/models-cuda.test.ts,
 #              KILN_GPU_MODELS picks models)                      -> $OUT/sanitize.log
 #
@@ -21,7 +24,7 @@ set -uo pipefail
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 [ $# -gt 0 ] || { usage; exit 2; }
 for s in "$@"; do
-  case "$s" in info|export|test|bench|sanitize) ;; -h|--help) usage; exit 0 ;; *) echo "gpu.sh: unknown stage '$s'" >&2; usage >&2; exit 2 ;; esac
+  case "$s" in info|export|test|bench|trained|sanitize) ;; -h|--help) usage; exit 0 ;; *) echo "gpu.sh: unknown stage '$s'" >&2; usage >&2; exit 2 ;; esac
 done
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -119,6 +122,19 @@ stage_bench() {
   for m in ${models//,/ }; do files+=("$WORK/bench-models/$m.onnx"); done
   # KILN_BENCH_ARGS: more bench/gpu.js flags, e.g. "--precisions fp32 --batches 1"
   node bench/gpu.js --results "$OUT/gpu.jsonl" --iters "${KILN_BENCH_ITERS:-100}" ${KILN_BENCH_ARGS:-} "${files[@]}" 2>&1 | tee "$OUT/bench-kiln.log" || rc=1
+  return "$rc"
+}
+
+# A trained model with realistic inputs for the int8/best accuracy rows (no hub downloads on the machine).
+stage_trained() {
+  local rc=0 dir="$WORK/trained"
+  setup_node || return 1
+  PYTHONUNBUFFERED=1 python3 scripts/gpu/train_shapes.py --out "$dir" --seconds "${KILN_TRAIN_SECONDS:-90}" 2>&1 | tee "$OUT/train.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || return 1
+  cp "$dir/train.json" "$OUT/train.json"
+  # shellcheck disable=SC2086
+  node bench/gpu.js --results "$OUT/gpu.jsonl" --iters "${KILN_BENCH_ITERS:-100}" --data "$dir" --classes 10 --calib 64 --holdout 16 \
+    --devices cuda --batches 1,32 --precisions fp32,fp16,int8,best --unoptimized , ${KILN_BENCH_ARGS:-} "$dir/shapes_resnet18.onnx" 2>&1 | tee "$OUT/bench-trained.log" || rc=1
   return "$rc"
 }
 
