@@ -160,9 +160,6 @@ function tokenSample(r, S, vocab) {
 
 const INT_TYPES = { int64: BigInt64Array, int32: Int32Array, int8: Int8Array, uint8: Uint8Array, bool: Uint8Array };
 
-// One feed of `batch` samples: sample `indices[b]` of `stream` at batch position b. Float rank-4 inputs
-// are images; integer inputs are token ids, or an attention mask (/mask/), token types (/token_type|
-// segment/: zeros) or positions (/position/: 0…S-1); other float inputs uniform in [-1, 1).
 let dataset;
 function loadData() {
   if (!dataDir || dataset) return dataset;
@@ -183,6 +180,9 @@ function dataImage(stream, index, per) {
   return t.data.subarray((index % n) * per, (index % n + 1) * per);
 }
 
+// One feed of `batch` samples: sample `indices[b]` of `stream` at batch position b. Float rank-4 inputs
+// are images (from --data when given); integer inputs are token ids, or an attention mask (/mask/), token types (/token_type|
+// segment/: zeros) or positions (/position/: 0…S-1); other float inputs uniform in [-1, 1).
 function makeFeed(infos, batch, indices, stream, vocab) {
   const feed = {};
   const data = {};
@@ -337,8 +337,10 @@ async function accuracy(engine, ref, batch) {
           a2 += x * x;
           ab += x * b[i];
         }
-        const rel = Math.sqrt(d2 / Math.max(r2, 1e-30));
-        const cos = ab / Math.sqrt(Math.max(a2 * r2, 1e-30));
+        // (no epsilon: outputs of 1e-8 are real outputs, and a clamp made their cosine meaningless)
+        const rel = r2 > 0 ? Math.sqrt(d2 / r2) : d2 > 0 ? Infinity : 0;
+        const den = Math.sqrt(a2) * Math.sqrt(r2);
+        const cos = den > 0 ? ab / den : a2 === r2 ? 1 : 0;
         relMax = Number.isNaN(rel) || rel > relMax ? rel : relMax;
         cosMin = Number.isNaN(cos) || cos < cosMin ? cos : cosMin;
         relSum += rel;
