@@ -19,6 +19,7 @@ import { CompileOptions, ProgressEvent, ResolvedOptions, resolveOptions } from '
 import type { TensorLike } from './tensor';
 import { eliminateConcats } from './passes/concat-elimination';
 import { eliminateCopies } from './passes/copy-elimination';
+import { fuseCopies } from './passes/copy-fusion';
 import { passEnabled, runPasses } from './passes/manager';
 import { assignHalfPrecision } from './passes/precision-assignment';
 import { assignLayout } from './passes/layout-assignment';
@@ -212,6 +213,7 @@ export async function compileResolved(model: ModelSource, o: ResolvedOptions, mi
     passes.push({ name: 'precision-assignment', changed: r.half.length, nodes: r.half });
   }
   for (const [name, pass] of [
+    ['copy-fusion', fuseCopies],
     ['concat-elimination', eliminateConcats],
     ['copy-elimination', eliminateCopies],
   ] as const) {
