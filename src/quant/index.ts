@@ -23,6 +23,8 @@ import type { ResolvedOptions } from '../options';
 import { GuardResult, describePin, guardPlans } from '../passes/accuracy-guard';
 import { PassSummary } from '../passes/manager';
 import { fuseQdq } from '../passes/qdq-fusion';
+import { createHash } from 'crypto';
+import type { CachedGuard } from '../timing-cache';
 import { modelHash, readCalibrationCache, writeCalibrationCache, CalibrationKey } from './cache';
 import { collectStats, feedBuffers } from './calibrate';
 import { amaxOf } from './calibrator';
@@ -71,6 +73,8 @@ export async function quantizeGraph(g: Graph, modelBytes: Uint8Array, o: Resolve
   const explicit = explicitlyQuantized(g);
   let amax = new Map<string, number>();
   let samples: ArrayBufferView[][] = [];
+  // the cache the ranges came from or went to, with the guard findings it holds
+  let cache: { file: string; key: CalibrationKey; guards: Record<string, CachedGuard> } | undefined;
   if (!explicit) {
     const acts = quantizedActivations(g, floatPins);
     const key: CalibrationKey = {
@@ -90,7 +94,10 @@ export async function quantizeGraph(g: Graph, modelBytes: Uint8Array, o: Resolve
       note = c.note;
       const missing = c.amax ? acts.find((a) => typeof c.amax![a] !== 'number') : undefined;
       if (c.amax && missing !== undefined) note = `calibration cache '${o.calibrationCache}' has no range for tensor '${missing}'`;
-      else if (c.amax) amax = new Map(acts.map((a) => [a, c.amax![a]]));
+      else if (c.amax) {
+        amax = new Map(acts.map((a) => [a, c.amax![a]]));
+        cache = { file: o.calibrationCache, key, guards: c.guards ?? {} };
+      }
     }
     if (amax.size === 0 && acts.length) {
       if (!o.calibration)
@@ -107,7 +114,10 @@ export async function quantizeGraph(g: Graph, modelBytes: Uint8Array, o: Resolve
       // such a spike) moves every saturated value (mobilenet_v2: cosine 0.60 with entropy everywhere,
       // 0.95 with min-max; test/models/int8-models.test.ts).
       for (const [name, s] of c.stats) amax.set(name, amaxOf(s, boundedActivation(g, name) ? 'minmax' : o.calibrator, o.percentile));
-      if (o.calibrationCache) writeCalibrationCache(o.calibrationCache, key, Object.fromEntries(amax));
+      if (o.calibrationCache) {
+        writeCalibrationCache(o.calibrationCache, key, Object.fromEntries(amax));
+        cache = { file: o.calibrationCache, key, guards: {} };
+      }
       passes.push({ name: 'int8-calibration', changed: amax.size, nodes: [...amax.keys()] });
     }
   }
@@ -128,15 +138,27 @@ export async function quantizeGraph(g: Graph, modelBytes: Uint8Array, o: Resolve
         const r = randomInputs(infos, 1);
         samples = [infos.map((i) => r[i.name].data as ArrayBufferView)];
       }
-      guard = guardPlans(
-        ref,
-        (pinned) => {
-          const plan = lowerGraph(build(pinned).graph);
-          return { plan, running: new Set(plan.ops.filter((op) => op.kind.startsWith('Int8')).map((op) => op.name)) };
-        },
-        samples,
-        { precision: 'int8', tolerance: o.tolerance ?? INT8_TOLERANCE, outputTolerance: o.tolerance ?? INT8_OUTPUT_TOLERANCE, keep },
-      );
+      const options = { precision: 'int8' as const, tolerance: o.tolerance ?? INT8_TOLERANCE, outputTolerance: o.tolerance ?? INT8_OUTPUT_TOLERANCE, keep };
+      const gk = cache && guardKey(amax, samples, options, floatPins);
+      const hit = gk ? cache!.guards[gk] : undefined;
+      if (hit) {
+        guard = hit;
+        passes.push({ name: 'int8-guard-cached', changed: hit.pinned.length, nodes: hit.pinned.map((p) => p.layer) });
+      } else {
+        guard = guardPlans(
+          ref,
+          (pinned) => {
+            const plan = lowerGraph(build(pinned).graph);
+            return { plan, running: new Set(plan.ops.filter((op) => op.kind.startsWith('Int8')).map((op) => op.name)) };
+          },
+          samples,
+          options,
+        );
+        if (gk) {
+          cache!.guards[gk] = { checked: guard.checked, pinned: guard.pinned, rounds: guard.rounds, clean: guard.clean };
+          writeCalibrationCache(cache!.file, cache!.key, Object.fromEntries(amax), cache!.guards);
+        }
+      }
       warnings.push(...guard.pinned.map(describePin));
       if (!guard.clean) warnings.push(`precision guard: layers still lose accuracy in int8 after ${guard.rounds} rounds; compare the engine with the fp32 reference (engine.compare)`);
     } catch (e) {
@@ -151,6 +173,17 @@ export async function quantizeGraph(g: Graph, modelBytes: Uint8Array, o: Resolve
   passes.push({ name: 'qdq-fusion', changed: final.fused.length, nodes: final.fused });
   if (!final.fused.length) warnings.push("precision 'int8': no layer runs in int8 (no Conv/Gemm/MatMul with constant weights could be quantized)");
   return { passes, guard, warnings, ranges: Object.fromEntries(amax) };
+}
+
+/**
+ * The int8 guard's key in the calibration cache: a hash of everything its verdict depends on beyond the
+ * cache's own key (model, calibrator, graph options): the ranges, the sample inputs, its bounds and pins.
+ */
+function guardKey(amax: ReadonlyMap<string, number>, samples: ArrayBufferView[][], o: { tolerance: number; outputTolerance: number; keep: ReadonlySet<string> }, floatPins: ReadonlySet<string>): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ guard: 1, amax: [...amax].sort(([a], [b]) => (a < b ? -1 : 1)), tolerance: o.tolerance, output: o.outputTolerance, keep: [...o.keep].sort(), float: [...floatPins].sort() }));
+  for (const feed of samples) for (const b of feed) h.update(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+  return `int8|${h.digest('hex')}`;
 }
 
 /** The first `n` feeds of the calibration data, as input buffers (guard samples for a cached build). */

@@ -73,6 +73,28 @@ describe('int8 post-training quantization', () => {
     expect((e2 as KilnError).message).toContain(`('${missing}' does not exist yet)`);
   });
 
+  test("the int8 guard's findings are kept in the calibration cache: a rebuild on the same samples reuses them", async () => {
+    const file = path.join(tmp, 'guard.calib.json');
+    const a = await compile(smallCnn(), { precision: 'int8', calibration: CALIB, calibrationCache: file });
+    const cache = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const keys = Object.keys(cache.guards ?? {});
+    expect(keys).toHaveLength(1);
+    expect(cache.guards[keys[0]]).toMatchObject({ checked: a.report.precisionGuard!.checked, pinned: a.report.precisionGuard!.pinned });
+    // doctor the entry: the rebuild takes its pin from the cache instead of running the guard
+    const conv = a.report.layers.find((l) => l.kind === 'Int8Conv')!;
+    cache.guards[keys[0]].pinned = [{ layer: conv.name, kind: 'Int8Conv', reason: 'doctored' }];
+    fs.writeFileSync(file, JSON.stringify(cache));
+    const b = await compile(smallCnn(), { precision: 'int8', calibration: CALIB, calibrationCache: file });
+    expect(b.report.passes.find((p) => p.name === 'int8-guard-cached')).toMatchObject({ changed: 1 });
+    expect(b.report.precisionGuard!.pinned.map((p) => p.reason)).toEqual(['doctored']);
+    expect(b.report.layers.filter((l) => l.kind === 'Int8Conv').length).toBe(a.report.layers.filter((l) => l.kind === 'Int8Conv').length - 1);
+    // another tolerance is another verdict: the guard runs again and adds its own entry
+    const c = await compile(smallCnn(), { precision: 'int8', calibration: CALIB, calibrationCache: file, tolerance: 0.05 });
+    expect(c.report.passes.some((p) => p.name === 'int8-guard-cached')).toBe(false);
+    expect(Object.keys(JSON.parse(fs.readFileSync(file, 'utf8')).guards)).toHaveLength(2);
+    for (const e of [a, b, c]) e.dispose();
+  });
+
   test('the calibration cache is written once and a rebuild reads no feed', async () => {
     const file = path.join(tmp, 'cnn.calib.json');
     const first = await outputs(smallCnn(), { precision: 'int8', calibration: CALIB, calibrationCache: file }, HELD_OUT);
