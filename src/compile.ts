@@ -203,7 +203,7 @@ export async function compileResolved(model: ModelSource, o: ResolvedOptions, mi
       } else {
         try {
           halfGuard = guardHalfPrecision(plan, { keep: fp16Pins, ...(o.tolerance !== undefined ? { tolerance: o.tolerance } : {}) });
-          if (key) cache.guards[key] = { checked: halfGuard.checked, pinned: halfGuard.pinned, rounds: halfGuard.rounds, clean: halfGuard.clean };
+          if (key) cache.guards[key] = halfGuard;
         } catch (e) {
           guardFailure = `precision guard: the plans could not run on the CPU reference kernels (${(e as Error).message}); every layer runs in fp16 unchecked`;
         }

@@ -11,6 +11,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { KilnError } from './errors';
+import type { GuardResult } from './passes/accuracy-guard';
 
 export interface CacheIdentity {
   kiln: string;
@@ -20,13 +21,8 @@ export interface CacheIdentity {
   libraries: string;
 }
 
-/** A guard run's findings, as compile() reports them (GuardResult's fields). */
-export interface CachedGuard {
-  checked: number;
-  pinned: { layer: string; kind: string; reason: string }[];
-  rounds: number;
-  clean: boolean;
-}
+/** A guard run's findings (accuracy-guard.ts GuardResult: plain data, stored as it is). */
+export type CachedGuard = GuardResult;
 
 interface CacheFile extends CacheIdentity {
   format: 1;

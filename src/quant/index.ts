@@ -155,7 +155,7 @@ export async function quantizeGraph(g: Graph, modelBytes: Uint8Array, o: Resolve
           options,
         );
         if (gk) {
-          cache!.guards[gk] = { checked: guard.checked, pinned: guard.pinned, rounds: guard.rounds, clean: guard.clean };
+          cache!.guards[gk] = guard;
           writeCalibrationCache(cache!.file, cache!.key, Object.fromEntries(amax), cache!.guards);
         }
       }
