@@ -1,7 +1,8 @@
 // Pooling for the "cuda" backend, matching native/cpu/pool.cc: kind 'Pool' over the spatial dims of
 // [N, C, spatial...] (up to 8 spatial dims), mode 'max' (optional int64 indices output, row- or
 // column-major per storage_order), 'avg' (count_include_pad) and 'lp'. kernel/strides/dilations/pads
-// come resolved from TS. float32/float16 (sums in double, as the CPU), max also on int32/int64.
+// come resolved from TS. float32/float16 (sums in double, as the CPU), max also on int32/int64 and on
+// int8/uint8 (int8 engines pool quantized values: src/passes/int8-pool.ts).
 // With attribute `channels_last` 1 (src/passes/layout-assignment.ts) X and Y are stored [N, spatial...,
 // C] (no Indices output): consecutive threads take consecutive channels of one output position, so a
 // warp's loads of each tap are contiguous. One variant (cuda.pool): one thread per output element
@@ -57,7 +58,8 @@ bool make_pparams(const LayerInfo& L, PParams& p) {
   p.p = L.op->f("p", 2.0);
   DType t = L.in[0]->dtype;
   bool fl = t == DType::F32 || t == DType::F16;
-  return fl || (p.mode == 0 && (t == DType::I32 || t == DType::I64));
+  // max pooling of integers: int32/int64, and int8/uint8 (int8 engines pool quantized values)
+  return fl || (p.mode == 0 && (t == DType::I32 || t == DType::I64 || t == DType::I8 || t == DType::U8));
 }
 
 template <typename T>
@@ -143,10 +145,13 @@ class PoolCuda : public Tactic {
     if (!make_pparams(L, p)) fail("INTERNAL", where(L) + ": cuda.pool cannot run this layer");
     if (p.total == 0) return;
     int64_t* idx = L.out.size() > 1 && L.out[1] && out[1].data ? out[1].as<int64_t>() : nullptr;
-    dispatch_numeric(in[0].dtype, [&](auto tag) {
+    auto go = [&](auto tag) {
       using T = typename decltype(tag)::type;
       pool_kernel<T><<<grid_for(p.total, 128), 128, 0, stream_of(ctx)>>>(in[0].as<T>(), out[0].as<T>(), idx, p);
-    });
+    };
+    if (in[0].dtype == DType::I8) go(Tag<int8_t>{});
+    else if (in[0].dtype == DType::U8) go(Tag<uint8_t>{});
+    else dispatch_numeric(in[0].dtype, go);
     check_launch(L, name());
   }
 };

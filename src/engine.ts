@@ -108,7 +108,7 @@ export interface EngineMeta {
 /** @internal The engine's plan as the addon describes it: tensor table (ONNX value names), layers, outputs. */
 export interface DescribedPlan {
   tensors: { name: string; dtype: number; shape: number[]; kind: string }[];
-  ops: { name: string; kind: string; origin: string[]; outputs: number[] }[];
+  ops: { name: string; kind: string; origin: string[]; inputs: number[]; outputs: number[] }[];
   outputs: number[];
 }
 
@@ -121,7 +121,8 @@ interface Described {
 }
 
 /**
- * A layer of an int8 or 'best' engine runs in 'int8' when it is an int8 kind (Int8Conv, Int8Gemm); a
+ * A layer of an int8 or 'best' engine runs in 'int8' when it is an int8 kind (Int8Conv, Int8Gemm) or reads
+ * and writes only 8-bit integers (an int8 max pool; not a quantize layer); a
  * layer of an fp16 or 'best' engine in 'fp16' when it writes a float16 tensor; any other layer of
  * these engines in 'fp32'.
  */
@@ -129,6 +130,9 @@ function layerPrecision(engine: string, plan: DescribedPlan, i: number): string 
   const op = plan.ops[i];
   if (!op || !['int8', 'fp16', 'best'].includes(engine)) return engine;
   if (engine !== 'fp16' && op.kind.startsWith('Int8')) return 'int8';
+  // a layer that reads and writes only 8-bit integers (an int8 max pool) runs in int8 too
+  const int8 = (t: number) => t >= 0 && (plan.tensors[t]?.dtype === DataType.INT8 || plan.tensors[t]?.dtype === DataType.UINT8);
+  if (engine !== 'fp16' && op.kind !== 'QuantizeLinear' && op.inputs.length && op.inputs.every(int8) && op.outputs.every(int8)) return 'int8';
   if (engine !== 'int8' && op.outputs.some((o) => o >= 0 && plan.tensors[o]?.dtype === DataType.FLOAT16)) return 'fp16';
   return 'fp32';
 }

@@ -21,7 +21,8 @@ import { randomInputs } from '../cli/inputs';
 import { dtypeName } from '../dtype';
 import type { ResolvedOptions } from '../options';
 import { GuardResult, describePin, guardPlans } from '../passes/accuracy-guard';
-import { PassSummary } from '../passes/manager';
+import { PassSummary, passEnabled } from '../passes/manager';
+import { int8MaxPool } from '../passes/int8-pool';
 import { fuseQdq } from '../passes/qdq-fusion';
 import { createHash } from 'crypto';
 import type { CachedGuard } from '../timing-cache';
@@ -122,11 +123,12 @@ export async function quantizeGraph(g: Graph, modelBytes: Uint8Array, o: Resolve
     }
   }
   const base = cloneGraph(g);
-  const build = (pinned: ReadonlySet<string>): { graph: Graph; fused: string[] } => {
+  const build = (pinned: ReadonlySet<string>): { graph: Graph; fused: string[]; pooled: string[] } => {
     const c = cloneGraph(base);
     const skip = new Set([...floatPins, ...pinned]);
     if (!explicit) insertQdq(c, amax, skip);
-    return { graph: c, fused: fuseQdq(c, { skip }).changed };
+    const pooled = passEnabled(o.optimize, 'int8-pool') ? int8MaxPool(c) : [];
+    return { graph: c, fused: fuseQdq(c, { skip }).changed, pooled };
   };
   let guard: GuardResult | undefined;
   if (o.guard) {
@@ -170,6 +172,7 @@ export async function quantizeGraph(g: Graph, modelBytes: Uint8Array, o: Resolve
   g.nodes = final.graph.nodes;
   g.values = final.graph.values;
   g.opsets = final.graph.opsets;
+  passes.push({ name: 'int8-pool', changed: final.pooled.length, nodes: final.pooled });
   passes.push({ name: 'qdq-fusion', changed: final.fused.length, nodes: final.fused });
   if (!final.fused.length) warnings.push("precision 'int8': no layer runs in int8 (no Conv/Gemm/MatMul with constant weights could be quantized)");
   return { passes, guard, warnings, ranges: Object.fromEntries(amax) };
