@@ -120,7 +120,7 @@ std::unique_ptr<LtState> analyze(const LayerInfo& L, bool tf32) {
   if (st->has_z && L.in[3]->numel() != L.out[0]->numel()) return nullptr;
   // Epilogue: a per-N bias vector shared by every batch item goes to cuBLASLt; anything else is filled.
   bool c_vec = st->has_c && st->beta == 1.f && (sc[nb] == 0 || st->M == 1) && sc[nb + 1] == 1;
-  for (size_t d = 0; d < nb && c_vec; ++d) c_vec = sc[d] == 0;
+  for (size_t d = 0; d < nb && c_vec; ++d) c_vec = sc[d] == 0 || batch[d] == 1;  // a batch dim of extent 1 never moves
   st->bias_epilogue = c_vec && !st->has_z;
   st->fill = (st->has_c && !st->bias_epilogue) || st->has_z;
   if (st->fill) {

@@ -68,7 +68,8 @@ registerOp({
         K: s.K,
         transA: false,
         transB: false,
-        alpha: 1,
+        // a fused scale (epilogue fusion: attention's 1/√d)
+        alpha: node.attrs.get('kiln.alpha')?.type === 'float' ? (node.attrs.get('kiln.alpha') as { value: number }).value : 1,
         beta: bias ? 1 : 0,
         cShape: bias ? ctx.shapeOf(2) : undefined,
         batch,

@@ -18,6 +18,7 @@
 import { DataType } from '../dtype';
 import { Graph, Node, attrInt, attrInts, lookupValue } from '../ir/graph';
 import { Uses, other, scalarOf } from './match';
+import { hasEpilogue } from '../ops/epilogue';
 import { Pass, PassContext } from './pass';
 
 function shape4(g: Graph, name: string): number[] | undefined {
@@ -84,6 +85,8 @@ export const attentionRecognition: Pass = {
       const out = sm.outputs[0];
       const pv = u.singleUse(out) ? u.readersOf(out)[0] : undefined;
       if (!qk || !u.singleUse(x) || !pv || pv.opType !== 'MatMul' || pv.inputs[0] !== out) continue;
+      // a MatMul that already carries a fused epilogue (scale, bias, activation) is not a plain Q·Kᵀ
+      if (hasEpilogue(qk) || hasEpilogue(pv) || qk.inputs.length > 2 || pv.inputs.length > 2) continue;
       const qs = shape4(g, qk.inputs[0]);
       const kts = shape4(g, qk.inputs[1]);
       const vs = shape4(g, pv.inputs[1]);

@@ -1,14 +1,17 @@
 /**
  * Epilogue fusion (vertical): a Conv / Gemm / MatMul and the element-wise ops right after it become one
  * layer whose kernel applies them as it stores each output tile.
- * Before: P = Conv|Gemm|MatMul → [Add(bias)] → [Add(residual)] → [activation]
+ * Before: P = Conv|Gemm|MatMul → [Mul|Div(scale)] → [Add(bias)] → [Add(residual)] → [activation]
+ *         scale: a scalar constant, for a MatMul of two computed tensors (attention's Q·Kᵀ / √d):
+ *               becomes the GEMM's alpha;
  *         bias: a constant broadcast per output channel (Conv: [M] or [1,M,1,1]; Gemm/MatMul: [N]),
- *               fused only where P has no bias of its own;
+ *               fused only where P has no bias of its own; for a MatMul also any computed tensor that
+ *               broadcasts to its output (attention's mask [B,1,1,S]): the GEMM's C;
  *         residual: any other tensor of P's output shape (ResNet's skip connection);
  *         activation: Relu, Clip (constant bounds) as ReLU6 & co, Sigmoid, Tanh, LeakyRelu, HardSigmoid,
  *               HardSwish, Gelu, and SiLU written as x·Sigmoid(x).
- * After:  P with the bias as its bias input, the residual as input 3 and the activation in its
- *         'kiln.*' attributes (src/ops/epilogue.ts); the fused nodes are gone, P writes the last output.
+ * After:  P with the bias as its bias input, the residual as input 3, the scale as 'kiln.alpha' and the
+ *         activation in its 'kiln.*' attributes (src/ops/epilogue.ts); the fused nodes are gone, P writes the last output.
  * Handles: every fused value must have P's chain as its only reader; float32 only; Gemm with its own C
  *          takes no second bias; MatMul operands of rank >= 2.
  */
@@ -42,6 +45,15 @@ function biasFor(g: Graph, p: Node, name: string, outShape: number[]): string | 
   const flat = `${name}__bias1d`;
   if (!g.values.has(flat)) g.values.set(flat, { name: flat, dtype: DataType.FLOAT, shape: [C], data: v.data });
   return flat;
+}
+
+/** Whether `name` (not a constant) broadcasts to `out` under numpy rules without being of its shape. */
+function broadcastAddend(g: Graph, name: string, out: number[]): boolean {
+  const v = lookupValue(g, name);
+  const s = shapeOf(g, name);
+  if (!v || v.data || v.dtype !== DataType.FLOAT || !s || s.length > out.length) return false;
+  const off = out.length - s.length;
+  return s.every((d, i) => d === 1 || d === out[off + i]) && !(s.length === out.length && s.every((d, i) => d === out[i]));
 }
 
 /** The epilogue activation a node stands for, or undefined. */
@@ -108,11 +120,24 @@ export const epilogueFusion: Pass = {
       };
       let bias: string | undefined;
       let residual: string | undefined;
-      // bias
+      let alpha: number | undefined;
       let n = next();
+      // scale: a MatMul of two computed tensors times (or over) a scalar constant
+      const computed = (x: string) => !lookupValue(g, x)?.data;
+      if (n && p.opType === 'MatMul' && computed(p.inputs[0]) && computed(p.inputs[1]) && (n.opType === 'Mul' || (n.opType === 'Div' && n.inputs[0] === cur)) && n.domain === '') {
+        const s = scalarOf(g, other(n, cur));
+        if (s !== undefined && Number.isFinite(s) && s !== 0 && shapeOf(g, n.outputs[0])?.length === outShape.length) {
+          alpha = n.opType === 'Mul' ? s : 1 / s;
+          fused.push(n);
+          cur = n.outputs[0];
+          n = next();
+        }
+      }
+      // bias
       const hasOwnBias = !!p.inputs[2];
       if (n && n.opType === 'Add' && n.domain === '' && !hasOwnBias) {
-        const b = biasFor(g, p, other(n, cur)!, outShape);
+        const addend = other(n, cur)!;
+        const b = biasFor(g, p, addend, outShape) ?? (p.opType === 'MatMul' && broadcastAddend(g, addend, outShape) ? addend : undefined);
         if (b) {
           bias = b;
           fused.push(n);
@@ -146,6 +171,7 @@ export const epilogueFusion: Pass = {
       }
       if (fused.length === 0) continue;
       if (bias) p.inputs[2] = bias;
+      if (alpha !== undefined) p.attrs.set('kiln.alpha', { type: 'float', value: alpha });
       if (residual) {
         while (p.inputs.length < 3) p.inputs.push('');
         p.inputs[3] = residual;

@@ -118,3 +118,44 @@ test('a Sigmoid beside another reader is not fused', () => {
   });
   expect(opTypes(optimized(m).g)).toEqual(['Conv', 'Sigmoid', 'Neg']);
 });
+
+// attention's scores without the softmax after them (so attention recognition leaves them): Q·Kᵀ of
+// computed tensors, over a scalar, plus a mask that broadcasts over heads and rows, then Tanh
+const scores = (op: 'Mul' | 'Div') =>
+  buildModel({
+    nodes: [
+      { op: 'MatMul', name: 'qk', inputs: ['q', 'k'], outputs: ['s'] },
+      { op, name: 'scale', inputs: ['s', 'd'], outputs: ['ss'] },
+      { op: 'Add', name: 'mask', inputs: ['ss', 'm'], outputs: ['sm'] },
+      { op: 'Tanh', name: 't', inputs: ['sm'], outputs: ['y'] },
+    ],
+    inputs: [{ name: 'q', dims: [2, 3, 4, 5] }, { name: 'k', dims: [2, 3, 5, 6] }, { name: 'm', dims: [2, 1, 1, 6] }],
+    outputs: [{ name: 'y', dims: [2, 3, 4, 6] }],
+    initializers: [{ name: 'd', dims: [], floats: [op === 'Mul' ? 0.25 : 4] }],
+  });
+
+test.each(['Mul', 'Div'] as const)('MatMul of computed tensors → %s(scalar) → Add(broadcast mask) → Tanh: one GEMM with alpha, C and the activation', async (op) => {
+  const { g } = optimized(scores(op));
+  expect(opTypes(g)).toEqual(['MatMul']);
+  const mm = g.nodes[0];
+  expect(mm.attrs.get('kiln.alpha')).toEqual({ type: 'float', value: 0.25 });
+  expect(mm.inputs).toEqual(['q', 'k', 'm']);
+  expect(mm.attrs.get('kiln.activation')).toEqual({ type: 'string', value: 'tanh' });
+  expect(await optimizedMatches(scores(op))).toBeLessThan(1e-6);
+});
+
+test('a scalar after a MatMul with a constant weight is not folded into alpha', () => {
+  const m = buildModel({
+    nodes: [
+      { op: 'MatMul', name: 'mm', inputs: ['x', 'w'], outputs: ['s'] },
+      { op: 'Mul', name: 'scale', inputs: ['s', 'd'], outputs: ['y'] },
+    ],
+    inputs: [{ name: 'x', dims: [2, 4] }],
+    outputs: [{ name: 'y', dims: [2, 3] }],
+    initializers: [
+      { name: 'w', dims: [4, 3], floats: Array.from({ length: 12 }, (_, i) => i / 10) },
+      { name: 'd', dims: [], floats: [0.5] },
+    ],
+  });
+  expect(opTypes(optimized(m).g)).toEqual(['MatMul', 'Mul']);
+});
