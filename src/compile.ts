@@ -20,6 +20,7 @@ import type { TensorLike } from './tensor';
 import { eliminateConcats } from './passes/concat-elimination';
 import { eliminateCopies } from './passes/copy-elimination';
 import { fuseCopies } from './passes/copy-fusion';
+import { foldOperandWindows } from './passes/strided-operands';
 import { passEnabled, runPasses } from './passes/manager';
 import { assignHalfPrecision } from './passes/precision-assignment';
 import { assignLayout } from './passes/layout-assignment';
@@ -214,6 +215,7 @@ export async function compileResolved(model: ModelSource, o: ResolvedOptions, mi
   }
   for (const [name, pass] of [
     ['copy-fusion', fuseCopies],
+    ['strided-operands', foldOperandWindows],
     ['concat-elimination', eliminateConcats],
     ['copy-elimination', eliminateCopies],
   ] as const) {

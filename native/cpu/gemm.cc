@@ -4,7 +4,10 @@
 // beta; batch (the output's batch dims), a_batch_strides / b_batch_strides (element strides of each
 // batch dim, 0 where broadcast); c_strides (strides of the optional C over [batch..., M, N], 0 where
 // broadcast); activation (sgemm.h); an optional input 3, the residual, of the output's shape, added before the
-// activation. The output is contiguous [batch..., M, N].
+// activation; optional a_offset / a_ld, b_offset / b_ld: where A and B start and their leading
+// dimensions (the element step between rows as stored; default contiguous: K or M, N or K), so a
+// GEMM can read an operand in place as a window of a larger tensor (src/passes/strided-operands.ts).
+// The output is contiguous [batch..., M, N].
 // Variants: cpu.gemm.ref (plain triple loop, double accumulation, float16/bfloat16/float32/float64)
 // and cpu.gemm.blocked (float32: packed panels, AVX2/FMA microkernel, threaded; sgemm.h).
 #include <algorithm>
@@ -18,6 +21,7 @@ namespace {
 struct GemmState : LayerState {
   int64_t M = 0, N = 0, K = 0;
   bool ta = false, tb = false;
+  int64_t a_off = 0, b_off = 0, lda = 0, ldb = 0;  // operand starts and leading dimensions
   double alpha = 1, beta = 0;
   std::vector<int64_t> batch, sa, sb, sc;  // sc: batch dims then M, N
   bool has_c = false;
@@ -50,6 +54,10 @@ std::unique_ptr<GemmState> make_state(const LayerInfo& L) {
   st->K = op.i("K");
   st->ta = op.i("transA") != 0;
   st->tb = op.i("transB") != 0;
+  st->a_off = op.i("a_offset", 0);
+  st->b_off = op.i("b_offset", 0);
+  st->lda = op.i("a_ld", st->ta ? st->M : st->K);
+  st->ldb = op.i("b_ld", st->tb ? st->K : st->N);
   st->alpha = op.f("alpha");
   st->beta = op.f("beta");
   st->batch = op.ints("batch");
@@ -60,6 +68,7 @@ std::unique_ptr<GemmState> make_state(const LayerInfo& L) {
   st->act = parse_activation(L);
   size_t nb = st->batch.size();
   if (st->M < 0 || st->N < 0 || st->K < 0) bad("negative matrix size");
+  if (st->a_off < 0 || st->b_off < 0 || st->lda < 0 || st->ldb < 0) bad("negative operand offset or leading dimension");
   if (st->sa.size() != nb || st->sb.size() != nb || (st->has_c && st->sc.size() != nb + 2)) bad("batch stride lists do not match the batch rank");
   for (int64_t d : st->batch) {
     if (d < 0) bad("negative batch dim");
@@ -76,8 +85,11 @@ std::unique_ptr<GemmState> make_state(const LayerInfo& L) {
   };
   if (st->nbatch > 0 && st->M > 0 && st->N > 0) {
     if (st->K > 0) {
-      if (reach(st->sa, nb) + st->M * st->K > L.in[0]->numel()) bad("A is smaller than its strides reach");
-      if (reach(st->sb, nb) + st->K * st->N > L.in[1]->numel()) bad("B is smaller than its strides reach");
+      // the last element of A and of B an index reaches
+      int64_t la = st->a_off + reach(st->sa, nb) + (st->ta ? (st->K - 1) * st->lda + st->M - 1 : (st->M - 1) * st->lda + st->K - 1);
+      int64_t lb = st->b_off + reach(st->sb, nb) + (st->tb ? (st->N - 1) * st->ldb + st->K - 1 : (st->K - 1) * st->ldb + st->N - 1);
+      if (la >= L.in[0]->numel()) bad("A is smaller than its strides reach");
+      if (lb >= L.in[1]->numel()) bad("B is smaller than its strides reach");
     }
     if (st->has_c) {
       int64_t r = reach(st->sc, nb) + (st->M - 1) * st->sc[nb] + (st->N - 1) * st->sc[nb + 1];
@@ -112,8 +124,8 @@ class GemmRef : public Tactic {
           for (int64_t n = 0; n < N; ++n) {
             double acc = 0;
             for (int64_t k = 0; k < K; ++k) {
-              double a = static_cast<double>(load(A[oa + (st.ta ? k * M + m : m * K + k)]));
-              double w = static_cast<double>(load(B[ob + (st.tb ? n * K + k : k * N + n)]));
+              double a = static_cast<double>(load(A[st.a_off + oa + (st.ta ? k * st.lda + m : m * st.lda + k)]));
+              double w = static_cast<double>(load(B[st.b_off + ob + (st.tb ? n * st.ldb + k : k * st.ldb + n)]));
               acc += a * w;
             }
             double v = st.alpha * acc;
@@ -149,8 +161,8 @@ class GemmBlocked : public Tactic {
     for (int64_t b = 0; b < st.nbatch; ++b) {
       int64_t oa, ob, oc;
       st.offsets(b, oa, ob, oc);
-      sgemm::Matrix a{A + oa, st.ta ? 1 : K, st.ta ? M : 1};
-      sgemm::Matrix w{B + ob, st.tb ? 1 : N, st.tb ? K : 1};
+      sgemm::Matrix a{A + st.a_off + oa, st.ta ? 1 : st.lda, st.ta ? st.lda : 1};
+      sgemm::Matrix w{B + st.b_off + ob, st.tb ? 1 : st.ldb, st.tb ? st.ldb : 1};
       sgemm::Epilogue ep;
       ep.alpha = static_cast<float>(st.alpha);
       ep.beta = static_cast<float>(st.beta);

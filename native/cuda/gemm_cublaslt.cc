@@ -24,6 +24,7 @@ constexpr uint64_t kMaxWorkspace = 32ull << 20;
 struct LtState : LayerState {
   int64_t M = 0, N = 0, K = 0;
   bool ta = false, tb = false;
+  int64_t a_off = 0, b_off = 0, lda = 0, ldb = 0;  // operand starts and leading dimensions (native/cpu/gemm.cc)
   float alpha = 1, beta = 0;
   DType dt = DType::F32;
   bool has_c = false, has_z = false;
@@ -92,6 +93,10 @@ std::unique_ptr<LtState> analyze(const LayerInfo& L, bool tf32) {
   st->K = op.i("K");
   st->ta = op.i("transA") != 0;
   st->tb = op.i("transB") != 0;
+  st->a_off = op.i("a_offset", 0);
+  st->b_off = op.i("b_offset", 0);
+  st->lda = op.i("a_ld", st->ta ? st->M : st->K);
+  st->ldb = op.i("b_ld", st->tb ? st->K : st->N);
   st->alpha = static_cast<float>(op.f("alpha"));
   st->beta = static_cast<float>(op.f("beta"));
   std::vector<int64_t> batch = op.ints("batch"), sa = op.ints("a_batch_strides"), sb = op.ints("b_batch_strides"), sc;
@@ -112,7 +117,11 @@ std::unique_ptr<LtState> analyze(const LayerInfo& L, bool tf32) {
     rb += (batch[d] - 1) * sb[d];
     if (st->has_c) rc += (batch[d] - 1) * sc[d];
   }
-  if (ra + st->M * st->K > L.in[0]->numel() || rb + st->K * st->N > L.in[1]->numel()) return nullptr;
+  // cuBLASLt's column-major view needs a leading dimension of at least the stored rows' length
+  if (st->a_off < 0 || st->b_off < 0 || st->lda < (st->ta ? st->M : st->K) || st->ldb < (st->tb ? st->K : st->N)) return nullptr;
+  int64_t la = st->a_off + ra + (st->ta ? (st->K - 1) * st->lda + st->M - 1 : (st->M - 1) * st->lda + st->K - 1);
+  int64_t lb = st->b_off + rb + (st->tb ? (st->N - 1) * st->ldb + st->K - 1 : (st->K - 1) * st->ldb + st->N - 1);
+  if (la >= L.in[0]->numel() || lb >= L.in[1]->numel()) return nullptr;
   if (L.out[0]->numel() != nbatch * st->M * st->N) return nullptr;
   if (st->has_c) {
     if (sc[nb] < 0 || sc[nb + 1] < 0 || rc + (st->M - 1) * sc[nb] + (st->N - 1) * sc[nb + 1] >= L.in[2]->numel()) return nullptr;
@@ -172,8 +181,8 @@ std::unique_ptr<LtState> analyze(const LayerInfo& L, bool tf32) {
 int heuristics(const LayerInfo& L, LtState& st, cublasLtMatmulHeuristicResult_t* res, int want) {
   cudaDataType_t t = cuda_type(st.dt);
   int64_t M = st.M, N = st.N, K = st.K;
-  KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st.la, t, st.tb ? K : N, st.tb ? N : K, st.tb ? K : N));
-  KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st.lb, t, st.ta ? M : K, st.ta ? K : M, st.ta ? M : K));
+  KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st.la, t, st.tb ? K : N, st.tb ? N : K, st.ldb));
+  KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st.lb, t, st.ta ? M : K, st.ta ? K : M, st.lda));
   KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st.ld, t, N, M, N));
   if (st.inner > 1) {
     int32_t count = static_cast<int32_t>(st.inner);
@@ -196,7 +205,11 @@ int heuristics(const LayerInfo& L, LtState& st, cublasLtMatmulHeuristicResult_t*
     dstr.push_back(step);
     step *= st.outer[d];
   }
-  uint32_t aa = align(cu::alignment_of(*L.plan, L.in[1]), st.outer_sb), ab = align(cu::alignment_of(*L.plan, L.in[0]), st.outer_sa),
+  // kiln's B is cuBLASLt's A and the other way round; operand starts and leading dimensions count too
+  std::vector<int64_t> sa_all = st.outer_sa, sb_all = st.outer_sb;
+  sa_all.insert(sa_all.end(), {st.a_off, st.lda, st.inner_sa});
+  sb_all.insert(sb_all.end(), {st.b_off, st.ldb, st.inner_sb});
+  uint32_t aa = align(cu::alignment_of(*L.plan, L.in[1]), sb_all), ab = align(cu::alignment_of(*L.plan, L.in[0]), sa_all),
            ad = align(cu::alignment_of(*L.plan, L.out[0]), dstr);
   cublasLtMatmulPreference_t pref = nullptr;
   KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceCreate(&pref));
@@ -250,7 +263,7 @@ class GemmLt : public cu::LibraryTactic<LtState> {
         ob += i * st.outer_sb[d];
       }
       uint8_t* Dp = D + static_cast<size_t>(o * st.inner * st.M * st.N) * es;
-      KILN_CUDA_TRY_AT(L, cublasLtMatmul(h, od.d, &st.alpha, B + ob * es, st.la, A + oa * es, st.lb, &beta, Dp, st.ld, Dp, st.ld, &st.algo,
+      KILN_CUDA_TRY_AT(L, cublasLtMatmul(h, od.d, &st.alpha, B + (ob + st.b_off) * es, st.la, A + (oa + st.a_off) * es, st.lb, &beta, Dp, st.ld, Dp, st.ld, &st.algo,
                                          ctx.workspace, st.workspace, stream));
     }
     if (st.post_act) cuep::bias_act(L, st.dt, out[0].data, nullptr, nullptr, out[0].numel(), 1, 1, st.act, stream);

@@ -11,13 +11,13 @@
  */
 import { Plan, PlanOp } from '../lower/plan';
 
-interface Window {
+export interface Window {
   shape: number[];
   strides: number[];
   offset: number;
 }
 
-function windowOf(op: PlanOp): Window | undefined {
+export function windowOf(op: PlanOp): Window | undefined {
   const { shape, strides, offset } = op.attrs;
   if (op.kind !== 'StridedCopy' || shape?.t !== 'I' || strides?.t !== 'I' || offset?.t !== 'i') return undefined;
   return { shape: shape.v, strides: strides.v, offset: offset.v };
@@ -26,7 +26,7 @@ function windowOf(op: PlanOp): Window | undefined {
 const count = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** Source element of each output element of `w`, in row-major output order. */
-function sources(w: Window): Int32Array {
+export function sources(w: Window): Int32Array {
   const n = count(w.shape);
   const out = new Int32Array(n);
   const idx = new Array(w.shape.length).fill(0);

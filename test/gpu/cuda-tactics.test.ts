@@ -9,15 +9,20 @@ import { lowerGraph } from '../../src/lower/lower';
 import { Plan, encodePlan } from '../../src/lower/plan';
 import { native } from '../../src/native/binding';
 import { importModel } from '../../src/onnx/import';
+import { fuseCopies } from '../../src/passes/copy-fusion';
 import { runPasses } from '../../src/passes/manager';
-import { IOSpec, NodeSpec, buildModel } from '../helpers/model-builder';
+import { foldOperandWindows } from '../../src/passes/strided-operands';
+import { IOSpec, InitSpec, NodeSpec, buildModel } from '../helpers/model-builder';
 import { randomArray, rng } from '../unit/ops/tactic-helpers';
 import { buildCuda, layers, noCuda, reduced, relNorm, tolerance } from './cuda-helpers';
 
 interface Case {
   name: string;
   kind: 'Gemm' | 'Conv';
-  spec: { nodes: NodeSpec[]; inputs: IOSpec[]; outputs: IOSpec[] };
+  spec: { nodes: NodeSpec[]; inputs: IOSpec[]; outputs: IOSpec[]; initializers?: InitSpec[] };
+  /** Run the Plan passes that make GEMMs read strided windows in place (copy fusion, strided operands)
+   *  before the cuda build; the reference runs the plan without them. */
+  fold?: boolean;
 }
 
 /** The real pipeline with the graph optimizer on, so activations and residual adds fuse into the layer. */
@@ -83,7 +88,35 @@ function convCase(x: number[], w: number[], attrs: Record<string, number[] | num
   };
 }
 
+// attention's heads read in place: x [1,16,192] → three column windows of 64 → [1,16,4,16] → heads first
+// (Kᵀ for the scores) → S = Q·Kᵀ → S·V
+const heads: Case = {
+  name: 'Q·Kᵀ and S·V reading the heads in place from a merged projection',
+  kind: 'Gemm',
+  fold: true,
+  spec: {
+    nodes: [
+      { op: 'Split', inputs: ['x', 'sizes'], outputs: ['q2', 'k2', 'v2'], attrs: { axis: 2 } },
+      { op: 'Reshape', inputs: ['q2', 'shape'], outputs: ['q3'] },
+      { op: 'Reshape', inputs: ['k2', 'shape'], outputs: ['k3'] },
+      { op: 'Reshape', inputs: ['v2', 'shape'], outputs: ['v3'] },
+      { op: 'Transpose', inputs: ['q3'], outputs: ['q'], attrs: { perm: [0, 2, 1, 3] } },
+      { op: 'Transpose', inputs: ['k3'], outputs: ['kt'], attrs: { perm: [0, 2, 3, 1] } },
+      { op: 'Transpose', inputs: ['v3'], outputs: ['v'], attrs: { perm: [0, 2, 1, 3] } },
+      { op: 'MatMul', inputs: ['q', 'kt'], outputs: ['s'] },
+      { op: 'MatMul', inputs: ['s', 'v'], outputs: ['y'] },
+    ],
+    inputs: [{ name: 'x', dims: [1, 16, 192] }],
+    outputs: [{ name: 'y', dims: [1, 4, 16, 16] }],
+    initializers: [
+      { name: 'sizes', dims: [3], int64s: [64, 64, 64], type: 7 },
+      { name: 'shape', dims: [4], int64s: [1, 16, 4, 16], type: 7 },
+    ],
+  },
+};
+
 const CASES: Case[] = [
+  heads,
   ...Array.from({ length: 8 }, (_, i) => gemmCase(i)),
   matmulCase([3, 37, 29], [29, 41], [3, 37, 41]),
   matmulCase([2, 3, 17, 19], [2, 3, 19, 23], [2, 3, 17, 23]),
@@ -121,6 +154,10 @@ d('cuda Gemm and Conv tactics vs the CPU reference', () => {
     const plan = lowerModel(c.spec);
     const ins = inputsFor(plan);
     const ref = new Float32Array(native().runPlan(encodePlan(plan), ins)[0]);
+    if (c.fold) {
+      fuseCopies(plan);
+      expect(foldOperandWindows(plan).length).toBe(3);
+    }
     const e = await buildCuda(plan);
     const layer = layers(e).find((l) => l.kind === c.kind)!;
     expect(layer.backend).toBe('cuda');
