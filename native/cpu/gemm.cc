@@ -6,8 +6,9 @@
 // broadcast); activation (sgemm.h); an optional input 3, the residual, of the output's shape, added before the
 // activation; optional a_offset / a_ld, b_offset / b_ld: where A and B start and their leading
 // dimensions (the element step between rows as stored; default contiguous: K or M, N or K), so a
-// GEMM can read an operand in place as a window of a larger tensor (src/passes/strided-operands.ts).
-// The output is contiguous [batch..., M, N].
+// GEMM can read an operand in place as a window of a larger tensor (src/passes/strided-operands.ts);
+// optional d_batch_strides / d_ld: where output element (batch, m, n) goes (default contiguous
+// [batch..., M, N]), so a GEMM writes a permuted layout in place (not with C or a residual).
 // Variants: cpu.gemm.ref (plain triple loop, double accumulation, float16/bfloat16/float32/float64)
 // and cpu.gemm.blocked (float32: packed panels, AVX2/FMA microkernel, threaded; sgemm.h).
 #include <algorithm>
@@ -24,19 +25,22 @@ struct GemmState : LayerState {
   int64_t a_off = 0, b_off = 0, lda = 0, ldb = 0;  // operand starts and leading dimensions
   double alpha = 1, beta = 0;
   std::vector<int64_t> batch, sa, sb, sc;  // sc: batch dims then M, N
+  std::vector<int64_t> sd;                 // output batch strides
+  int64_t ldd = 0;                         // output row stride
   bool has_c = false;
   bool has_residual = false;  // input 3: a tensor of the output's shape added before the activation
   int64_t nbatch = 1;
   Activation act;
 
-  // Offsets of batch item `b` into A, B and C.
-  void offsets(int64_t b, int64_t& oa, int64_t& ob, int64_t& oc) const {
-    oa = ob = oc = 0;
+  // Offsets of batch item `b` into A, B, C and the output.
+  void offsets(int64_t b, int64_t& oa, int64_t& ob, int64_t& oc, int64_t& od) const {
+    oa = ob = oc = od = 0;
     for (int d = static_cast<int>(batch.size()) - 1; d >= 0; --d) {
       int64_t i = b % batch[d];
       b /= batch[d];
       oa += i * sa[d];
       ob += i * sb[d];
+      od += i * sd[d];
       if (has_c) oc += i * sc[d];
     }
   }
@@ -65,6 +69,17 @@ std::unique_ptr<GemmState> make_state(const LayerInfo& L) {
   st->sb = op.ints("b_batch_strides");
   st->has_c = L.in.size() > 2 && L.in[2] != nullptr;
   if (st->has_c) st->sc = op.ints("c_strides");
+  st->ldd = op.i("d_ld", st->N);
+  if (op.has("d_batch_strides")) {
+    st->sd = op.ints("d_batch_strides");
+  } else {  // contiguous [batch..., M, N]
+    st->sd.assign(st->batch.size(), 0);
+    int64_t step = st->M * st->N;
+    for (size_t d = st->batch.size(); d-- > 0;) {
+      st->sd[d] = step;
+      step *= st->batch[d];
+    }
+  }
   st->act = parse_activation(L);
   size_t nb = st->batch.size();
   if (st->M < 0 || st->N < 0 || st->K < 0) bad("negative matrix size");
@@ -97,7 +112,12 @@ std::unique_ptr<GemmState> make_state(const LayerInfo& L) {
     }
   }
   if (L.out[0]->numel() != st->nbatch * st->M * st->N) bad("output size does not match batch x M x N");
+  if (st->sd.size() != nb || st->ldd < 0) bad("output strides do not match the batch rank");
   st->has_residual = L.in.size() > 3 && L.in[3] != nullptr;
+  bool strided_out = op.has("d_batch_strides") || op.has("d_ld");
+  if (strided_out && (st->has_c || st->has_residual)) bad("a strided output takes no C or residual");
+  if (st->nbatch > 0 && st->M > 0 && st->N > 0 && reach(st->sd, nb) + (st->M - 1) * st->ldd + st->N - 1 >= L.out[0]->numel())
+    bad("the output is smaller than its strides reach");
   if (st->has_residual && L.in[3]->numel() != L.out[0]->numel()) bad("the residual input must have the output's shape");
   return st;
 }
@@ -119,8 +139,8 @@ class GemmRef : public Tactic {
       size_t nb = st.batch.size();
       ctx.pool->parallel_for(st.nbatch * M, grain_for(N * K), [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
-          int64_t b = r / M, m = r % M, oa, ob, oc;
-          st.offsets(b, oa, ob, oc);
+          int64_t b = r / M, m = r % M, oa, ob, oc, od;
+          st.offsets(b, oa, ob, oc, od);
           for (int64_t n = 0; n < N; ++n) {
             double acc = 0;
             for (int64_t k = 0; k < K; ++k) {
@@ -131,7 +151,7 @@ class GemmRef : public Tactic {
             double v = st.alpha * acc;
             if (C) v += st.beta * static_cast<double>(load(C[oc + m * st.sc[nb] + n * st.sc[nb + 1]]));
             if (Z) v += static_cast<double>(load(Z[r * N + n]));
-            store(O[r * N + n], st.act.apply(v));
+            store(O[od + m * st.ldd + n], st.act.apply(v));
           }
         }
       });
@@ -159,8 +179,8 @@ class GemmBlocked : public Tactic {
     const float* B = in[1].as<float>();
     float* O = out[0].as<float>();
     for (int64_t b = 0; b < st.nbatch; ++b) {
-      int64_t oa, ob, oc;
-      st.offsets(b, oa, ob, oc);
+      int64_t oa, ob, oc, od;
+      st.offsets(b, oa, ob, oc, od);
       sgemm::Matrix a{A + st.a_off + oa, st.ta ? 1 : st.lda, st.ta ? st.lda : 1};
       sgemm::Matrix w{B + st.b_off + ob, st.tb ? 1 : st.ldb, st.tb ? st.ldb : 1};
       sgemm::Epilogue ep;
@@ -169,7 +189,7 @@ class GemmBlocked : public Tactic {
       if (st.has_c) ep.bias = {in[2].as<float>() + oc, st.sc[nb], st.sc[nb + 1]};
       if (st.has_residual) ep.residual = {in[3].as<float>() + b * M * N, N, 1};
       ep.act = st.act;
-      sgemm::gemm(M, N, K, a, w, O + b * M * N, N, ep, ctx.pool, static_cast<float*>(ctx.workspace));
+      sgemm::gemm(M, N, K, a, w, O + od, st.ldd, ep, ctx.pool, static_cast<float*>(ctx.workspace));
     }
   }
 };

@@ -35,8 +35,9 @@ struct LtState : LayerState {
   cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
   cuep::GemmFill gf;
   // Host-looped outer batch dims (extents, A/B element strides) and the strided inner batch.
-  std::vector<int64_t> outer, outer_sa, outer_sb;
-  int64_t inner = 1, inner_sa = 0, inner_sb = 0;
+  std::vector<int64_t> outer, outer_sa, outer_sb, outer_sd;
+  int64_t inner = 1, inner_sa = 0, inner_sb = 0, inner_sd = 0;
+  int64_t ldd = 0;  // the output's row stride (d_ld; N when contiguous)
   cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;  // cuBLASLt's A (= kiln B), B (= kiln A), C = D
   cublasLtMatmulAlgo_t algo{};
@@ -127,6 +128,27 @@ std::unique_ptr<LtState> analyze(const LayerInfo& L, bool tf32) {
     if (sc[nb] < 0 || sc[nb + 1] < 0 || rc + (st->M - 1) * sc[nb] + (st->N - 1) * sc[nb + 1] >= L.in[2]->numel()) return nullptr;
   }
   if (st->has_z && L.in[3]->numel() != L.out[0]->numel()) return nullptr;
+  // the output's layout: contiguous [batch..., M, N], or d_batch_strides / d_ld (no C, no residual)
+  std::vector<int64_t> sd(nb, 0);
+  {
+    int64_t step = st->M * st->N;
+    for (size_t d = nb; d-- > 0;) {
+      sd[d] = step;
+      step *= batch[d];
+    }
+  }
+  st->ldd = op.i("d_ld", st->N);
+  if (op.has("d_batch_strides") || op.has("d_ld")) {
+    if (st->has_c || st->has_z) return nullptr;
+    if (op.has("d_batch_strides")) sd = op.ints("d_batch_strides");
+    if (sd.size() != nb || st->ldd < st->N) return nullptr;
+    int64_t rd = 0;
+    for (size_t d = 0; d < nb; ++d) {
+      if (sd[d] < 0) return nullptr;
+      rd += (batch[d] - 1) * sd[d];
+    }
+    if (rd + (st->M - 1) * st->ldd + st->N - 1 >= L.out[0]->numel()) return nullptr;
+  }
   // Epilogue: a per-N bias vector shared by every batch item goes to cuBLASLt; anything else is filled.
   bool c_vec = st->has_c && st->beta == 1.f && (sc[nb] == 0 || st->M == 1) && sc[nb + 1] == 1;
   for (size_t d = 0; d < nb && c_vec; ++d) c_vec = sc[d] == 0 || batch[d] == 1;  // a batch dim of extent 1 never moves
@@ -154,26 +176,30 @@ std::unique_ptr<LtState> analyze(const LayerInfo& L, bool tf32) {
       st->post_act = true;
   }
   // Batch dims: size-1 dims dropped; the longest suffix whose strides merge becomes one strided batch.
-  std::vector<int64_t> bd, bsa, bsb;
+  std::vector<int64_t> bd, bsa, bsb, bsd;
   for (size_t d = 0; d < nb; ++d)
     if (batch[d] != 1) {
       bd.push_back(batch[d]);
       bsa.push_back(sa[d]);
       bsb.push_back(sb[d]);
+      bsd.push_back(sd[d]);
     }
   size_t split = bd.size();
   if (split > 0) {
     --split;
-    while (split > 0 && bsa[split - 1] == bsa[split] * bd[split] && bsb[split - 1] == bsb[split] * bd[split]) --split;
+    while (split > 0 && bsa[split - 1] == bsa[split] * bd[split] && bsb[split - 1] == bsb[split] * bd[split] && bsd[split - 1] == bsd[split] * bd[split])
+      --split;
     st->inner = 1;
     for (size_t d = split; d < bd.size(); ++d) st->inner *= bd[d];
     st->inner_sa = bsa.back();
     st->inner_sb = bsb.back();
+    st->inner_sd = bsd.back();
   }
   if (st->inner > INT32_MAX) return nullptr;
   st->outer.assign(bd.begin(), bd.begin() + split);
   st->outer_sa.assign(bsa.begin(), bsa.begin() + split);
   st->outer_sb.assign(bsb.begin(), bsb.begin() + split);
+  st->outer_sd.assign(bsd.begin(), bsd.begin() + split);
   return st;
 }
 
@@ -183,11 +209,10 @@ int heuristics(const LayerInfo& L, LtState& st, cublasLtMatmulHeuristicResult_t*
   int64_t M = st.M, N = st.N, K = st.K;
   KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st.la, t, st.tb ? K : N, st.tb ? N : K, st.ldb));
   KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st.lb, t, st.ta ? M : K, st.ta ? K : M, st.lda));
-  KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st.ld, t, N, M, N));
+  KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st.ld, t, N, M, st.ldd));
   if (st.inner > 1) {
     int32_t count = static_cast<int32_t>(st.inner);
-    int64_t sd = M * N;
-    for (auto [lay, stride] : {std::pair{st.la, st.inner_sb}, std::pair{st.lb, st.inner_sa}, std::pair{st.ld, sd}}) {
+    for (auto [lay, stride] : {std::pair{st.la, st.inner_sb}, std::pair{st.lb, st.inner_sa}, std::pair{st.ld, st.inner_sd}}) {
       KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutSetAttribute(lay, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
       KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutSetAttribute(lay, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
     }
@@ -199,12 +224,8 @@ int heuristics(const LayerInfo& L, LtState& st, cublasLtMatmulHeuristicResult_t*
       while (a > 1 && (static_cast<size_t>(s) * es) % a) a /= 2;
     return static_cast<uint32_t>(a);
   };
-  std::vector<int64_t> dstr;
-  int64_t step = st.inner * M * N;
-  for (size_t d = st.outer.size(); d-- > 0;) {
-    dstr.push_back(step);
-    step *= st.outer[d];
-  }
+  std::vector<int64_t> dstr = st.outer_sd;
+  dstr.insert(dstr.end(), {st.ldd, st.inner_sd});
   // kiln's B is cuBLASLt's A and the other way round; operand starts and leading dimensions count too
   std::vector<int64_t> sa_all = st.outer_sa, sb_all = st.outer_sb;
   sa_all.insert(sa_all.end(), {st.a_off, st.lda, st.inner_sa});
@@ -255,14 +276,15 @@ class GemmLt : public cu::LibraryTactic<LtState> {
     auto* D = static_cast<uint8_t*>(out[0].data);
     cublasLtHandle_t h = cu::lt_handle();
     for (int64_t o = 0; o < nouter; ++o) {
-      int64_t oa = 0, ob = 0, rem = o;
+      int64_t oa = 0, ob = 0, odd = 0, rem = o;
       for (size_t d = st.outer.size(); d-- > 0;) {
         int64_t i = rem % st.outer[d];
         rem /= st.outer[d];
         oa += i * st.outer_sa[d];
         ob += i * st.outer_sb[d];
+        odd += i * st.outer_sd[d];
       }
-      uint8_t* Dp = D + static_cast<size_t>(o * st.inner * st.M * st.N) * es;
+      uint8_t* Dp = D + static_cast<size_t>(odd) * es;
       KILN_CUDA_TRY_AT(L, cublasLtMatmul(h, od.d, &st.alpha, B + (ob + st.b_off) * es, st.la, A + (oa + st.a_off) * es, st.lb, &beta, Dp, st.ld, Dp, st.ld, &st.algo,
                                          ctx.workspace, st.workspace, stream));
     }

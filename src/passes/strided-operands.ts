@@ -2,10 +2,13 @@
  * Strided operands (on the Plan; after copy fusion).
  * Before: X → StridedCopy (a window: heads split out of attention's merged Q/K/V projection, a
  *         transpose) → T → Gemm reading T as its A or B.
+ *         Also: Gemm → T → StridedCopy that only permutes T (attention's heads back to [B, S, H, D]).
  * After:  the Gemm reads X in place: the window becomes the operand's start (a_offset / b_offset), its
  *         leading dimension (a_ld / b_ld), its batch strides and, where the window runs down columns,
- *         the transpose flag; the copy is gone. (BERT on CUDA: the Q·Kᵀ and P·V GEMMs read the QKV
- *         projection's output directly, 3 copies fewer per layer.)
+ *         the transpose flag; the copy is gone. A permuting copy after a Gemm without C or residual
+ *         becomes the Gemm's output layout (d_batch_strides / d_ld). (BERT on CUDA: the Q·Kᵀ and S·V
+ *         GEMMs read the QKV projection's output directly and S·V writes [B, S, H, D]: 4 copies fewer
+ *         per layer.)
  * Handles: T read only by the Gemm, not a graph output or a view, X of T's element type; windows whose
  *          every operand element is reached by one offset, one stride per batch dim and a unit stride
  *          along rows or columns — checked element by element before the Gemm is changed.
@@ -78,6 +81,39 @@ export function operandThrough(src: Int32Array, batch: number[], current: Operan
   return next;
 }
 
+/**
+ * The output layout (batch strides, row stride; unit columns, offset 0) that writes, element for
+ * element, where a contiguous [batch..., R, C] result lands after a permuting window (`src`: the
+ * window's source index per output element), or undefined.
+ */
+export function outputThrough(src: Int32Array, batch: number[], R: number, C: number): { batchStrides: number[]; ld: number } | undefined {
+  const n = src.length;
+  if (n !== batch.reduce((a, b) => a * b, 1) * R * C || n > 1 << 24) return undefined;
+  const inv = new Int32Array(n).fill(-1);
+  for (let y = 0; y < n; y++) {
+    const t = src[y];
+    if (t < 0 || t >= n || inv[t] !== -1) return undefined; // not a permutation
+    inv[t] = y;
+  }
+  if (inv[0] !== 0 || (C > 1 && inv[1] !== 1)) return undefined;
+  const ld = R > 1 ? inv[C] : C;
+  const cont: number[] = new Array(batch.length).fill(0);
+  for (let d = batch.length - 1, step = R * C; d >= 0; step *= batch[d], d--) cont[d] = step;
+  const batchStrides = batch.map((b, d) => (b > 1 ? inv[cont[d]] : 0));
+  if (ld < C || batchStrides.some((x) => x < 0)) return undefined;
+  for (let t = 0; t < n; t++) {
+    let rest = t;
+    let y = 0;
+    for (let d = 0; d < batch.length; d++) {
+      y += Math.floor(rest / cont[d]) * batchStrides[d];
+      rest %= cont[d];
+    }
+    y += Math.floor(rest / C) * ld + (rest % C);
+    if (inv[t] !== y) return undefined;
+  }
+  return { batchStrides, ld };
+}
+
 const num = (op: PlanOp, k: string, dflt: number) => (op.attrs[k]?.t === 'i' ? (op.attrs[k] as { v: number }).v : dflt);
 const list = (op: PlanOp, k: string) => (op.attrs[k]?.t === 'I' ? (op.attrs[k] as { v: number[] }).v : []);
 
@@ -124,6 +160,26 @@ export function foldOperandWindows(plan: Plan): string[] {
       dead.add(w);
       changed.push(op.name);
     }
+  }
+  // outputs: a Gemm without C or residual whose result only a permuting copy reads
+  const readersOf = new Map<number, PlanOp[]>();
+  for (const op of plan.ops) if (!dead.has(op)) for (const i of op.inputs) if (i >= 0) (readersOf.get(i) ?? readersOf.set(i, []).get(i)!).push(op);
+  for (const op of plan.ops) {
+    if (op.kind !== 'Gemm' || dead.has(op) || (op.inputs[2] ?? -1) >= 0 || (op.inputs[3] ?? -1) >= 0 || op.attrs.d_ld || op.attrs.d_batch_strides) continue;
+    const t = op.outputs[0];
+    const rd = readersOf.get(t) ?? [];
+    const w = rd[0];
+    const win = w && !dead.has(w) ? windowOf(w) : undefined;
+    if (rd.length !== 1 || !win || outputs.has(t) || plan.tensors[t].view) continue;
+    const y = w.outputs[0];
+    if (plan.tensors[y].dtype !== plan.tensors[t].dtype || plan.tensors[y].view) continue;
+    const lay = outputThrough(sources(win), list(op, 'batch'), num(op, 'M', 0), num(op, 'N', 0));
+    if (!lay) continue;
+    op.outputs = [y];
+    op.attrs = { ...op.attrs, d_batch_strides: ints(lay.batchStrides), d_ld: int(lay.ld) };
+    op.origin = [...new Set([...op.origin, ...w.origin])];
+    dead.add(w);
+    changed.push(op.name);
   }
   plan.ops = plan.ops.filter((op) => !dead.has(op));
   return changed;

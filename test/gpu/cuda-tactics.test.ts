@@ -88,10 +88,10 @@ function convCase(x: number[], w: number[], attrs: Record<string, number[] | num
   };
 }
 
-// attention's heads read in place: x [1,16,192] → three column windows of 64 → [1,16,4,16] → heads first
-// (Kᵀ for the scores) → S = Q·Kᵀ → S·V
+// attention's heads read and written in place: x [1,16,192] → three column windows of 64 → [1,16,4,16] →
+// heads first (Kᵀ for the scores) → S = Q·Kᵀ → S·V → back to [1,16,4,16] → [1,16,64]
 const heads: Case = {
-  name: 'Q·Kᵀ and S·V reading the heads in place from a merged projection',
+  name: 'Q·Kᵀ and S·V reading the heads in place from a merged projection, S·V writing token-major',
   kind: 'Gemm',
   fold: true,
   spec: {
@@ -104,13 +104,16 @@ const heads: Case = {
       { op: 'Transpose', inputs: ['k3'], outputs: ['kt'], attrs: { perm: [0, 2, 3, 1] } },
       { op: 'Transpose', inputs: ['v3'], outputs: ['v'], attrs: { perm: [0, 2, 1, 3] } },
       { op: 'MatMul', inputs: ['q', 'kt'], outputs: ['s'] },
-      { op: 'MatMul', inputs: ['s', 'v'], outputs: ['y'] },
+      { op: 'MatMul', inputs: ['s', 'v'], outputs: ['o4'] },
+      { op: 'Transpose', inputs: ['o4'], outputs: ['o'], attrs: { perm: [0, 2, 1, 3] } },
+      { op: 'Reshape', inputs: ['o', 'oshape'], outputs: ['y'] },
     ],
     inputs: [{ name: 'x', dims: [1, 16, 192] }],
-    outputs: [{ name: 'y', dims: [1, 4, 16, 16] }],
+    outputs: [{ name: 'y', dims: [1, 16, 64] }],
     initializers: [
       { name: 'sizes', dims: [3], int64s: [64, 64, 64], type: 7 },
       { name: 'shape', dims: [4], int64s: [1, 16, 4, 16], type: 7 },
+      { name: 'oshape', dims: [3], int64s: [1, 16, 64], type: 7 },
     ],
   },
 };
@@ -156,7 +159,7 @@ d('cuda Gemm and Conv tactics vs the CPU reference', () => {
     const ref = new Float32Array(native().runPlan(encodePlan(plan), ins)[0]);
     if (c.fold) {
       fuseCopies(plan);
-      expect(foldOperandWindows(plan).length).toBe(3);
+      expect(foldOperandWindows(plan).length).toBe(4); // Q, Kᵀ, V read in place; S·V's output written token-major
     }
     const e = await buildCuda(plan);
     const layer = layers(e).find((l) => l.kind === c.kind)!;

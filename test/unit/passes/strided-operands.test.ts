@@ -4,7 +4,7 @@
  * projection — and the copy goes.
  */
 import { Tensor, compile } from '../../../src';
-import { operandThrough } from '../../../src/passes/strided-operands';
+import { operandThrough, outputThrough } from '../../../src/passes/strided-operands';
 import { sources } from '../../../src/passes/copy-fusion';
 import { buildModel } from '../../helpers/model-builder';
 import { optimizedMatches } from '../../helpers/passes';
@@ -67,5 +67,55 @@ describe('operandThrough', () => {
   test('every other column (no unit step either way): left as it is', () => {
     const win = sources({ shape: [3, 4], strides: [10, 2], offset: 0 });
     expect(operandThrough(win, [], contiguous(3, 4), 3, 4)).toBeUndefined();
+  });
+});
+
+// the whole head round trip: heads split out, S = Q·Kᵀ, S·V, heads merged back ([1, 2, 4, 3] → [1, 4, 2, 3]
+// → [1, 4, 6])
+const roundTrip = () =>
+  buildModel({
+    nodes: [
+      { op: 'Relu', name: 'pre', inputs: ['x'], outputs: ['h'] },
+      { op: 'Split', name: 's', inputs: ['h', 'sizes'], outputs: ['a', 'b', 'c'], attrs: { axis: 2 } },
+      { op: 'Reshape', name: 'ra', inputs: ['a', 'shape'], outputs: ['a4'] },
+      { op: 'Transpose', name: 'tq', inputs: ['a4'], outputs: ['q'], attrs: { perm: [0, 2, 1, 3] } },
+      { op: 'Reshape', name: 'rb', inputs: ['b', 'shape'], outputs: ['b4'] },
+      { op: 'Transpose', name: 'tk', inputs: ['b4'], outputs: ['kt'], attrs: { perm: [0, 2, 3, 1] } },
+      { op: 'Reshape', name: 'rc', inputs: ['c', 'shape'], outputs: ['c4'] },
+      { op: 'Transpose', name: 'tv', inputs: ['c4'], outputs: ['v'], attrs: { perm: [0, 2, 1, 3] } },
+      { op: 'MatMul', name: 'qk', inputs: ['q', 'kt'], outputs: ['sc'] },
+      { op: 'Tanh', name: 't', inputs: ['sc'], outputs: ['p'] },
+      { op: 'MatMul', name: 'pv', inputs: ['p', 'v'], outputs: ['o4'] },
+      { op: 'Transpose', name: 'to', inputs: ['o4'], outputs: ['o'], attrs: { perm: [0, 2, 1, 3] } },
+      { op: 'Reshape', name: 'ro', inputs: ['o', 'oshape'], outputs: ['y'] },
+    ],
+    inputs: [{ name: 'x', dims: [1, 4, 18] }],
+    outputs: [{ name: 'y', dims: [1, 4, 6] }],
+    initializers: [
+      { name: 'sizes', dims: [3], int64s: [6, 6, 6], type: 7 },
+      { name: 'shape', dims: [4], int64s: [1, 4, 2, 3], type: 7 },
+      { name: 'oshape', dims: [3], int64s: [1, 4, 6], type: 7 },
+    ],
+  });
+
+test('heads split out and merged back: the GEMMs read and write the token-major layout, no copy left', async () => {
+  const e = await compile(roundTrip(), { optimize: { 'elementwise-fusion': false } });
+  expect(e.report.layers.map((l) => l.kind)).toEqual(['Unary', 'Gemm', 'Gemm']);
+  const x = new Tensor('float32', Float32Array.from({ length: 72 }, (_, i) => Math.cos(i * 0.7)), [1, 4, 18]);
+  const off = await compile(roundTrip(), { optimize: false });
+  const [got, want] = [(await e.infer({ x })).y.data as Float32Array, (await off.infer({ x })).y.data as Float32Array];
+  for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThanOrEqual(1e-6);
+  e.dispose();
+  off.dispose();
+});
+
+describe('outputThrough', () => {
+  test('heads back to token-major: batch strides and row stride of the permuted layout', () => {
+    // result [1, 2, 4, 3] (batch [1, 2], 4 x 3) read by a transpose to [1, 4, 2, 3]
+    const win = sources({ shape: [1, 4, 2, 3], strides: [24, 3, 12, 1], offset: 0 });
+    expect(outputThrough(win, [1, 2], 4, 3)).toEqual({ batchStrides: [0, 3], ld: 6 });
+  });
+  test('a window that drops elements is no layout: undefined', () => {
+    expect(outputThrough(sources({ shape: [2, 2], strides: [3, 1], offset: 0 }), [], 2, 3)).toBeUndefined();
   });
 });
