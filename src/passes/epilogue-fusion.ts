@@ -121,9 +121,9 @@ export const epilogueFusion: Pass = {
       let bias: string | undefined;
       let residual: string | undefined;
       let alpha: number | undefined;
+      const computed = (x: string) => !lookupValue(g, x)?.data;
       let n = next();
       // scale: a MatMul of two computed tensors times (or over) a scalar constant
-      const computed = (x: string) => !lookupValue(g, x)?.data;
       if (n && p.opType === 'MatMul' && computed(p.inputs[0]) && computed(p.inputs[1]) && (n.opType === 'Mul' || (n.opType === 'Div' && n.inputs[0] === cur)) && n.domain === '') {
         const s = scalarOf(g, other(n, cur));
         if (s !== undefined && Number.isFinite(s) && s !== 0 && shapeOf(g, n.outputs[0])?.length === outShape.length) {
@@ -175,8 +175,9 @@ export const epilogueFusion: Pass = {
       if (residual) {
         while (p.inputs.length < 3) p.inputs.push('');
         p.inputs[3] = residual;
-        moveTo.set(fused[fused.length - 1], p);
       }
+      // a computed input (residual, broadcast addend) may be produced after P: P moves to its last fused node
+      if (residual || (bias && computed(bias))) moveTo.set(fused[fused.length - 1], p);
       setEpilogue(p, e);
       p.outputs = [cur, ...p.outputs.slice(1)];
       p.origin = [...p.origin, ...fused.flatMap((f) => f.origin)];

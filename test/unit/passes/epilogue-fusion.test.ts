@@ -159,3 +159,18 @@ test('a scalar after a MatMul with a constant weight is not folded into alpha', 
   });
   expect(opTypes(optimized(m).g)).toEqual(['MatMul', 'Mul']);
 });
+
+test('a mask computed after the MatMul: the fused GEMM moves to where the Add stood', () => {
+  const m = buildModel({
+    nodes: [
+      { op: 'MatMul', name: 'qk', inputs: ['q', 'k'], outputs: ['s'] },
+      { op: 'Neg', name: 'mask', inputs: ['m0'], outputs: ['m'] },
+      { op: 'Add', name: 'add', inputs: ['s', 'm'], outputs: ['y'] },
+    ],
+    inputs: [{ name: 'q', dims: [1, 2, 3, 4] }, { name: 'k', dims: [1, 2, 4, 5] }, { name: 'm0', dims: [1, 1, 1, 5] }],
+    outputs: [{ name: 'y', dims: [1, 2, 3, 5] }],
+  });
+  const { g } = optimized(m);
+  expect(opTypes(g)).toEqual(['Neg', 'MatMul']);
+  expect(g.nodes[1].inputs).toEqual(['q', 'k', 'm']);
+});
