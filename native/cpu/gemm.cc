@@ -13,16 +13,14 @@
 // and cpu.gemm.blocked (float32: packed panels, AVX2/FMA microkernel, threaded; sgemm.h).
 #include <algorithm>
 
+#include "../gemm_dims.h"
 #include "kernel_util.h"
 #include "sgemm.h"
 
 namespace kiln {
 namespace {
 
-struct GemmState : LayerState {
-  int64_t M = 0, N = 0, K = 0;
-  bool ta = false, tb = false;
-  int64_t a_off = 0, b_off = 0, lda = 0, ldb = 0;  // operand starts and leading dimensions
+struct GemmState : LayerState, GemmDims {
   double alpha = 1, beta = 0;
   std::vector<int64_t> batch, sa, sb, sc;  // sc: batch dims then M, N
   std::vector<int64_t> sd;                 // output batch strides
@@ -53,15 +51,7 @@ std::unique_ptr<GemmState> make_state(const LayerInfo& L) {
     fail("INVALID_ENGINE", "layer '" + op.name + "' (Gemm): " + why);
   };
   if (L.in.size() < 2 || !L.in[0] || !L.in[1] || L.out.empty() || !L.out[0]) bad("needs inputs A, B and an output");
-  st->M = op.i("M");
-  st->N = op.i("N");
-  st->K = op.i("K");
-  st->ta = op.i("transA") != 0;
-  st->tb = op.i("transB") != 0;
-  st->a_off = op.i("a_offset", 0);
-  st->b_off = op.i("b_offset", 0);
-  st->lda = op.i("a_ld", st->ta ? st->M : st->K);
-  st->ldb = op.i("b_ld", st->tb ? st->K : st->N);
+  static_cast<GemmDims&>(*st) = GemmDims::read(op);
   st->alpha = op.f("alpha");
   st->beta = op.f("beta");
   st->batch = op.ints("batch");
@@ -100,11 +90,8 @@ std::unique_ptr<GemmState> make_state(const LayerInfo& L) {
   };
   if (st->nbatch > 0 && st->M > 0 && st->N > 0) {
     if (st->K > 0) {
-      // the last element of A and of B an index reaches
-      int64_t la = st->a_off + reach(st->sa, nb) + (st->ta ? (st->K - 1) * st->lda + st->M - 1 : (st->M - 1) * st->lda + st->K - 1);
-      int64_t lb = st->b_off + reach(st->sb, nb) + (st->tb ? (st->N - 1) * st->ldb + st->K - 1 : (st->K - 1) * st->ldb + st->N - 1);
-      if (la >= L.in[0]->numel()) bad("A is smaller than its strides reach");
-      if (lb >= L.in[1]->numel()) bad("B is smaller than its strides reach");
+      if (st->last_a(reach(st->sa, nb)) >= L.in[0]->numel()) bad("A is smaller than its strides reach");
+      if (st->last_b(reach(st->sb, nb)) >= L.in[1]->numel()) bad("B is smaller than its strides reach");
     }
     if (st->has_c) {
       int64_t r = reach(st->sc, nb) + (st->M - 1) * st->sc[nb] + (st->N - 1) * st->sc[nb + 1];

@@ -12,6 +12,7 @@
 #include <memory>
 #include <numeric>
 
+#include "../gemm_dims.h"
 #include "cuda_util.h"
 #include "epilogue.h"
 
@@ -21,10 +22,7 @@ namespace {
 constexpr int kAlgos = 6;
 constexpr uint64_t kMaxWorkspace = 32ull << 20;
 
-struct LtState : LayerState {
-  int64_t M = 0, N = 0, K = 0;
-  bool ta = false, tb = false;
-  int64_t a_off = 0, b_off = 0, lda = 0, ldb = 0;  // operand starts and leading dimensions (native/cpu/gemm.cc)
+struct LtState : LayerState, GemmDims {
   float alpha = 1, beta = 0;
   DType dt = DType::F32;
   bool has_c = false, has_z = false;
@@ -89,15 +87,7 @@ std::unique_ptr<LtState> analyze(const LayerInfo& L, bool tf32) {
   st->dt = L.out[0]->dtype;
   if (tf32 && st->dt != DType::F32) return nullptr;
   st->compute = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-  st->M = op.i("M");
-  st->N = op.i("N");
-  st->K = op.i("K");
-  st->ta = op.i("transA") != 0;
-  st->tb = op.i("transB") != 0;
-  st->a_off = op.i("a_offset", 0);
-  st->b_off = op.i("b_offset", 0);
-  st->lda = op.i("a_ld", st->ta ? st->M : st->K);
-  st->ldb = op.i("b_ld", st->tb ? st->K : st->N);
+  static_cast<GemmDims&>(*st) = GemmDims::read(op);
   st->alpha = static_cast<float>(op.f("alpha"));
   st->beta = static_cast<float>(op.f("beta"));
   std::vector<int64_t> batch = op.ints("batch"), sa = op.ints("a_batch_strides"), sb = op.ints("b_batch_strides"), sc;
@@ -120,9 +110,7 @@ std::unique_ptr<LtState> analyze(const LayerInfo& L, bool tf32) {
   }
   // cuBLASLt's column-major view needs a leading dimension of at least the stored rows' length
   if (st->a_off < 0 || st->b_off < 0 || st->lda < (st->ta ? st->M : st->K) || st->ldb < (st->tb ? st->K : st->N)) return nullptr;
-  int64_t la = st->a_off + ra + (st->ta ? (st->K - 1) * st->lda + st->M - 1 : (st->M - 1) * st->lda + st->K - 1);
-  int64_t lb = st->b_off + rb + (st->tb ? (st->N - 1) * st->ldb + st->K - 1 : (st->K - 1) * st->ldb + st->N - 1);
-  if (la >= L.in[0]->numel() || lb >= L.in[1]->numel()) return nullptr;
+  if (st->last_a(ra) >= L.in[0]->numel() || st->last_b(rb) >= L.in[1]->numel()) return nullptr;
   if (L.out[0]->numel() != nbatch * st->M * st->N) return nullptr;
   if (st->has_c) {
     if (sc[nb] < 0 || sc[nb + 1] < 0 || rc + (st->M - 1) * sc[nb] + (st->N - 1) * sc[nb + 1] >= L.in[2]->numel()) return nullptr;
