@@ -91,3 +91,31 @@ void release_handles();
     if (!::kiln::cu::ok(kiln_status_))                                                                           \
       ::kiln::cu::raise(::kiln::cu::where(layer), #call, ::kiln::cu::status_name(kiln_status_), __FILE__, __LINE__); \
   } while (0)
+
+namespace kiln {
+namespace cu {
+
+// A cuBLASLt heuristic preference for a layer: the workspace limit and the alignments (bytes) the
+// algorithms may assume of cuBLASLt's A, B and C = D; destroyed with the object.
+struct LtPreference {
+  cublasLtMatmulPreference_t p = nullptr;
+  LtPreference(const LayerInfo& L, uint64_t workspace, uint32_t a, uint32_t b, uint32_t cd) {
+    KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceCreate(&p));
+    try {
+      KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(p, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof(workspace)));
+      KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(p, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a, sizeof(a)));
+      KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(p, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &b, sizeof(b)));
+      KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(p, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &cd, sizeof(cd)));
+      KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(p, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &cd, sizeof(cd)));
+    } catch (...) {
+      cublasLtMatmulPreferenceDestroy(p);
+      throw;
+    }
+  }
+  ~LtPreference() { cublasLtMatmulPreferenceDestroy(p); }
+  LtPreference(const LtPreference&) = delete;
+  LtPreference& operator=(const LtPreference&) = delete;
+};
+
+}  // namespace cu
+}  // namespace kiln

@@ -220,22 +220,11 @@ int heuristics(const LayerInfo& L, LtState& st, cublasLtMatmulHeuristicResult_t*
   sb_all.insert(sb_all.end(), {st.b_off, st.ldb, st.inner_sb});
   uint32_t aa = align(cu::alignment_of(*L.plan, L.in[1]), sb_all), ab = align(cu::alignment_of(*L.plan, L.in[0]), sa_all),
            ad = align(cu::alignment_of(*L.plan, L.out[0]), dstr);
-  cublasLtMatmulPreference_t pref = nullptr;
-  KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceCreate(&pref));
-  struct PrefGuard {
-    cublasLtMatmulPreference_t p;
-    ~PrefGuard() { cublasLtMatmulPreferenceDestroy(p); }
-  } guard{pref};
-  uint64_t ws = kMaxWorkspace;
-  KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-  KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aa, sizeof(aa)));
-  KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ab, sizeof(ab)));
-  KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ad, sizeof(ad)));
-  KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ad, sizeof(ad)));
+  cu::LtPreference pref(L, kMaxWorkspace, aa, ab, ad);
   OpDesc od;
   make_desc(L, st, nullptr, od);  // the bias pointer is set per run; the heuristic does not read it
   int got = 0;
-  cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(cu::lt_handle(), od.d, st.la, st.lb, st.ld, st.ld, pref, want, res, &got);
+  cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(cu::lt_handle(), od.d, st.la, st.lb, st.ld, st.ld, pref.p, want, res, &got);
   if (s == CUBLAS_STATUS_NOT_SUPPORTED) return 0;
   KILN_CUDA_TRY_AT(L, s);
   return got;

@@ -114,23 +114,12 @@ class Imma : public Tactic {
     KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st->lw, CUDA_R_8I, K, N, K));
     KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st->la, CUDA_R_8I, K, M, K));
     KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st->lc, CUDA_R_32I, N, M, N));
-    cublasLtMatmulPreference_t pref = nullptr;
-    KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceCreate(&pref));
-    struct PrefGuard {
-      cublasLtMatmulPreference_t p;
-      ~PrefGuard() { cublasLtMatmulPreferenceDestroy(p); }
-    } guard{pref};
-    uint64_t ws = kMaxLtWorkspace;
     // W is a constant and the workspace 256-byte aligned; A' is the input (or the aligned shifted copy)
     uint32_t aw = 256, aa = st->l.u8 ? 256 : static_cast<uint32_t>(std::min<size_t>(256, cu::alignment_of(*L.plan, L.in[0]))), ac = 256;
-    KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-    KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aw, sizeof(aw)));
-    KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &aa, sizeof(aa)));
-    KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ac, sizeof(ac)));
-    KILN_CUDA_TRY_AT(L, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ac, sizeof(ac)));
+    cu::LtPreference pref(L, kMaxLtWorkspace, aw, aa, ac);
     cublasLtMatmulHeuristicResult_t res[kAlgos] = {};
     int got = 0;
-    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(cu::lt_handle(), st->desc, st->lw, st->la, st->lc, st->lc, pref, kAlgos, res, &got);
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(cu::lt_handle(), st->desc, st->lw, st->la, st->lc, st->lc, pref.p, kAlgos, res, &got);
     if (s == CUBLAS_STATUS_NOT_SUPPORTED) return nullptr;
     KILN_CUDA_TRY_AT(L, s);
     if (got <= index_ || res[index_].state != CUBLAS_STATUS_SUCCESS) return nullptr;
