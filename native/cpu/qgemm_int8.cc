@@ -206,10 +206,7 @@ class Int8GemmPacked : public Tactic {
         }
       }
     };
-    if (T == 1) return task(0);
-    ctx.pool->parallel_for(T, 1, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) task(t);
-    });
+    run_tasks(ctx, T, task);
   }
 };
 

@@ -76,4 +76,13 @@ void dot_rows(const int16_t* a, const int16_t* w, int64_t ldw, int64_t Kp, int n
 // Slots of per-task scratch a fast tactic splits its work into (one per pool thread).
 int64_t task_slots();
 
+// Runs task(t) for t < T: inline for one task, else spread over the pool (task t uses scratch slot t).
+template <typename F>
+void run_tasks(RunContext& ctx, int64_t T, F&& task) {
+  if (T == 1) return task(0);
+  ctx.pool->parallel_for(T, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) task(t);
+  });
+}
+
 }  // namespace kiln::int8
