@@ -41,7 +41,15 @@ __device__ __forceinline__ void put(const Epilogue& e, int64_t i, int c, int32_t
   if (e.corr) acc = static_cast<int32_t>(static_cast<uint32_t>(acc) - static_cast<uint32_t>(e.corr[c]));
   float v = __fmul_rn(__int2float_rn(acc), e.mult[c]);
   if (e.bias) v = __fadd_rn(v, e.bias[c]);
-  if (e.residual) v = __fadd_rn(v, e.residual[i]);
+  if (e.residual) {
+    float r;
+    if (e.res_type == kOutF32) r = static_cast<const float*>(e.residual)[i];
+    else {
+      int q = e.res_type == kOutI8 ? static_cast<int>(static_cast<const int8_t*>(e.residual)[i]) : static_cast<int>(static_cast<const uint8_t*>(e.residual)[i]);
+      r = __fmul_rn(__int2float_rn(q - static_cast<int>(e.r_zp)), e.r_scale);
+    }
+    v = __fadd_rn(v, r);
+  }
   v = activate(e, v);
   if (e.out_type == kOutF32) {
     static_cast<float*>(e.out)[i] = v;

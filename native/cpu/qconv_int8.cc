@@ -19,12 +19,11 @@ ConvGeom geom(const LayerInfo& L) {
   ConvGeom g = conv_geom(L, false);
   if (g.channels_last) fail("INVALID_ENGINE", "layer '" + L.op->name + "' (Int8Conv): channels_last int8 convolutions are not supported");
   if (g.has_bias && L.in[2]->dtype != DType::F32) fail("INVALID_ENGINE", "layer '" + L.op->name + "' (Int8Conv): the bias must be float32");
-  if (g.has_residual && L.in[3]->dtype != DType::F32) fail("INVALID_ENGINE", "layer '" + L.op->name + "' (Int8Conv): the residual must be float32");
   return g;
 }
 
 Store store_for(const Params& p, const ConvGeom& g, const Tensor* in, Tensor* out) {
-  return Store{p, g.has_bias ? in[2].as<float>() : nullptr, g.has_residual ? in[3].as<float>() : nullptr, out[0].data};
+  return Store{p, g.has_bias ? in[2].as<float>() : nullptr, g.has_residual ? in[3].data : nullptr, out[0].data};
 }
 
 // Fills a[k] for k = (c, kz, ky, kx) of output position o (canonical 3-D) of image n, group grp with

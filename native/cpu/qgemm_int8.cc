@@ -50,6 +50,17 @@ Params read_params(const LayerInfo& L, int64_t channels) {
   } else if (p.out != DType::F32) {
     bad(std::string("the output must be float32, int8 or uint8, got ") + dtype_name(p.out));
   }
+  if (L.in.size() > 3 && L.in[3]) {
+    p.res = L.in[3]->dtype;
+    if (p.res == DType::I8 || p.res == DType::U8) {
+      p.r_scale = static_cast<float>(op.f("residual_scale"));
+      p.r_zp = static_cast<int32_t>(op.i("residual_zero_point"));
+      if (!(p.r_scale > 0) || !std::isfinite(p.r_scale)) bad("residual_scale must be positive and finite");
+      if (p.res == DType::U8 ? (p.r_zp < 0 || p.r_zp > 255) : (p.r_zp < -128 || p.r_zp > 127)) bad("residual_zero_point is out of the residual type's range");
+    } else if (p.res != DType::F32) {
+      bad(std::string("the residual must be float32, int8 or uint8, got ") + dtype_name(p.res));
+    }
+  }
   return p;
 }
 
@@ -136,12 +147,12 @@ GemmDims gemm_dims(const LayerInfo& L) {
   if (L.in[1]->numel() != d.N * d.K) bad("W has " + std::to_string(L.in[1]->numel()) + " elements, N x K is " + std::to_string(d.N * d.K));
   if (L.out[0]->numel() != d.M * d.N) bad("Y has " + std::to_string(L.out[0]->numel()) + " elements, M x N is " + std::to_string(d.M * d.N));
   if (d.has_bias && (L.in[2]->dtype != DType::F32 || L.in[2]->numel() != d.N)) bad("the bias must be float32 with N elements");
-  if (d.has_residual && (L.in[3]->dtype != DType::F32 || L.in[3]->numel() != d.M * d.N)) bad("the residual must be float32 with M x N elements");
+  if (d.has_residual && L.in[3]->numel() != d.M * d.N) bad("the residual must have M x N elements");
   return d;
 }
 
 Store store_for(const Params& p, const GemmDims& d, const Tensor* in, Tensor* out) {
-  return Store{p, d.has_bias ? in[2].as<float>() : nullptr, d.has_residual ? in[3].as<float>() : nullptr, out[0].data};
+  return Store{p, d.has_bias ? in[2].as<float>() : nullptr, d.has_residual ? in[3].data : nullptr, out[0].data};
 }
 
 class Int8GemmRef : public Tactic {

@@ -5,8 +5,11 @@
 // int32 sums, then applies the float epilogue per output element:
 //   v = act(acc * x_scale * w_scale[c] + bias[c] + residual[i])
 // and stores v as float32, or requantized: y = saturate(round_half_even(v / y_scale) + y_zero_point) as
-// int8 or uint8. Attributes: x_scale, x_zero_point, w_scales (1 or channel count values), y_scale,
-// y_zero_point (used when the output is int8/uint8), and the epilogue activation (sgemm.h).
+// int8 or uint8. The residual is float32, or int8/uint8 read as (r - residual_zero_point) *
+// residual_scale (a quantized residual: src/passes/qdq-fusion.ts). Attributes: x_scale, x_zero_point,
+// w_scales (1 or channel count values), y_scale, y_zero_point (used when the output is int8/uint8),
+// residual_scale, residual_zero_point (used when the residual is int8/uint8), and the epilogue
+// activation (sgemm.h).
 //
 // The fast tactics pack activations minus their zero point and the weights as int16 rows padded to a
 // multiple of 16, so that the AVX2 dot (vpmaddwd: int16 x int16 pairs summed into int32) needs no
@@ -29,22 +32,31 @@ struct Params {
   DType out = DType::F32;   // F32, I8 or U8
   float y_scale = 1;
   int32_t y_zp = 0;
+  DType res = DType::F32;   // the residual's type (F32, I8 or U8) when there is one
+  float r_scale = 1;
+  int32_t r_zp = 0;
+  // The residual's value at element i.
+  inline float residual_at(const void* r, int64_t i) const {
+    if (res == DType::F32) return static_cast<const float*>(r)[i];
+    int32_t q = res == DType::I8 ? static_cast<int32_t>(static_cast<const int8_t*>(r)[i]) : static_cast<int32_t>(static_cast<const uint8_t*>(r)[i]);
+    return static_cast<float>(q - r_zp) * r_scale;
+  }
 };
 
-// Reads and validates the attributes for `channels` output channels, the activation type of input 0
-// and the output type; throws naming the layer.
+// Reads and validates the attributes for `channels` output channels, the activation type of input 0,
+// the residual's (input 3) type and the output type; throws naming the layer.
 Params read_params(const LayerInfo& L, int64_t channels);
 
 // The epilogue of one output element: acc of channel c at output index i (residual index too).
 struct Store {
   const Params& p;
   const float* bias;      // nullptr: none
-  const float* residual;  // nullptr: none
+  const void* residual;  // nullptr: none (float32, int8 or uint8: p.res)
   void* out;
   inline void put(int64_t i, int64_t c, int32_t acc) const {
     float v = static_cast<float>(acc) * p.mult[c];
     if (bias) v += bias[c];
-    if (residual) v += residual[i];
+    if (residual) v += p.residual_at(residual, i);
     v = p.act.apply(v);
     if (p.out == DType::F32) {
       static_cast<float*>(out)[i] = v;

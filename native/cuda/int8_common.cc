@@ -81,7 +81,6 @@ Layer read_layer(const LayerInfo& L) {
     bad(L, "INTERNAL", "not an int8 layer kind");
   }
   if (l.has_bias && L.in[2]->dtype != DType::F32) bad(L, "INVALID_ENGINE", "the bias must be float32");
-  if (l.has_residual && L.in[3]->dtype != DType::F32) bad(L, "INVALID_ENGINE", "the residual must be float32");
   for (const PlanTensor* t : {L.in[0], L.in[1], L.out[0]})
     if (t->numel() > kMaxElems) bad(L, "UNSUPPORTED", "a tensor of 2^31 elements or more is too large for the CUDA int8 kernels");
   l.p = int8::read_params(L, channels);
@@ -122,13 +121,16 @@ void init_state(const LayerInfo& L, State& st, bool with_corr) {
   e.y_scale = l.p.y_scale;
   e.y_zp = static_cast<float>(l.p.y_zp);
   e.act = l.p.act.kind;
+  e.res_type = l.p.res == DType::I8 ? kOutI8 : l.p.res == DType::U8 ? kOutU8 : kOutF32;
+  e.r_scale = l.p.r_scale;
+  e.r_zp = static_cast<float>(l.p.r_zp);
   e.lo = l.p.act.lo, e.hi = l.p.act.hi, e.alpha = l.p.act.alpha, e.beta = l.p.act.beta;
 }
 
 Epilogue epilogue_for(const State& st, const Tensor* in, Tensor* out) {
   Epilogue e = st.base;
   e.bias = st.l.has_bias ? static_cast<const float*>(in[2].data) : nullptr;
-  e.residual = st.l.has_residual ? static_cast<const float*>(in[3].data) : nullptr;
+  e.residual = st.l.has_residual ? in[3].data : nullptr;
   e.out = out[0].data;
   return e;
 }

@@ -28,7 +28,9 @@ struct Epilogue {
   const float* mult = nullptr;     // [channels] x_scale * w_scale[c]
   const int32_t* corr = nullptr;   // [channels] subtracted from the sums (nullptr: none)
   const float* bias = nullptr;     // [channels] or nullptr
-  const float* residual = nullptr; // the output's shape, or nullptr
+  const void* residual = nullptr;  // the output's shape, or nullptr: float32, or int8/uint8 (res_type)
+  int res_type = kOutF32;          // kOutF32, kOutI8 or kOutU8
+  float r_scale = 1, r_zp = 0;     // an int8/uint8 residual is (r - r_zp) * r_scale
   void* out = nullptr;
   int out_type = kOutF32;
   float y_scale = 1, y_zp = 0;
@@ -64,6 +66,12 @@ inline int mma_mgp(const Geom& g) { return (g.Mg + kMmaBN - 1) / kMmaBN * kMmaBN
 // Host: W (M rows of K = Cg * k values) into [G][mma_mgp][mma_kp] bytes, zero-filled.
 void pack_mma_weights(const Geom& g, const int8_t* w, int8_t* dst);
 cudaError_t conv_mma(const Geom& g, Input x, int pad8, const int8_t* wpacked, const Epilogue& ep, cudaStream_t s);
+
+// Channels-last implicit GEMM (cuda/int8_conv_cl.cu): int8 X with zero point 0, Cg and C multiples of
+// 16, X 16-byte aligned; W packed by pack_mma_weights (channels-last order); bm 64 or 128 positions per
+// block. mma_cl_fits says whether the geometry and activations qualify (the alignment is the caller's).
+bool mma_cl_fits(const Geom& g, bool u8, int pad8);
+cudaError_t conv_mma_cl(const Geom& g, int bm, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, cudaStream_t s);
 
 // The epilogue over an int32 product acc [rows, cols] (row-major, channel = column) into ep.out.
 cudaError_t gemm_epilogue(const int32_t* acc, int64_t rows, int64_t cols, const Epilogue& ep, cudaStream_t s);

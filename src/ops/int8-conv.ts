@@ -3,9 +3,10 @@
  * pass (src/passes/qdq-fusion.ts) from DequantizeLinear → Conv (→ QuantizeLinear). Lowered to the
  * native 'Int8Conv' kind (native/cpu/qconv_int8.cc).
  * Inputs: x (int8/uint8 [N, C, spatial...]), w (int8 [M, C/G, k...], symmetric), optional float bias
- * [M] ('' when absent), optional float residual of the output's shape (the fused epilogue, epilogue.ts).
+ * [M] ('' when absent), optional residual of the output's shape (the fused epilogue, epilogue.ts): float,
+ * or int8/uint8 read as (r − residual_zero_point)·residual_scale (Q/DQ fusion's quantized residuals).
  * Attributes: x_scale, x_zero_point; w_scales (1 or M values); y_scale, y_zero_point (read when the
- * output is int8/uint8, i.e. a QuantizeLinear was fused); group, strides, dilations, pads (resolved,
+ * output is int8/uint8, i.e. a QuantizeLinear was fused); residual_scale, residual_zero_point; group, strides, dilations, pads (resolved,
  * [begins..., ends...]); the epilogue's 'kiln.*' activation; 'kiln.shape' and 'kiln.dtype' (output).
  * The layer computes y = act(Σ (x − x_zp)·w · x_scale·w_scale[m] + bias[m] + residual), int32 sums.
  */
@@ -22,6 +23,8 @@ export function int8Attrs(ctx: OpContext): Record<string, PlanAttr> {
     w_scales: floats(ctx.floats('w_scales') ?? ctx.fail("needs attribute 'w_scales'")),
     y_scale: float(ctx.float('y_scale', 1)),
     y_zero_point: int(ctx.int('y_zero_point', 0)),
+    residual_scale: float(ctx.float('residual_scale', 1)),
+    residual_zero_point: int(ctx.int('residual_zero_point', 0)),
     ...epilogueAttrs(ctx.node),
   };
 }

@@ -3,8 +3,8 @@
  * fusion pass (src/passes/qdq-fusion.ts) from DequantizeLinear → Gemm/MatMul (→ QuantizeLinear).
  * Lowered to the native 'Int8Gemm' kind (native/cpu/qgemm_int8.cc).
  * Inputs: a (int8/uint8 [..., K]: the leading dims are the rows M), w (int8 [N, K]: one row per output
- * channel, the pass transposes MatMul's [K, N]), optional float bias [N], optional float residual of
- * the output's shape [..., N]. Attributes as kiln:Int8Conv's int8 ones (int8-conv.ts), with
+ * channel, the pass transposes MatMul's [K, N]), optional float bias [N], optional residual of
+ * the output's shape [..., N] (float, or int8/uint8 with residual_scale and residual_zero_point). Attributes as kiln:Int8Conv's int8 ones (int8-conv.ts), with
  * 'kiln.shape' and 'kiln.dtype' the output's.
  */
 import { int } from '../lower/plan';

@@ -9,6 +9,11 @@
  * After:  kiln:Int8Conv | kiln:Int8Gemm (src/ops/int8-conv.ts, int8-gemm.ts) reading xq, int8 weights
  *         (Gemm/MatMul weights transposed to [N, K]) and the float bias/residual, writing yq when a
  *         QuantizeLinear was fused, else P's float output. Dequantize nodes nothing reads any more go.
+ *         Quantized residuals: a residual r that a per-tensor QuantizeLinear q also reads (a ResNet
+ *         block's input, quantized for the next convolution) is read as q's int8 output with q's scale
+ *         (attributes residual_scale, residual_zero_point), as TensorRT's int8 residual adds do; an int8
+ *         layer whose float output is then read by q alone writes q's output itself. A block's output
+ *         then stays int8 end to end instead of being written in float32 and read back twice.
  * Handles: activations int8/uint8 with one scale and zero point; weights int8, symmetric, one scale per
  *          output channel or per tensor; Conv in the default layout; Gemm with transA 0, alpha 1 and a
  *          constant C of N elements; MatMul with a 2-D constant weight and rank >= 2 activations; the
@@ -165,6 +170,35 @@ function planFor(g: Graph, u: Uses, p: Node, folded?: ReadonlyMap<string, Quanti
   return { opType: 'Int8Gemm', weight: { name: wname, data, shape: [N, K] }, scales, bias, attrs: [] };
 }
 
+/** The per-tensor QuantizeLinear that reads `name` (the only one that does), with its parameters. */
+function quantizerOf(g: Graph, u: Uses, name: string): { q: Node; scale: number; zp: number } | undefined {
+  const qs = u.readersOf(name).filter((n) => n.domain === '' && n.opType === 'QuantizeLinear' && n.inputs[0] === name);
+  const pt = qs.length === 1 ? perTensor(g, qs[0]) : undefined;
+  return pt ? { q: qs[0], scale: pt.scale, zp: pt.zp } : undefined;
+}
+
+/** The int8 layers (of `made`) with a float output that one per-tensor QuantizeLinear alone reads write its output instead. */
+function foldLoneQuantizers(g: Graph, made: ReadonlySet<Node>): void {
+  const u = new Uses(g);
+  const removed = new Set<Node>();
+  for (const n of made) {
+    const out = n.outputs[0];
+    if (n.attrs.has('y_scale') || !u.singleUse(out)) continue;
+    const q = u.readersOf(out)[0];
+    const yq = q.domain === '' && q.opType === 'QuantizeLinear' && q.inputs[0] === out ? perTensor(g, q) : undefined;
+    if (!yq) continue;
+    const v = lookupValue(g, q.outputs[0])!;
+    n.outputs = [q.outputs[0]];
+    n.attrs.set('y_scale', { type: 'float', value: yq.scale });
+    n.attrs.set('y_zero_point', { type: 'int', value: yq.zp });
+    n.attrs.set('kiln.shape', { type: 'ints', value: v.shape as number[] });
+    n.attrs.set('kiln.dtype', { type: 'int', value: v.dtype });
+    n.origin = [...n.origin, ...q.origin];
+    removed.add(q);
+  }
+  if (removed.size) g.nodes = g.nodes.filter((n) => !removed.has(n));
+}
+
 /** Fuses the Q/DQ chains around Conv / Gemm / MatMul into int8 layers. */
 export function fuseQdq(g: Graph, options: QdqFusionOptions = {}): PassResult {
   const changed: string[] = [];
@@ -198,13 +232,19 @@ export function fuseQdq(g: Graph, options: QdqFusionOptions = {}): PassResult {
       attrs.set('y_scale', { type: 'float', value: yq.scale });
       attrs.set('y_zero_point', { type: 'int', value: yq.zp });
     }
+    // a residual that a per-tensor QuantizeLinear also reads is taken quantized
+    const rq = p.inputs[3] ? quantizerOf(g, u, p.inputs[3]) : undefined;
+    if (rq) {
+      attrs.set('residual_scale', { type: 'float', value: rq.scale });
+      attrs.set('residual_zero_point', { type: 'int', value: rq.zp });
+    }
     attrs.set('kiln.shape', { type: 'ints', value: outValue.shape as number[] });
     attrs.set('kiln.dtype', { type: 'int', value: outValue.dtype });
     const n: Node = {
       name: p.name,
       opType: plan.opType,
       domain: 'kiln',
-      inputs: [dq.inputs[0], plan.weight.name, plan.bias ?? '', p.inputs[3] ?? ''],
+      inputs: [dq.inputs[0], plan.weight.name, plan.bias ?? '', rq ? rq.q.outputs[0] : (p.inputs[3] ?? '')],
       outputs: [out],
       attrs,
       origin: [...p.origin, ...(q ? q.origin : [])],
@@ -218,6 +258,7 @@ export function fuseQdq(g: Graph, options: QdqFusionOptions = {}): PassResult {
   }
   if (!changed.length) return { changed };
   g.nodes = g.nodes.filter((n) => !removed.has(n)).map((n) => replaced.get(n) ?? n);
+  foldLoneQuantizers(g, new Set(replaced.values()));
   // dequantize nodes whose readers were all fused
   const read = new Set<string>(g.outputs);
   for (const n of g.nodes) for (const i of n.inputs) if (i) read.add(i);

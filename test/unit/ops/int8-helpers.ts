@@ -10,7 +10,8 @@ export interface Int8LayerCase {
   x: { dtype: DataType; shape: number[]; data: Int8Array | Uint8Array };
   w: { shape: number[]; data: Int8Array };
   bias?: Float32Array;
-  residual?: Float32Array;
+  /** float32, or int8/uint8 with attributes residual_scale and residual_zero_point */
+  residual?: Float32Array | Int8Array | Uint8Array;
   out: { dtype: DataType; shape: number[] };
   attrs: Record<string, PlanAttr>;
 }
@@ -26,7 +27,8 @@ export function int8LayerPlan(c: Int8LayerCase): { plan: Plan; inputs: ArrayBuff
   const ins = [0, 1];
   if (c.bias || c.residual) ins.push(c.bias ? tensors.push({ name: 'b', dtype: DataType.FLOAT, shape: [c.bias.length], kind: 'constant', data: bytes(c.bias) }) - 1 : -1);
   if (c.residual) {
-    ins.push(tensors.push({ name: 'r', dtype: DataType.FLOAT, shape: c.out.shape, kind: 'input' }) - 1);
+    const rtype = c.residual instanceof Int8Array ? DataType.INT8 : c.residual instanceof Uint8Array ? DataType.UINT8 : DataType.FLOAT;
+    ins.push(tensors.push({ name: 'r', dtype: rtype, shape: c.out.shape, kind: 'input' }) - 1);
     inputs.push(c.residual);
   }
   const planInputs = [0, ...(c.residual ? [ins[3]] : [])];

@@ -73,6 +73,24 @@ describe('Int8Gemm', () => {
     expect(run(one, 'cpu.int8_gemm.packed')).toEqual(run(one, 'cpu.int8_gemm'));
   });
 
+  test.each([DataType.INT8, DataType.UINT8])('a quantized residual (%p) is read as (r - residual_zero_point) * residual_scale', (rt) => {
+    const rq = rt === DataType.INT8 ? Int8Array.from(randInt(M * N, -128, 127, r)) : Uint8Array.from(randInt(M * N, 0, 255, r));
+    const rzp = rt === DataType.INT8 ? -2 : 130;
+    const c: Case = { ...base(DataType.FLOAT, { residual_scale: float(0.015), residual_zero_point: int(rzp) }), residual: rq };
+    const got = run(c);
+    for (let m = 0; m < M; m++)
+      for (let n = 0; n < N; n++) {
+        let acc = 0;
+        for (let k = 0; k < K; k++) acc += (a[m * K + k] - 128) * w[n * K + k];
+        const res = Math.fround((rq[m * N + n] - rzp) * Math.fround(0.015));
+        expect(got[m * N + n]).toBeCloseTo(epilogue(acc, Math.fround(Math.fround(0.02) * ws[n]), bias[n], res, true, DataType.FLOAT, 0.01, 3), 5);
+      }
+    expect(run(c, 'cpu.int8_gemm.packed')).toEqual(got);
+    // a residual_zero_point outside the residual's type is an error naming the layer
+    const bad: Case = { ...c, attrs: { ...c.attrs, residual_zero_point: int(rt === DataType.INT8 ? 200 : -1) } };
+    expect(() => run(bad)).toThrow(/layer 'q' \(Int8Gemm\): residual_zero_point is out of the residual type's range/);
+  });
+
   test('a bad w_scales count is an error naming the layer', () => {
     expect(() => run({ ...base(DataType.FLOAT), attrs: { ...base(DataType.FLOAT).attrs, w_scales: floats([1, 2]) } })).toThrow(/layer 'q' \(Int8Gemm\): w_scales has 2 values, expected 1 or 7/);
   });
