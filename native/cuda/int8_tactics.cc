@@ -4,9 +4,14 @@
 //       loops on the device. Takes every layer the kernels can address (W need not be constant).
 //   cuda.int8_conv.mma / cuda.int8_gemm.mma         tensor-core implicit GEMM (mma.sync m16n8k32,
 //       sm_80 or newer); constant W packed once into 64 x 64 tiles with the zero-point corrections.
+//   cuda.int8_conv.mma_cl.bm64/.bm128 / cuda.int8_gemm.mma_cl.bm64/.bm128   the channels-last
+//       implicit GEMM with 16-byte asynchronous gathers and a 3-stage pipeline (cuda/int8_conv_cl.cu):
+//       int8 activations with zero point 0, channels in multiples of 16, 64 or 128 positions a block.
 // Both layouts (channels_last or not) and every group/stride/pad/dilation. Int8Gemm also has the
 // cuBLASLt IMMA tactics of int8_gemm_cublaslt.cc.
 #include "int8_common.h"
+
+#include "cuda_util.h"
 
 #include <vector>
 
@@ -84,9 +89,48 @@ class Mma : public Tactic {
   std::string name_;
 };
 
+// The channels-last kernel: the packed W of Mma, no corrections (zero point 0).
+class MmaCl : public Tactic {
+ public:
+  MmaCl(const char* kind, int bm)
+      : bm_(bm), name_(std::string(std::string(kind) == "Int8Conv" ? "cuda.int8_conv" : "cuda.int8_gemm") + ".mma_cl.bm" + std::to_string(bm)) {}
+  const char* name() const override { return name_.c_str(); }
+  bool can_implement(const LayerInfo& L) const override {
+    if (!L.const_data(1) || device_major() < 8 || cu::alignment_of(*L.plan, L.in[0]) < 16) return false;
+    try {
+      Layer l = read_layer(L);
+      return mma_cl_fits(l.g, l.u8, l.pad8);
+    } catch (const Error&) {
+      return false;
+    }
+  }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
+    if (!can_implement(L)) fail("INVALID_ENGINE", cu::where(L) + ": tactic " + name_ + " cannot run this layer (it needs channels-last int8 activations with zero point 0 and channels in multiples of 16)");
+    auto st = std::make_unique<MmaState>();
+    init_state(L, *st, false);
+    const Geom& g = st->l.g;
+    std::vector<int8_t> packed(static_cast<size_t>(g.G) * mma_mgp(g) * mma_kp(g));
+    pack_mma_weights(g, reinterpret_cast<const int8_t*>(L.const_data(1)), packed.data());
+    st->w.upload(L, packed.data(), packed.size());
+    return st;
+  }
+  void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const auto& st = *static_cast<MmaState*>(s);
+    cudaGetLastError();
+    check(L, conv_mma_cl(st.l.g, bm_, static_cast<const int8_t*>(in[0].data), st.w.as<int8_t>(), epilogue_for(st, in, out), static_cast<cudaStream_t>(ctx.stream)),
+          "int8 mma_cl");
+  }
+
+ private:
+  int bm_;
+  std::string name_;
+};
+
 struct RegisterAll {
   RegisterAll() {
     for (const char* kind : {"Int8Conv", "Int8Gemm"}) {
+      register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, 128));
+      register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, 64));
       register_tactic("cuda", kind, std::make_unique<Mma>(kind));
       register_tactic("cuda", kind, std::make_unique<Direct>(kind));
     }

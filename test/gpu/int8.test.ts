@@ -69,7 +69,16 @@ interface ConvSpec {
   act?: string;
   bias?: boolean;
   residual?: boolean;
+  /** an int8/uint8 residual (residual_scale 0.03, residual_zero_point 4 for uint8) instead of float32 */
+  residualType?: DataType;
   perTensor?: boolean;
+}
+
+/** A residual of `n` elements of type `t` (float32 in [-1, 1), else quantized values). */
+function residualOf(t: DataType | undefined, n: number): Float32Array | Int8Array | Uint8Array {
+  if (t === DataType.INT8) return Int8Array.from(randInt(n, -128, 127));
+  if (t === DataType.UINT8) return Uint8Array.from(randInt(n, 0, 255));
+  return Float32Array.from({ length: n }, () => (r() - 0.5) * 2);
 }
 
 function convCase(name: string, o: ConvSpec): Case {
@@ -87,7 +96,7 @@ function convCase(name: string, o: ConvSpec): Case {
     x: { dtype: o.xt, shape: [o.N, o.C, ...o.spatial], data: activations(o.xt, o.N * o.C * size(o.spatial)) },
     w: { shape: wShape, data: Int8Array.from(randInt(size(wShape), -127, 127)) },
     bias: o.bias === false ? undefined : Float32Array.from({ length: o.M }, () => r() - 0.5),
-    residual: o.residual ? Float32Array.from({ length: size(yShape) }, () => (r() - 0.5) * 2) : undefined,
+    residual: o.residual || o.residualType ? residualOf(o.residualType, size(yShape)) : undefined,
     out: { dtype: o.out, shape: yShape },
     attrs: {
       group: int(G),
@@ -100,6 +109,7 @@ function convCase(name: string, o: ConvSpec): Case {
       y_scale: float(0.05),
       y_zero_point: int(o.out === DataType.UINT8 ? 11 : -4),
       activation: str(o.act ?? 'none'),
+      ...(o.residualType ? { residual_scale: float(0.03), residual_zero_point: int(o.residualType === DataType.UINT8 ? 4 : 0) } : {}),
     },
     expect: ['cuda.int8_conv.mma', 'cuda.int8_conv.direct'],
   };
@@ -129,6 +139,13 @@ function gemmCase(name: string, o: { M: number; K: number; N: number; xt: DataTy
   };
 }
 
+/** [n, ch, h, w] → [n, h, w, ch]. */
+function nhwc<T extends Arr>(a: T, ch: number, h: number, w: number, n: number): T {
+  const t = new (a.constructor as new (n: number) => T)(a.length);
+  for (let b = 0; b < n; b++) for (let q = 0; q < ch; q++) for (let i = 0; i < h * w; i++) t[(b * h * w + i) * ch + q] = a[(b * ch + q) * h * w + i];
+  return t;
+}
+
 const U8 = DataType.UINT8;
 const I8 = DataType.INT8;
 const F32 = DataType.FLOAT;
@@ -141,6 +158,8 @@ const CASES: Case[] = [
   convCase('depthwise 3x3, int8 → int8 + relu, per-tensor scale', { N: 2, C: 32, M: 32, G: 32, spatial: [12, 12], k: [3, 3], p: [1, 1], xt: I8, zp: 0, out: I8, act: 'relu', perTensor: true }),
   convCase('1-D k5 stride 3, no bias', { N: 2, C: 8, M: 12, spatial: [31], k: [5], s: [3], p: [2], xt: U8, zp: 200, out: F32, bias: false }),
   convCase('3-D 3x3x3 → uint8, residual', { N: 1, C: 4, M: 8, spatial: [5, 6, 5], k: [3, 3, 3], p: [1, 1, 1], xt: U8, zp: 9, out: U8, residual: true }),
+  convCase('3x3, int8 → int8, int8 residual + relu (a ResNet block in an int8 engine)', { N: 2, C: 16, M: 32, spatial: [10, 10], k: [3, 3], p: [1, 1], xt: I8, zp: 0, out: I8, act: 'relu', residualType: I8 }),
+  convCase('1x1, uint8 → float32, uint8 residual with a zero point', { N: 1, C: 8, M: 12, spatial: [6, 7], k: [1, 1], xt: U8, zp: 120, out: F32, residualType: U8 }),
   convCase('wide K (C 96, 3x3) and 70 channels: partial tiles', { N: 1, C: 96, M: 70, spatial: [9, 10], k: [3, 3], p: [1, 1], xt: U8, zp: 128, out: I8, act: 'relu' }),
   gemmCase('GEMM 64x256x128 uint8 → float32 (IMMA)', { M: 64, K: 256, N: 128, xt: U8, zp: 128, out: F32 }, true),
   gemmCase('GEMM 33x64x20 int8 zp 5 → int8, per-tensor (IMMA)', { M: 33, K: 64, N: 20, xt: I8, zp: 5, out: I8, perTensor: true }, true),
@@ -184,18 +203,13 @@ d('cuda int8 tactics vs the CPU reference', () => {
     const [N, C, H, W] = c.x.shape;
     const [, M, OH, OW] = c.out.shape;
     const Cg = C / 2;
-    const nhwc = <T extends Arr>(a: T, ch: number, h: number, w: number, n: number): T => {
-      const t = new (a.constructor as new (n: number) => T)(a.length);
-      for (let b = 0; b < n; b++) for (let q = 0; q < ch; q++) for (let i = 0; i < h * w; i++) t[(b * h * w + i) * ch + q] = a[(b * ch + q) * h * w + i];
-      return t;
-    };
     const { plan, inputs } = planOf(c);
     const ref = typed(I8, native().runPlan(encodePlan(plan), inputs, { Int8Conv: 'cpu.int8_conv' })[0]);
     const cl: Case = {
       ...c,
       x: { ...c.x, shape: [N, H, W, C], data: nhwc(c.x.data, C, H, W, N) },
       w: { shape: [M, 3, 3, Cg], data: nhwc(c.w.data, Cg, 3, 3, M) },
-      residual: nhwc(c.residual!, M, OH, OW, N),
+      residual: nhwc(c.residual as Float32Array, M, OH, OW, N),
       out: { ...c.out, shape: [N, OH, OW, M] },
       attrs: { ...c.attrs, channels_last: int(1) },
     };
@@ -209,6 +223,49 @@ d('cuda int8 tactics vs the CPU reference', () => {
       expect([t, diff(typed(I8, (await one.infer(p2.inputs))[0]), want, I8)]).toEqual([t, []]);
       one.dispose();
     }
+    e.dispose();
+  });
+
+  // channels-last layers (the layout int8 CUDA engines use): int8 activations with zero point 0 and
+  // channels in multiples of 16 also run on the cp.async implicit GEMM (cuda.int8_conv.mma_cl.*)
+  const CL_CASES: [string, ConvSpec, boolean][] = [
+    ['ResNet 3x3 64→64, int8 → int8, int8 residual + relu', { N: 2, C: 64, M: 64, spatial: [14, 14], k: [3, 3], p: [1, 1], xt: I8, zp: 0, out: I8, act: 'relu', residualType: I8 }, true],
+    ['1x1 stride 2, 32→48 (a partial channel tile) → float32', { N: 3, C: 32, M: 48, spatial: [13, 11], k: [1, 1], s: [2, 2], xt: I8, zp: 0, out: F32 }, true],
+    ['3x3, C 48 (K 432: a partial K tile), 130 positions → int8, float residual', { N: 1, C: 48, M: 80, spatial: [10, 13], k: [3, 3], p: [1, 1], xt: I8, zp: 0, out: I8, residual: true }, true],
+    ['7x7 stride 2 pad 3, C 16 → uint8 + relu', { N: 2, C: 16, M: 24, spatial: [15, 17], k: [7, 7], s: [2, 2], p: [3, 3], xt: I8, zp: 0, out: U8, act: 'relu' }, true],
+    ['groups 2 (Cg 16), dilation 2 → float32 + sigmoid', { N: 1, C: 32, M: 40, G: 2, spatial: [9, 9], k: [3, 3], d: [2, 2], p: [2, 2], xt: I8, zp: 0, out: F32, act: 'sigmoid' }, true],
+    ['uint8 activations: not for mma_cl', { N: 1, C: 16, M: 16, spatial: [6, 6], k: [3, 3], p: [1, 1], xt: U8, zp: 128, out: I8 }, false],
+    ['zero point 3: not for mma_cl', { N: 1, C: 16, M: 16, spatial: [6, 6], k: [3, 3], p: [1, 1], xt: I8, zp: 3, out: I8 }, false],
+    ['C 24 (not a multiple of 16): not for mma_cl', { N: 1, C: 24, M: 16, spatial: [6, 6], k: [3, 3], p: [1, 1], xt: I8, zp: 0, out: I8 }, false],
+  ];
+  test.each(CL_CASES)('channels-last %s: every candidate equals the NCHW reference, transposed', async (name, spec, cl) => {
+    const c = convCase(name, spec);
+    const [N, C, H, W] = c.x.shape;
+    const [, M, OH, OW] = c.out.shape;
+    const [, Cg, KH, KW] = c.w.shape;
+    const { plan, inputs } = planOf(c);
+    const ref = typed(c.out.dtype, native().runPlan(encodePlan(plan), inputs, { Int8Conv: 'cpu.int8_conv' })[0]);
+    const p2 = planOf({
+      ...c,
+      x: { ...c.x, shape: [N, H, W, C], data: nhwc(c.x.data, C, H, W, N) },
+      w: { shape: [M, KH, KW, Cg], data: nhwc(c.w.data, Cg, KH, KW, M) },
+      residual: c.residual && nhwc(c.residual, M, OH, OW, N),
+      out: { ...c.out, shape: [N, OH, OW, M] },
+      attrs: { ...c.attrs, channels_last: int(1) },
+    });
+    const e = await buildCuda(p2.plan);
+    const layer = layers(e).find((l) => l.kind === 'Int8Conv')!;
+    const names = layer.candidates.map((x) => x.tactic);
+    const fast = ['cuda.int8_conv.mma_cl.bm128', 'cuda.int8_conv.mma_cl.bm64'];
+    if (cl) expect(names).toEqual(expect.arrayContaining(fast));
+    else expect(names.filter((t) => fast.includes(t))).toEqual([]);
+    const want = nhwc(ref, M, OH, OW, N);
+    for (const t of names) {
+      const one = await buildCuda(p2.plan, { tactics: { Int8Conv: t }, timing: false });
+      for (const run of ['first', 'replay']) expect([t, run, diff(typed(c.out.dtype, (await one.infer(p2.inputs))[0]), want, c.out.dtype)]).toEqual([t, run, []]);
+      one.dispose();
+    }
+    console.log(`channels-last ${name}: ${JSON.stringify(Object.fromEntries(layer.candidates.map((x) => [x.tactic, x.ms])))}, chosen ${layer.tactic}`);
     e.dispose();
   });
 
