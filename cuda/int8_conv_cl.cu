@@ -9,10 +9,10 @@
 // window leaves the image (zero is the zero point, so padding adds nothing: no corrections).
 //
 // A block computes BM output positions x 64 output channels of one group (BM = 64: 4 warps, 128:
-// 8 warps; warps of 32 x 32, each 2 x 4 mma.sync.m16n8k32 s8·s8→s32 per 32-deep step), over K in
-// 64-deep tiles through a 3-stage shared-memory pipeline: the copies of tile t + 2 are in flight
-// while tile t is multiplied. Shared rows are 80 bytes apart, as in int8_conv.cu, so a warp's
-// fragment loads hit 32 distinct banks. The epilogue is int8_epilogue.cuh's put(), element by element
+// 8 warps; warps of 32 x 32, each 2 x 4 mma.sync.m16n8k32 s8·s8→s32 per 32-deep step, fragments
+// loaded by ldmatrix.x4: 4 per step instead of 16 32-bit loads), over K in 64-deep tiles through a
+// 3-stage shared-memory pipeline: the copies of tile t + 2 are in flight while tile t is multiplied.
+// Shared rows are 80 bytes apart, so the 8 rows of each ldmatrix phase hit 32 distinct banks. The epilogue is int8_epilogue.cuh's put(), element by element
 // (the CPU's rounding), from the accumulators.
 #include "int8_epilogue.cuh"
 
@@ -47,6 +47,16 @@ template <int N>
 __device__ __forceinline__ void copy_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+
+// Four 8x8 matrices of 16-bit elements (here: 8 rows x 16 bytes) from shared memory, one row address
+// per lane (lanes 8i..8i+7 give matrix i's rows): the m16n8k32 int8 fragments are exactly those of
+// m16n8k16 f16 with each 16-bit element a pair of bytes.
+__device__ __forceinline__ void ldmatrix4(uint32_t (&r)[4], const void* smem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
 #endif
 }
 
@@ -126,24 +136,20 @@ __global__ void __launch_bounds__(BM * 2) mma_cl_kernel(Geom g, const int8_t* __
     const int next = t + kStages - 1;
     if (next < tiles) load_tile(next % kStages, next * kMmaBK);
     copy_commit();
-    const int8_t* as = As[t % kStages];
-    const int8_t* bs = Bs[t % kStages];
+    // this lane's ldmatrix rows: A matrices (rows 0-7 | 8-15) x (bytes 0-15 | 16-31) of a 16-row
+    // tile; B matrices (bytes 0-15 | 16-31) x (channels 0-7 | 8-15) of a 16-channel pair of n-tiles
+    const int8_t* as = As[t % kStages] + (wm * 32 + (lane & 15)) * kRow + (lane >> 4) * 16;
+    const int8_t* bs = Bs[t % kStages] + (wn * 32 + (lane >> 4) * 8 + (lane & 7)) * kRow + ((lane >> 3) & 1) * 16;
 #pragma unroll
     for (int kk = 0; kk < kMmaBK; kk += 32) {
       uint32_t af[2][4], bf[4][2];
 #pragma unroll
-      for (int mt = 0; mt < 2; ++mt) {
-        const int8_t* a0 = as + (wm * 32 + mt * 16 + gq) * kRow + kk + tq * 4;
-        af[mt][0] = *reinterpret_cast<const uint32_t*>(a0);
-        af[mt][1] = *reinterpret_cast<const uint32_t*>(a0 + 8 * kRow);
-        af[mt][2] = *reinterpret_cast<const uint32_t*>(a0 + 16);
-        af[mt][3] = *reinterpret_cast<const uint32_t*>(a0 + 8 * kRow + 16);
-      }
+      for (int mt = 0; mt < 2; ++mt) ldmatrix4(af[mt], as + mt * 16 * kRow + kk);
 #pragma unroll
-      for (int nt = 0; nt < 4; ++nt) {
-        const int8_t* b0 = bs + (wn * 32 + nt * 8 + gq) * kRow + kk + tq * 4;
-        bf[nt][0] = *reinterpret_cast<const uint32_t*>(b0);
-        bf[nt][1] = *reinterpret_cast<const uint32_t*>(b0 + 16);
+      for (int np = 0; np < 2; ++np) {
+        uint32_t b4[4];
+        ldmatrix4(b4, bs + np * 16 * kRow + kk);
+        bf[2 * np][0] = b4[0], bf[2 * np][1] = b4[1], bf[2 * np + 1][0] = b4[2], bf[2 * np + 1][1] = b4[3];
       }
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt)
