@@ -11,7 +11,7 @@ import { KilnError } from './errors';
 import { Graph, elementCount, formatShape, isStatic } from './ir/graph';
 import { inferGraph } from './ir/infer';
 import { exposeIntermediates, lowerGraph } from './lower/lower';
-import { encodePlan } from './lower/plan';
+import { Plan, encodePlan } from './lower/plan';
 import { native, callAsync } from './native/binding';
 import { importModel } from './onnx/import';
 import './ops';
@@ -23,8 +23,8 @@ import { fuseCopies } from './passes/copy-fusion';
 import { foldOperandWindows } from './passes/strided-operands';
 import { passEnabled, runPasses } from './passes/manager';
 import { assignHalfPrecision } from './passes/precision-assignment';
-import { assignLayout } from './passes/layout-assignment';
-import { GuardResult, describePin, guardHalfPrecision } from './passes/accuracy-guard';
+import { CHANNELS_LAST, LayoutResult, assignLayout } from './passes/layout-assignment';
+import { GuardResult, clonePlan, describePin, guardHalfPrecision } from './passes/accuracy-guard';
 import { CacheIdentity, CachedGuard, readTimingCache, writeTimingCache } from './timing-cache';
 import { quantizeGraph } from './quant';
 import { LayerPrecision, resolveLayerPrecisions } from './quant/layer-precisions';
@@ -180,14 +180,12 @@ export async function compileResolved(model: ModelSource, o: ResolvedOptions, mi
   progress('lower', 0, 1);
   const plan = lowerGraph(g);
   if (o.debug.exposeAll) exposeIntermediates(plan);
-  // fp16 layers (an fp16 build's, or a mixed 'best' build's) take channels-last regions on CUDA
-  if (layoutWanted(o, backend, o.precision === 'fp16' || (mixed?.half ?? false))) {
-    const r = assignLayout(plan);
-    passes.push({ name: 'layout-assignment', changed: r.converted.length, nodes: r.converted, reformats: r.reformats });
-  }
+  const half = o.precision === 'fp16' || (mixed?.half ?? false);
+  // channels-last regions (see layoutWanted); the fp16 guard checks `cpuPlan` on the CPU kernels
+  const { layout, cpuPlan } = layoutPlan(plan, o, backend, half);
+  if (layout) passes.push({ name: 'layout-assignment', changed: layout.converted.length, nodes: layout.converted, reformats: layout.reformats });
   let guardFailure: string | undefined;
   let halfGuard: GuardResult | undefined;
-  const half = o.precision === 'fp16' || (mixed?.half ?? false);
   if (half) {
     // a mixed int8 build resolves its pins on the quantized graph (the int8 layers keep their origins)
     const floatPins = o.precision === 'int8' ? resolveLayerPrecisions(g, o.layerPrecisions) : pins;
@@ -203,7 +201,7 @@ export async function compileResolved(model: ModelSource, o: ResolvedOptions, mi
         passes.push({ name: 'precision-guard-cached', changed: cached.pinned.length, nodes: cached.pinned.map((p) => p.layer) });
       } else {
         try {
-          halfGuard = guardHalfPrecision(plan, { keep: fp16Pins, ...(o.tolerance !== undefined ? { tolerance: o.tolerance } : {}) });
+          halfGuard = guardHalfPrecision(cpuPlan, { keep: fp16Pins, ...(o.tolerance !== undefined ? { tolerance: o.tolerance } : {}) });
           if (key) cache.guards[key] = halfGuard;
         } catch (e) {
           guardFailure = `precision guard: the plans could not run on the CPU reference kernels (${(e as Error).message}); every layer runs in fp16 unchecked`;
@@ -296,12 +294,29 @@ export async function compileResolved(model: ModelSource, o: ResolvedOptions, mi
 
 /**
  * Whether layout assignment runs: by default for CUDA builds with fp16 layers (`half`: fp16, or a mixed
- * 'best' build; tensor-core convolutions want
- * channels-last activations), elsewhere only when requested (`optimize: { 'layout-assignment': true }`).
+ * 'best' build; tensor-core convolutions want channels-last activations) or int8 layers (precision
+ * 'int8': an int8 build, the int8 candidate of a 'best' build and its int8 last build; the int8
+ * convolutions load 16 channels at a time), elsewhere only when requested
+ * (`optimize: { 'layout-assignment': true }`).
  */
 export function layoutWanted(o: ResolvedOptions, backend: 'cpu' | 'cuda', half = o.precision === 'fp16'): boolean {
   const requested = typeof o.optimize === 'object' && o.optimize['layout-assignment'] === true;
-  return passEnabled(o.optimize, 'layout-assignment') && (requested || (backend === 'cuda' && half));
+  return passEnabled(o.optimize, 'layout-assignment') && (requested || (backend === 'cuda' && (half || o.precision === 'int8')));
+}
+
+/**
+ * @internal Layout assignment as compile() runs it on the lowered plan, in place: when layoutWanted, with
+ * the layer kinds `backend` runs channels-last (`layout`: the pass's result, absent when it did not run).
+ * `cpuPlan` is the plan for the CPU kernels (the fp16 guard runs it there): `plan` itself, or, when the
+ * pass gave it channels-last layers the CPU cannot run (a CUDA int8 build's Int8Convs: the CPU int8
+ * convolution is NCHW only), a copy of it from before the pass, with the same layer names.
+ */
+export function layoutPlan(plan: Plan, o: ResolvedOptions, backend: 'cpu' | 'cuda', half = o.precision === 'fp16'): { layout?: LayoutResult; cpuPlan: Plan } {
+  if (!layoutWanted(o, backend, half)) return { cpuPlan: plan };
+  const before = clonePlan(plan);
+  const layout = assignLayout(plan, { channelsLast: CHANNELS_LAST[backend] });
+  const cpuRuns = plan.ops.every((op) => op.attrs.channels_last?.v !== 1 || CHANNELS_LAST.cpu.has(op.kind));
+  return { layout, cpuPlan: cpuRuns ? plan : before };
 }
 
 /** The build warnings for the accuracy guard's findings. */

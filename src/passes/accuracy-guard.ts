@@ -70,7 +70,7 @@ export function describePin(p: PinnedLayer): string {
 }
 
 /** A copy of the Plan's tables that the precision pass can rewrite; constant data is shared (never written). */
-function clonePlan(plan: Plan): Plan {
+export function clonePlan(plan: Plan): Plan {
   return {
     tensors: plan.tensors.map((t) => ({ ...t, shape: [...t.shape], view: t.view && { ...t.view } })),
     ops: plan.ops.map((op) => ({ ...op, inputs: [...op.inputs], outputs: [...op.outputs], attrs: { ...op.attrs }, origin: [...op.origin] })),

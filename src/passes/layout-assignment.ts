@@ -2,10 +2,13 @@
  * Layout assignment (on the Plan, after lowering and before precision assignment).
  * Before: every 4-D activation is stored NCHW ([N, C, H, W], ONNX's layout).
  * After:  regions of layers around 2-D Convs store their 4-D tensors channels-last (NHWC): the tensor
- *         table gives those tensors their physical dims [N, H, W, C]; Conv and Pool layers in a region
- *         get attribute `channels_last` 1 (a Conv's W is stored [M, kH, kW, C/G], transposed once here);
- *         Concat's axis is remapped; element-wise layers (Unary, Binary, Elementwise, Cast) need no
- *         change, as their broadcast constants are permuted here ([C,1,1] → [1,1,1,C]); window copies
+ *         table gives those tensors their physical dims [N, H, W, C]; Conv, Int8Conv and Pool layers in a
+ *         region get attribute `channels_last` 1 (a Conv's or Int8Conv's W is stored [M, kH, kW, C/G],
+ *         transposed once here; an Int8Conv's float residual, input 3, changes layout with its output, its
+ *         per-channel bias does not); Concat's axis is remapped; element-wise layers (Unary, Binary,
+ *         Elementwise, Cast, and the QuantizeLinear / DequantizeLinear of int8 engines with one scale and
+ *         zero point) need no change, as their broadcast constants are permuted here
+ *         ([C,1,1] → [1,1,1,C]); int8 max pools are Pools like any other; window copies
  *         (StridedCopy from Slice/Split, e.g. a merged Conv's split) get their shape and strides remapped,
  *         and Reduce its axes (ReduceMean over H, W is how some exporters write GlobalAveragePool).
  *         One reformat (a StridedCopy) per tensor and direction, shared by all its readers, sits where
@@ -13,11 +16,15 @@
  *         (C = 1, or H·W = 1 such as a GlobalAveragePool's output) crosses with a Copy instead, which
  *         copy elimination turns into a view.
  * Handles: regions are the connected groups of layers that can run channels-last, joined through the
- *          4-D tensors they read and write; a group is converted only when it holds a Conv (a lone pool
- *          is not worth a reformat pair). Graph inputs and outputs keep NCHW. Layers left NCHW: Pools
- *          with an Indices output, Convs that are not 2-D, everything whose kernel reads a layout (Reshape
- *          copies, Gemm, reductions, ...). Views: none exist yet (concat and copy elimination run after
- *          this pass); a channel concat of NHWC tensors is not contiguous, so concat elimination leaves it.
+ *          4-D tensors they read and write; a group is converted only when it holds a Conv or Int8Conv
+ *          (a lone pool is not worth a reformat pair). Graph inputs and outputs keep NCHW. The layer kinds
+ *          with a `channels_last` attribute join only where the backend runs them channels-last
+ *          (`LayoutOptions.channelsLast`: Conv and Pool everywhere; Int8Conv on cuda only, as the CPU int8
+ *          convolution is NCHW only). Layers left NCHW: Pools with an Indices output, Convs that are not
+ *          2-D, per-axis or blocked (de)quantization, everything whose kernel reads a layout (Reshape
+ *          copies, Gemm, Int8Gemm, reductions, ...). Views: none exist yet (concat and copy elimination run
+ *          after this pass); a channel concat of NHWC tensors is not contiguous, so concat elimination
+ *          leaves it.
  */
 import { byteSize } from '../dtype';
 import { Plan, PlanOp, PlanTensor, int, ints } from '../lower/plan';
@@ -25,6 +32,23 @@ import { Plan, PlanOp, PlanTensor, int, ints } from '../lower/plan';
 /** NCHW axis → NHWC position: the physical dims of a logical [N, C, H, W] are its dims at PERM. */
 const PERM = [0, 2, 3, 1];
 const ELEMENTWISE = new Set(['Unary', 'Binary', 'Elementwise', 'Cast']);
+/** Convolution kinds: a region holding one of them is worth converting. */
+const CONVS = new Set(['Conv', 'Int8Conv']);
+/** The kinds whose kernels read attribute `channels_last`. */
+const ATTRIBUTED = new Set(['Conv', 'Int8Conv', 'Pool']);
+
+/** The kinds with a `channels_last` attribute that each backend runs channels-last. */
+export const CHANNELS_LAST: Readonly<Record<'cpu' | 'cuda', ReadonlySet<string>>> = {
+  cpu: new Set(['Conv', 'Pool']),
+  // the CUDA int8 kernels take either layout; native/cpu/qconv_int8.cc refuses channels_last
+  cuda: new Set(['Conv', 'Pool', 'Int8Conv']),
+};
+
+export interface LayoutOptions {
+  /** Kinds with a `channels_last` attribute that may run channels-last (default: CHANNELS_LAST.cpu,
+   *  the ones every backend takes). */
+  channelsLast?: ReadonlySet<string>;
+}
 
 export interface LayoutResult {
   /** Layers now running channels-last. */
@@ -75,7 +99,7 @@ function windowOf(op: PlanOp, inShape: readonly number[]): { start: number[]; st
   return rest === 0 && inside ? { start, step, inShape: [...inShape] } : undefined;
 }
 
-function roleOf(plan: Plan, op: PlanOp): Role | undefined {
+function roleOf(plan: Plan, op: PlanOp, channelsLast: ReadonlySet<string>): Role | undefined {
   const T = (i: number) => (i >= 0 ? plan.tensors[i] : undefined);
   const out = T(op.outputs[0]);
   if (op.kind === 'Reduce' && op.attrs.axes?.t === 'I' && rank4(T(op.inputs[0]))) {
@@ -89,14 +113,24 @@ function roleOf(plan: Plan, op: PlanOp): Role | undefined {
   }
   if (!rank4(out)) return undefined;
   switch (op.kind) {
-    case 'Conv': {
-      if (op.outputs.length !== 1 || !rank4(T(op.inputs[0])) || !rank4(T(op.inputs[1]))) return undefined;
+    case 'Conv':
+    case 'Int8Conv': {
+      // X, W and the residual (input 3) change layout; the bias (input 2) is per channel
+      if (!channelsLast.has(op.kind) || op.outputs.length !== 1 || !rank4(T(op.inputs[0])) || !rank4(T(op.inputs[1]))) return undefined;
       const ins = [0, 1, 3].filter((k) => k < op.inputs.length && op.inputs[k] >= 0).map((k) => op.inputs[k]);
       return { inputs: ins, outputs: [op.outputs[0]] };
     }
     case 'Pool':
-      if (op.outputs.some((o, k) => k > 0 && o >= 0) || !rank4(T(op.inputs[0]))) return undefined;
+      if (!channelsLast.has(op.kind) || op.outputs.some((o, k) => k > 0 && o >= 0) || !rank4(T(op.inputs[0]))) return undefined;
       return { inputs: [op.inputs[0]], outputs: [op.outputs[0]] };
+    case 'QuantizeLinear':
+    case 'DequantizeLinear': {
+      // one scale and zero point: element-wise; per-axis and blocked ones index the NCHW channel axis
+      const params = op.inputs.slice(1).filter((i) => i >= 0);
+      if (op.attrs.mode?.t !== 'i' || op.attrs.mode.v !== 0 || op.outputs.length !== 1 || !rank4(T(op.inputs[0]))) return undefined;
+      if (!params.every((i) => numel(T(i)!.shape) === 1)) return undefined;
+      return { inputs: [op.inputs[0]], outputs: [op.outputs[0]] };
+    }
     case 'Concat':
       if (op.attrs.axis?.t !== 'i' || !op.inputs.every((i) => rank4(T(i)))) return undefined;
       return { inputs: [...op.inputs], outputs: [op.outputs[0]] };
@@ -129,9 +163,10 @@ function transposeData(t: PlanTensor): Uint8Array {
   return dst;
 }
 
-/** Converts the regions of `plan` that hold a 2-D Conv to channels-last, in place. */
-export function assignLayout(plan: Plan): LayoutResult {
-  const roles = plan.ops.map((op) => roleOf(plan, op));
+/** Converts the regions of `plan` that hold a 2-D Conv (or Int8Conv) to channels-last, in place. */
+export function assignLayout(plan: Plan, options: LayoutOptions = {}): LayoutResult {
+  const channelsLast = options.channelsLast ?? CHANNELS_LAST.cpu;
+  const roles = plan.ops.map((op) => roleOf(plan, op, channelsLast));
   // union-find over layers: two candidates are joined through a tensor both store in their layout
   const parent = plan.ops.map((_, k) => k);
   const find = (k: number): number => (parent[k] === k ? k : (parent[k] = find(parent[k])));
@@ -145,7 +180,7 @@ export function assignLayout(plan: Plan): LayoutResult {
       else parent[find(j)] = find(k);
     }
   });
-  const withConv = new Set(plan.ops.flatMap((op, k) => (op.kind === 'Conv' && roles[k] ? [find(k)] : [])));
+  const withConv = new Set(plan.ops.flatMap((op, k) => (CONVS.has(op.kind) && roles[k] ? [find(k)] : [])));
   const converted = new Set(plan.ops.filter((_, k) => roles[k] && withConv.has(find(k))));
   const result: LayoutResult = { converted: [], reformats: 0, aliases: 0 };
   if (converted.size === 0) return result;
@@ -215,7 +250,7 @@ export function assignLayout(plan: Plan): LayoutResult {
   for (const [k, op] of plan.ops.entries()) {
     if (!converted.has(op)) continue;
     const r = roles[k]!;
-    if (op.kind === 'Conv' || op.kind === 'Pool') op.attrs.channels_last = int(1);
+    if (ATTRIBUTED.has(op.kind)) op.attrs.channels_last = int(1);
     if (op.kind === 'Concat' && op.attrs.axis.t === 'i') op.attrs.axis = int(PERM.indexOf(op.attrs.axis.v));
     if (op.kind === 'Reduce' && op.attrs.axes.t === 'I') op.attrs.axes = ints(op.attrs.axes.v.map((a) => PERM.indexOf(a)).sort((a, b) => a - b));
     const win = windows.get(op);

@@ -1,16 +1,30 @@
 /**
  * Layout assignment: the Plans before and after (which layers turn channels-last, where the reformats
  * go, what the constants become), and numbers with the pass on vs off on the CPU (the reference and
- * the channels-last tactics of Conv and Pool against the NCHW reference).
+ * the channels-last tactics of Conv and Pool against the NCHW reference). int8 plans: Int8Conv and
+ * per-tensor Quantize/Dequantize join regions for cuda only; compile() turns the pass on for int8 CUDA
+ * builds ('best' candidates included), checked on the plan since no GPU runs here.
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import { Tensor, compile } from '../../../src';
+import { MixedBuild, layoutPlan, layoutWanted } from '../../../src/compile';
+import { DataType } from '../../../src/dtype';
+import type { Engine } from '../../../src/engine';
+import { inferGraph } from '../../../src/ir/infer';
 import { lowerGraph } from '../../../src/lower/lower';
-import { Plan, PlanOp } from '../../../src/lower/plan';
-import { assignLayout } from '../../../src/passes/layout-assignment';
+import { Plan, PlanOp, PlanTensor, encodePlan, float, floats, int, ints } from '../../../src/lower/plan';
+import { FAST_CPU, native } from '../../../src/native/binding';
+import { importModel } from '../../../src/onnx/import';
+import { ResolvedOptions, resolveOptions } from '../../../src/options';
+import { CHANNELS_LAST, assignLayout } from '../../../src/passes/layout-assignment';
+import { runPasses } from '../../../src/passes/manager';
+import { quantizeGraph } from '../../../src/quant';
+import { bestHooks, buildBest } from '../../../src/quant/best';
 import { InitSpec, NodeSpec, buildModel } from '../../helpers/model-builder';
 import { optimized } from '../../helpers/passes';
 import { maxRelErr, randomArray, rng, runF32 } from '../ops/tactic-helpers';
+import { smallCnn } from '../quant/quant-models';
 
 const r = rng(21);
 const vals = (n: number) => Array.from(randomArray(n, r));
@@ -353,5 +367,189 @@ describe('channels-last Conv and Pool tactics match the NCHW reference', () => {
     assignLayout(p);
     expect(cl(p.ops.find((o) => o.kind === 'Pool')!)).toBe(false);
     expect(cl(p.ops.find((o) => o.kind === 'Conv')!)).toBe(true);
+  });
+});
+
+describe('layout assignment: int8 plans', () => {
+  // x [1,16,3,5] → QuantizeLinear → Int8Conv 3x3 16→32 (+bias) → Int8Conv 1x1 32→16 (+x, a float residual)
+  // → DequantizeLinear → y; H ≠ W so that a wrong permutation shows
+  const [C, M, H, W] = [16, 32, 3, 5];
+  const w1 = Int8Array.from({ length: M * C * 9 }, (_, i) => ((i * 37) % 255) - 127);
+  const w2 = Int8Array.from({ length: C * M }, (_, i) => ((i * 53) % 255) - 127);
+  const bytes = (a: Int8Array | Float32Array) => new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
+  const t = (name: string, dtype: DataType, shape: number[], kind: PlanTensor['kind'] = 'activation', data?: Uint8Array): PlanTensor => ({ name, dtype, shape, kind, ...(data ? { data } : {}) });
+  const q8 = { x_scale: float(0.05), x_zero_point: int(0), w_scales: floats([0.01]), y_scale: float(0.1), y_zero_point: int(0) };
+  const geom = (k: number) => ({ group: int(1), strides: ints([1, 1]), dilations: ints([1, 1]), pads: ints(Array(4).fill(k >> 1)) });
+  /** The Plan before the pass; `perAxis`: the QuantizeLinear has one scale per channel. */
+  function int8Plan(perAxis = false): Plan {
+    const tensors = [
+      t('x', DataType.FLOAT, [1, C, H, W], 'input'),
+      t('x_scale', DataType.FLOAT, perAxis ? [C] : [], 'constant', bytes(new Float32Array(perAxis ? C : 1).fill(0.05))),
+      t('x_zp', DataType.INT8, perAxis ? [C] : [], 'constant', new Uint8Array(perAxis ? C : 1)),
+      t('xq', DataType.INT8, [1, C, H, W]),
+      t('w1', DataType.INT8, [M, C, 3, 3], 'constant', bytes(w1)),
+      t('b1', DataType.FLOAT, [M], 'constant', bytes(new Float32Array(M).fill(0.5))),
+      t('y1', DataType.INT8, [1, M, H, W]),
+      t('w2', DataType.INT8, [C, M, 1, 1], 'constant', bytes(w2)),
+      t('y2', DataType.INT8, [1, C, H, W]),
+      t('y_scale', DataType.FLOAT, [], 'constant', bytes(new Float32Array([0.1]))),
+      t('y_zp', DataType.INT8, [], 'constant', new Uint8Array(1)),
+      t('y', DataType.FLOAT, [1, C, H, W], 'output'),
+    ];
+    const q = (kind: string, a: number, b: number, c: number, out: number, mode: number): PlanOp => ({
+      kind,
+      name: kind === 'QuantizeLinear' ? 'quant' : 'dequant',
+      inputs: [a, b, c],
+      outputs: [out],
+      attrs: { mode: int(mode), axis: int(mode ? 1 : 0), block: int(1), ...(kind === 'QuantizeLinear' ? { precision: int(DataType.FLOAT), saturate: int(1) } : {}) },
+      origin: [],
+    });
+    return {
+      tensors,
+      ops: [
+        q('QuantizeLinear', 0, 1, 2, 3, perAxis ? 1 : 0),
+        { kind: 'Int8Conv', name: 'c1', inputs: [3, 4, 5], outputs: [6], attrs: { ...geom(3), ...q8 }, origin: ['c1'] },
+        { kind: 'Int8Conv', name: 'c2', inputs: [6, 7, -1, 0], outputs: [8], attrs: { ...geom(1), ...q8 }, origin: ['c2'] },
+        q('DequantizeLinear', 8, 9, 10, 11, 0),
+      ],
+      inputs: [0],
+      outputs: [11],
+    };
+  }
+  const CUDA = { channelsLast: CHANNELS_LAST.cuda };
+  /** w [m][c][ky][kx] → [m][ky][kx][c], computed here independently of the pass. */
+  function nhwcWeight(w: Int8Array, m: number, c: number, k: number): Uint8Array {
+    const out = new Int8Array(w.length);
+    for (let a = 0; a < m; a++)
+      for (let b = 0; b < c; b++) for (let ky = 0; ky < k; ky++) for (let kx = 0; kx < k; kx++) out[((a * k + ky) * k + kx) * c + b] = w[((a * c + b) * k + ky) * k + kx];
+    return new Uint8Array(out.buffer);
+  }
+
+  test('Quantize → Int8Conv → Int8Conv (+ float residual) → Dequantize for cuda: all channels-last, weights transposed, reformats only at the graph input and output', () => {
+    const p = int8Plan();
+    const res = assignLayout(p, CUDA);
+    expect(res).toEqual({ converted: ['quant', 'c1', 'c2', 'dequant'], reformats: 2, aliases: 0 });
+    const before = int8Plan();
+    const nhwc = (s: number[]) => [s[0], s[2], s[3], s[1]];
+    const cl1 = { channels_last: int(1) };
+    const expected: Plan = {
+      tensors: [
+        ...before.tensors.map((x) => (['xq', 'y1', 'y2'].includes(x.name) ? { ...x, shape: nhwc(x.shape) } : x)).map((x) =>
+          x.name === 'w1' ? { ...x, shape: [M, 3, 3, C], data: nhwcWeight(w1, M, C, 3) } : x.name === 'w2' ? { ...x, shape: [C, 1, 1, M], data: nhwcWeight(w2, C, M, 1) } : x,
+        ),
+        t('x__nhwc', DataType.FLOAT, [1, H, W, C]),
+        t('y__nhwc', DataType.FLOAT, [1, H, W, C]),
+      ],
+      ops: [
+        // x [1,16,3,5] (strides 240,15,5,1) read as [1,3,5,16]
+        { kind: 'StridedCopy', name: 'x__to_nhwc', inputs: [0], outputs: [12], attrs: { shape: ints([1, H, W, C]), strides: ints([240, 5, 1, 15]), offset: int(0) }, origin: [] },
+        { ...before.ops[0], inputs: [12, 1, 2] },
+        { ...before.ops[1], attrs: { ...before.ops[1].attrs, ...cl1 } },
+        { ...before.ops[2], inputs: [6, 7, -1, 12], attrs: { ...before.ops[2].attrs, ...cl1 } },
+        { ...before.ops[3], outputs: [13] },
+        // y__nhwc [1,3,5,16] (strides 240,80,16,1) read as [1,16,3,5]
+        { kind: 'StridedCopy', name: 'y__to_nchw', inputs: [13], outputs: [11], attrs: { shape: ints([1, C, H, W]), strides: ints([240, 1, 80, 16]), offset: int(0) }, origin: [] },
+      ],
+      inputs: [0],
+      outputs: [11],
+    };
+    expect(p).toEqual(expected);
+    // the transposed bytes themselves: W1[m][ky][kx][c] = w1[m][c][ky][kx]
+    const got = new Int8Array(p.tensors[4].data!.buffer, p.tensors[4].data!.byteOffset, p.tensors[4].data!.byteLength);
+    for (const [m, c, ky, kx] of [[0, 0, 0, 1], [1, 2, 0, 0], [31, 15, 2, 2], [7, 9, 1, 2]]) expect(got[((m * 3 + ky) * 3 + kx) * C + c]).toBe(w1[((m * C + c) * 3 + ky) * 3 + kx]);
+  });
+
+  test('a per-axis QuantizeLinear stays NCHW: its int8 output is reformatted for the Int8Conv', () => {
+    const p = int8Plan(true);
+    const res = assignLayout(p, CUDA);
+    expect(res.converted).toEqual(['c1', 'c2', 'dequant']);
+    const quant = p.ops.find((op) => op.name === 'quant')!;
+    expect(quant.inputs[0]).toBe(0);
+    expect(p.tensors[quant.outputs[0]].shape).toEqual([1, C, H, W]);
+    expect(kinds(p)).toEqual(['QuantizeLinear', 'StridedCopy', 'Int8Conv', 'StridedCopy', 'Int8Conv', 'DequantizeLinear', 'StridedCopy']);
+    expect(p.ops.filter((op) => op.kind === 'StridedCopy').map((op) => op.name)).toEqual(['xq__to_nhwc', 'x__to_nhwc', 'y__to_nchw']);
+    expect(p.ops.filter((op) => op.kind === 'Int8Conv').every(cl)).toBe(true);
+  });
+
+  test('for the cpu (the default kinds) Int8Conv stays NCHW, and a region of Quantize/Dequantize without a Conv is not converted', () => {
+    for (const options of [{}, { channelsLast: CHANNELS_LAST.cpu }]) {
+      const p = int8Plan();
+      expect(assignLayout(p, options)).toEqual({ converted: [], reformats: 0, aliases: 0 });
+      expect(p).toEqual(int8Plan());
+    }
+  });
+});
+
+describe('layout assignment of int8 builds in compile()', () => {
+  const r8 = rng(8);
+  /** `n` feeds of input `name`, uniform in [-1, 1). */
+  const feeds = (n: number, name: string, dims: number[]) =>
+    Array.from({ length: n }, () => ({ [name]: new Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => r8() * 2 - 1), dims) }));
+
+  test('on by default for int8 on cuda; not on the cpu unless requested; off when disabled', () => {
+    const o = (opts: Parameters<typeof resolveOptions>[0]) => resolveOptions(opts);
+    expect(layoutWanted(o({ precision: 'int8' }), 'cuda')).toBe(true);
+    expect(layoutWanted(o({ precision: 'fp16' }), 'cuda')).toBe(true);
+    expect(layoutWanted(o({ precision: 'fp32' }), 'cuda')).toBe(false);
+    expect(layoutWanted(o({ precision: 'int8' }), 'cpu')).toBe(false);
+    expect(layoutWanted(o({ precision: 'int8', optimize: { 'layout-assignment': false } }), 'cuda')).toBe(false);
+    expect(layoutWanted(o({ precision: 'int8', ...LAYOUT }), 'cpu')).toBe(true);
+  });
+
+  test('the int8 plan of resnet-tiny for cuda: every Int8Conv channels-last, at most 2 reformats; the fp16 guard gets the NCHW plan the CPU can run', async () => {
+    const file = path.join(__dirname, '../../../models/resnet-tiny-ts.onnx');
+    const bytes = new Uint8Array(fs.readFileSync(file));
+    const o = resolveOptions({ precision: 'int8', device: 'cuda', calibration: feeds(4, 'input', [1, 3, 64, 64]) });
+    const g = importModel(bytes);
+    inferGraph(g);
+    runPasses(g, true, { target: 'cuda' });
+    await quantizeGraph(g, bytes, o, () => {});
+    const plan = lowerGraph(g);
+    const { layout, cpuPlan } = layoutPlan(plan, o, 'cuda');
+    const convs = plan.ops.filter((op) => op.kind === 'Int8Conv');
+    expect(convs.length).toBeGreaterThan(5);
+    expect(convs.every(cl)).toBe(true);
+    expect(layout!.converted).toEqual(expect.arrayContaining(convs.map((op) => op.name)));
+    expect(layout!.reformats).toBeLessThanOrEqual(2);
+    expect(plan.ops.filter((op) => op.kind === 'StridedCopy' && /__to_nhwc$|__to_nchw$/.test(op.name)).length).toBe(layout!.reformats);
+    // the CPU's int8 convolution is NCHW only: the guard's plan is the one from before the pass
+    expect(cpuPlan).not.toBe(plan);
+    expect(cpuPlan.ops.filter((op) => op.kind === 'Int8Conv').some(cl)).toBe(false);
+    const x = [randomArray(3 * 64 * 64, r8)];
+    expect(() => native().runPlan(encodePlan(plan), x, FAST_CPU)).toThrow();
+    expect(new Float32Array(native().runPlan(encodePlan(cpuPlan), x, FAST_CPU)[0]).length).toBe(10);
+  }, 60000);
+
+  test('a cpu int8 build with the pass requested builds and leaves every Int8Conv NCHW', async () => {
+    const e = await compile(smallCnn(), { device: 'cpu', precision: 'int8', calibration: feeds(8, 'x', [1, 3, 16, 16]), ...LAYOUT });
+    const s = e.report.passes.find((q) => q.name === 'layout-assignment')!;
+    expect(s).toBeDefined();
+    expect(e.report.layers.some((l) => l.kind === 'Int8Conv')).toBe(true);
+    expect(s.nodes.filter((n) => e.report.layers.find((l) => l.name === n)?.kind === 'Int8Conv')).toEqual([]);
+    const y = await e.infer(feeds(1, 'x', [1, 3, 16, 16])[0]);
+    expect(Object.values(y)[0].dims).toEqual([1, 10]);
+    e.dispose();
+  });
+
+  test("a 'best' build on cuda: the int8 candidate and the int8 last build are laid out channels-last", async () => {
+    const calls: { precision: string; half: boolean; layout: boolean }[] = [];
+    const layer = (kind: string) => ({ name: 'conv', kind, fusedFrom: ['conv'], candidates: [], tactic: 't' });
+    const fake = async (_m: unknown, o: ResolvedOptions, mixed?: MixedBuild): Promise<Engine> => {
+      const half = o.precision === 'fp16' || (mixed?.half ?? false);
+      calls.push({ precision: o.precision, half, layout: layoutWanted(o, 'cuda', half) });
+      return { report: { layers: [layer(o.precision === 'int8' ? 'Int8Conv' : 'Conv')] }, dispose: () => {} } as unknown as Engine;
+    };
+    bestHooks.layerMs = (precision) => (precision === 'int8' ? 0.1 : 1);
+    try {
+      await buildBest(smallCnn(), resolveOptions({ precision: 'best', calibration: feeds(2, 'x', [1, 3, 16, 16]) }), 'cuda', fake);
+    } finally {
+      bestHooks.layerMs = undefined;
+    }
+    expect(calls).toEqual([
+      { precision: 'fp32', half: false, layout: false },
+      { precision: 'fp16', half: true, layout: true },
+      { precision: 'int8', half: false, layout: true },
+      { precision: 'int8', half: true, layout: true },
+    ]);
   });
 });
