@@ -173,6 +173,15 @@ function planFor(g: Graph, u: Uses, p: Node, folded?: ReadonlyMap<string, Quanti
   return { opType: 'Int8Gemm', weight: { name: wname, data, shape: [N, K] }, scales, bias, attrs: [] };
 }
 
+/**
+ * Whether `name` is a residual this pass reads in int8 when a per-tensor QuantizeLinear also reads it:
+ * the residual input of a Conv/Gemm/MatMul (epilogue fusion's) that a ReLU made (a Relu node, or a
+ * layer with a fused relu epilogue). Calibration keeps such a tensor's whole range (src/quant/index.ts).
+ */
+export function int8Residual(g: Graph, name: string, u: Uses = new Uses(g)): boolean {
+  return afterRelu(u, name) && u.readersOf(name).some((n) => n.domain === '' && ['Conv', 'Gemm', 'MatMul'].includes(n.opType) && n.inputs[3] === name);
+}
+
 /** Whether `name` is a ReLU's output (a Relu node, or a layer with a fused relu epilogue). */
 function afterRelu(u: Uses, name: string): boolean {
   const p = u.producer.get(name);

@@ -23,7 +23,8 @@ import type { ResolvedOptions } from '../options';
 import { GuardResult, describePin, guardPlans } from '../passes/accuracy-guard';
 import { PassSummary, passEnabled } from '../passes/manager';
 import { int8MaxPool } from '../passes/int8-pool';
-import { fuseQdq } from '../passes/qdq-fusion';
+import { Uses } from '../passes/match';
+import { fuseQdq, int8Residual } from '../passes/qdq-fusion';
 import { createHash } from 'crypto';
 import type { CachedGuard } from '../timing-cache';
 import { modelHash, readCalibrationCache, writeCalibrationCache, CalibrationKey } from './cache';
@@ -83,7 +84,8 @@ export async function quantizeGraph(g: Graph, modelBytes: Uint8Array, o: Resolve
       model: modelHash(modelBytes),
       calibrator: o.calibrator,
       percentile: o.calibrator === 'percentile' ? o.percentile : undefined,
-      graph: JSON.stringify({ shapes: o.shapes, constants: Object.keys(o.constants).sort(), optimize: o.optimize }),
+      // ranges: the rule picking each tensor's calibrator (2: int8 residuals keep min-max)
+      graph: JSON.stringify({ shapes: o.shapes, constants: Object.keys(o.constants).sort(), optimize: o.optimize, ranges: 2 }),
     };
     let note: string | undefined;
     if (o.calibrationRanges) {
@@ -114,7 +116,11 @@ export async function quantizeGraph(g: Graph, modelBytes: Uint8Array, o: Resolve
       // observed range: its values pile up at the bound, and clipping below it (what entropy does with
       // such a spike) moves every saturated value (mobilenet_v2: cosine 0.60 with entropy everywhere,
       // 0.95 with min-max; test/models/int8-models.test.ts).
-      for (const [name, s] of c.stats) amax.set(name, amaxOf(s, boundedActivation(g, name) ? 'minmax' : o.calibrator, o.percentile));
+      // A residual read in int8 (qdq-fusion's int8Residual: a ReLU's output added back by a later
+      // layer) keeps its whole range too: clipping it would carry the error down the residual stream
+      // through every later block (random-weight resnet50: output rel L2 0.16 with entropy there).
+      const u = new Uses(g);
+      for (const [name, s] of c.stats) amax.set(name, amaxOf(s, boundedActivation(g, name) || int8Residual(g, name, u) ? 'minmax' : o.calibrator, o.percentile));
       if (o.calibrationCache) {
         writeCalibrationCache(o.calibrationCache, key, Object.fromEntries(amax));
         cache = { file: o.calibrationCache, key, guards: {} };
