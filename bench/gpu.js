@@ -48,6 +48,9 @@ const requested = opt('--requested', '').split(',').filter(Boolean);
 // repeated to fill them); --calibrator entropy|percentile|minmax (default: compile()'s, entropy)
 const calibN = Number(opt('--calib', '8'));
 const calibrator = opt('--calibrator', undefined);
+// --guard off: int8/best builds without the accuracy guard (every quantizable layer int8: the kernels'
+// speed on models whose random weights amplify any rounding; rows carry guard_off)
+const guardOff = opt('--guard', 'on') === 'off';
 // --holdout K: held-out feeds per row for the accuracy fields (default 16 at batch 1, ceil(128/B) at
 // batch B: 4 at 32). --classes C: top1_agree for models whose first output's last dim is C (default 1000).
 const holdoutArg = opt('--holdout', undefined);
@@ -418,7 +421,7 @@ async function one(m, device, precision, batch, optimize, runner) {
   // int8/best: the calibration feeds and this model's calibration cache for the batch (written by the
   // first build that calibrates, read by the later ones and by the cached rebuild)
   const calibrationCache = quant ? calibCacheFile(m, batch, optimize) : undefined;
-  const quantOpts = quant ? { calibration: calibFeeds(m, batch), calibrationCache, ...(calibrator ? { calibrator } : {}) } : {};
+  const quantOpts = quant ? { calibration: calibFeeds(m, batch), calibrationCache, ...(calibrator ? { calibrator } : {}), ...(guardOff ? { guard: false } : {}) } : {};
   const calib_from_cache = quant ? fs.existsSync(calibrationCache) : undefined;
   // Cold build (a fresh timing cache file), then at batch 1 a rebuild that reads the cache.
   const timingCache = path.join(os.tmpdir(), `kiln-bench-${process.pid}-${model}-${device}-${precision}-${batch}-${runner}.cache`);
@@ -506,7 +509,7 @@ async function one(m, device, precision, batch, optimize, runner) {
     build_s,
     build_cached_s,
     build_phases_s,
-    ...(quant ? { calib_samples: calibN, calib_feeds: calibFeeds(m, batch).length, calib_from_cache, ...(calibrator ? { calibrator } : {}) } : {}),
+    ...(quant ? { calib_samples: calibN, calib_feeds: calibFeeds(m, batch).length, calib_from_cache, ...(calibrator ? { calibrator } : {}), ...(guardOff ? { guard_off: true } : {}) } : {}),
     peak_mem_mb,
     engine_mem_mb: Math.round(((mem.arenaBytes + mem.workspaceBytes + mem.constantBytes) / 2 ** 20) * 10) / 10,
     layers: engine.report.layers.length,
