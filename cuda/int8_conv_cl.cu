@@ -60,16 +60,26 @@ __device__ __forceinline__ void ldmatrix4(uint32_t (&r)[4], const void* smem) {
 #endif
 }
 
+// Split K (`split` > 1, for grids too small to fill the GPU): blockIdx.z = group * split + part; each
+// part sums its share of the K tiles into `sums` (int32 atomics: exact, in any order), and the last part
+// to finish a tile (an arrival counter per tile) reads the sums back and runs the epilogue. `sums` and
+// `arrivals` are zeroed before the launch.
+struct SplitK {
+  int split = 1;
+  int32_t* sums = nullptr;      // [positions, M]
+  unsigned* arrivals = nullptr;  // one per output tile
+};
+
 template <int BM>
 __global__ void __launch_bounds__(BM * 2) mma_cl_kernel(Geom g, const int8_t* __restrict__ x, const int8_t* __restrict__ wp, Epilogue ep, int K, int Kp,
-                                                         int Mgp, int positions) {
+                                                         int Mgp, int positions, SplitK sk) {
   constexpr int kThreadsPerBlock = BM * 2;
   constexpr int kBRuns = 64 * 4 / kThreadsPerBlock;  // 16-byte runs of the W tile per thread
   __shared__ __align__(16) int8_t As[kStages][BM * kRow];
   __shared__ __align__(16) int8_t Bs[kStages][64 * kRow];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wm = warp >> 1, wn = warp & 1;
   const int gq = lane >> 2, tq = lane & 3;
-  const int grp = blockIdx.z, m0 = blockIdx.y * 64, p0 = blockIdx.x * BM;
+  const int grp = blockIdx.z / sk.split, part = blockIdx.z % sk.split, m0 = blockIdx.y * 64, p0 = blockIdx.x * BM;
   const int osz = g.out[0] * g.out[1] * g.out[2];
   const int64_t isz = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
 
@@ -124,17 +134,19 @@ __global__ void __launch_bounds__(BM * 2) mma_cl_kernel(Geom g, const int8_t* __
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0;
 
-  const int tiles = Kp / kMmaBK;
+  // this part's K tiles [first, first + tiles)
+  const int all = Kp / kMmaBK, share = (all + sk.split - 1) / sk.split, first = part * share;
+  const int tiles = min(share, all - first);
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
-    if (s < tiles) load_tile(s, s * kMmaBK);
+    if (s < tiles) load_tile(s, (first + s) * kMmaBK);
     copy_commit();
   }
   for (int t = 0; t < tiles; ++t) {
     copy_wait<kStages - 2>();
     __syncthreads();  // tile t is in shared memory, and every warp is done with tile t - 1's stage
     const int next = t + kStages - 1;
-    if (next < tiles) load_tile(next % kStages, next * kMmaBK);
+    if (next < tiles) load_tile(next % kStages, (first + next) * kMmaBK);
     copy_commit();
     // this lane's ldmatrix rows: A matrices (rows 0-7 | 8-15) x (bytes 0-15 | 16-31) of a 16-row
     // tile; B matrices (bytes 0-15 | 16-31) x (channels 0-7 | 8-15) of a 16-channel pair of n-tiles
@@ -159,6 +171,45 @@ __global__ void __launch_bounds__(BM * 2) mma_cl_kernel(Geom g, const int8_t* __
   }
   copy_wait<0>();
 
+  if (sk.split > 1) {
+    // add this part's sums, then the last part of the tile takes them all
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        const int pp = p0 + wm * 32 + mt * 16 + gq + hr * 8;
+        if (pp >= positions) continue;
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int mg = m0 + wn * 32 + nt * 8 + tq * 2 + e;
+            if (mg < g.Mg) atomicAdd(&sk.sums[static_cast<int64_t>(pp) * g.M + grp * g.Mg + mg], acc[mt][nt][hr * 2 + e]);
+          }
+      }
+    __threadfence();
+    __syncthreads();
+    __shared__ unsigned last;
+    if (tid == 0) last = atomicAdd(&sk.arrivals[(static_cast<int64_t>(grp) * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x], 1u) == static_cast<unsigned>(sk.split - 1);
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        const int pp = p0 + wm * 32 + mt * 16 + gq + hr * 8;
+        if (pp >= positions) continue;
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int mg = m0 + wn * 32 + nt * 8 + tq * 2 + e;
+            if (mg < g.Mg) acc[mt][nt][hr * 2 + e] = __ldcg(&sk.sums[static_cast<int64_t>(pp) * g.M + grp * g.Mg + mg]);
+          }
+      }
+  }
+
 #pragma unroll
   for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
@@ -179,20 +230,34 @@ __global__ void __launch_bounds__(BM * 2) mma_cl_kernel(Geom g, const int8_t* __
 
 }  // namespace
 
+int mma_cl_tiles(const Geom& g, int bm) {
+  const int positions = g.N * g.out[0] * g.out[1] * g.out[2];
+  return (positions + bm - 1) / bm * (mma_mgp(g) / kMmaBN) * g.G;
+}
+
 bool mma_cl_fits(const Geom& g, bool u8, int pad8) {
   return g.channels_last && !u8 && pad8 == 0 && g.Cg % 16 == 0 && g.C % 16 == 0 && g.G <= 65535 && g.Cg * g.k[0] * g.k[1] * g.k[2] <= (1 << 30);
 }
 
-cudaError_t conv_mma_cl(const Geom& g, int bm, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, cudaStream_t s) {
+cudaError_t conv_mma_cl(const Geom& g, int bm, int split, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, void* workspace, cudaStream_t s) {
   const int positions = g.N * g.out[0] * g.out[1] * g.out[2];
   if (positions <= 0 || g.M <= 0) return cudaSuccess;
   const int K = g.Cg * g.k[0] * g.k[1] * g.k[2];
+  SplitK sk;
+  if (split > 1) {
+    size_t sums = mma_cl_sums_bytes(g);
+    cudaError_t e = cudaMemsetAsync(workspace, 0, sums + static_cast<size_t>(mma_cl_tiles(g, bm)) * sizeof(unsigned), s);
+    if (e != cudaSuccess) return e;
+    sk.split = split;
+    sk.sums = static_cast<int32_t*>(workspace);
+    sk.arrivals = reinterpret_cast<unsigned*>(static_cast<uint8_t*>(workspace) + sums);
+  }
   if (bm == 128) {
-    dim3 grid((positions + 127) / 128, mma_mgp(g) / kMmaBN, g.G);
-    mma_cl_kernel<128><<<grid, 256, 0, s>>>(g, x, wpacked, ep, K, mma_kp(g), mma_mgp(g), positions);
+    dim3 grid((positions + 127) / 128, mma_mgp(g) / kMmaBN, g.G * sk.split);
+    mma_cl_kernel<128><<<grid, 256, 0, s>>>(g, x, wpacked, ep, K, mma_kp(g), mma_mgp(g), positions, sk);
   } else {
-    dim3 grid((positions + 63) / 64, mma_mgp(g) / kMmaBN, g.G);
-    mma_cl_kernel<64><<<grid, 128, 0, s>>>(g, x, wpacked, ep, K, mma_kp(g), mma_mgp(g), positions);
+    dim3 grid((positions + 63) / 64, mma_mgp(g) / kMmaBN, g.G * sk.split);
+    mma_cl_kernel<64><<<grid, 128, 0, s>>>(g, x, wpacked, ep, K, mma_kp(g), mma_mgp(g), positions, sk);
   }
   return cudaGetLastError();
 }

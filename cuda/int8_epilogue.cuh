@@ -55,7 +55,8 @@ __device__ __forceinline__ void put(const Epilogue& e, int64_t i, int c, int32_t
     static_cast<float*>(e.out)[i] = v;
     return;
   }
-  float r = __fadd_rn(rintf(__fdiv_rn(v, e.y_scale)), e.y_zp);
+  // 0 / y_scale is ±0: skip the division, whose IEEE slow path zeros can take (half of a ReLU's outputs)
+  float r = __fadd_rn(rintf(v == 0.f ? v : __fdiv_rn(v, e.y_scale)), e.y_zp);
   if (isnan(r)) r = e.y_zp;
   if (e.out_type == kOutI8)
     static_cast<int8_t*>(e.out)[i] = static_cast<int8_t>(static_cast<int>(r < -128.f ? -128.f : (127.f < r ? 127.f : r)));

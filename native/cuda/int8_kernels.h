@@ -70,8 +70,16 @@ cudaError_t conv_mma(const Geom& g, Input x, int pad8, const int8_t* wpacked, co
 // Channels-last implicit GEMM (cuda/int8_conv_cl.cu): int8 X with zero point 0, Cg and C multiples of
 // 16, X 16-byte aligned; W packed by pack_mma_weights (channels-last order); bm 64 or 128 positions per
 // block. mma_cl_fits says whether the geometry and activations qualify (the alignment is the caller's).
+// split > 1 divides K among that many blocks per output tile (for grids too small for the GPU); it
+// needs a workspace of mma_cl_workspace(g, bm) bytes (int32 sums and arrival counters, zeroed by the
+// launch). mma_cl_tiles: output tiles (blocks without split).
 bool mma_cl_fits(const Geom& g, bool u8, int pad8);
-cudaError_t conv_mma_cl(const Geom& g, int bm, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, cudaStream_t s);
+int mma_cl_tiles(const Geom& g, int bm);
+inline size_t mma_cl_sums_bytes(const Geom& g) {
+  return (static_cast<size_t>(g.N) * g.out[0] * g.out[1] * g.out[2] * g.M * sizeof(int32_t) + 255) / 256 * 256;
+}
+inline size_t mma_cl_workspace(const Geom& g, int bm) { return mma_cl_sums_bytes(g) + static_cast<size_t>(mma_cl_tiles(g, bm)) * sizeof(unsigned); }
+cudaError_t conv_mma_cl(const Geom& g, int bm, int split, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, void* workspace, cudaStream_t s);
 
 // The epilogue over an int32 product acc [rows, cols] (row-major, channel = column) into ep.out.
 cudaError_t gemm_epilogue(const int32_t* acc, int64_t rows, int64_t cols, const Epilogue& ep, cudaStream_t s);

@@ -7,12 +7,15 @@
 //   cuda.int8_conv.mma_cl.bm64/.bm128 / cuda.int8_gemm.mma_cl.bm64/.bm128   the channels-last
 //       implicit GEMM with 16-byte asynchronous gathers and a 3-stage pipeline (cuda/int8_conv_cl.cu):
 //       int8 activations with zero point 0, channels in multiples of 16, 64 or 128 positions a block.
+//   cuda.int8_conv.mma_cl.bm64.splitk (and int8_gemm)   the same with K split among blocks, for layers
+//       whose output tiles are fewer than the GPU's SMs (batch 1's 7x7 maps): about two blocks per SM.
 // Both layouts (channels_last or not) and every group/stride/pad/dilation. Int8Gemm also has the
 // cuBLASLt IMMA tactics of int8_gemm_cublaslt.cc.
 #include "int8_common.h"
 
 #include "cuda_util.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace kiln {
@@ -89,48 +92,79 @@ class Mma : public Tactic {
   std::string name_;
 };
 
+// The device's multiprocessor count (0 when it cannot be read).
+int device_sms() {
+  int dev = 0, n = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+// The K split of the splitk variant: about two blocks per SM, each part at least two K tiles.
+int split_for(const Geom& g) {
+  const int tiles = mma_cl_tiles(g, 64), sms = device_sms(), kt = mma_kp(g) / kMmaBK;
+  if (tiles <= 0 || tiles >= sms) return 1;
+  return std::max(1, std::min({(2 * sms + tiles - 1) / tiles, kt / 2, 32}));
+}
+
 // The channels-last kernel: the packed W of Mma, no corrections (zero point 0).
 class MmaCl : public Tactic {
  public:
-  MmaCl(const char* kind, int bm)
-      : bm_(bm), name_(std::string(std::string(kind) == "Int8Conv" ? "cuda.int8_conv" : "cuda.int8_gemm") + ".mma_cl.bm" + std::to_string(bm)) {}
+  MmaCl(const char* kind, int bm, bool splitk)
+      : bm_(bm), splitk_(splitk),
+        name_(std::string(std::string(kind) == "Int8Conv" ? "cuda.int8_conv" : "cuda.int8_gemm") + ".mma_cl.bm" + std::to_string(bm) + (splitk ? ".splitk" : "")) {}
   const char* name() const override { return name_.c_str(); }
   bool can_implement(const LayerInfo& L) const override {
     if (!L.const_data(1) || device_major() < 8 || cu::alignment_of(*L.plan, L.in[0]) < 16) return false;
     try {
       Layer l = read_layer(L);
-      return mma_cl_fits(l.g, l.u8, l.pad8);
+      return mma_cl_fits(l.g, l.u8, l.pad8) && (!splitk_ || split_for(l.g) > 1);
     } catch (const Error&) {
       return false;
     }
   }
+  size_t workspace(const LayerInfo& L) const override {
+    if (!splitk_ || !can_implement(L)) return 0;
+    return mma_cl_workspace(read_layer(L).g, bm_);
+  }
   std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
     if (!can_implement(L)) fail("INVALID_ENGINE", cu::where(L) + ": tactic " + name_ + " cannot run this layer (it needs channels-last int8 activations with zero point 0 and channels in multiples of 16)");
-    auto st = std::make_unique<MmaState>();
+    auto st = std::make_unique<ClState>();
     init_state(L, *st, false);
     const Geom& g = st->l.g;
     std::vector<int8_t> packed(static_cast<size_t>(g.G) * mma_mgp(g) * mma_kp(g));
     pack_mma_weights(g, reinterpret_cast<const int8_t*>(L.const_data(1)), packed.data());
     st->w.upload(L, packed.data(), packed.size());
+    st->split = splitk_ ? split_for(g) : 1;
     return st;
   }
   void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
-    const auto& st = *static_cast<MmaState*>(s);
+    const auto& st = *static_cast<ClState*>(s);
     cudaGetLastError();
-    check(L, conv_mma_cl(st.l.g, bm_, static_cast<const int8_t*>(in[0].data), st.w.as<int8_t>(), epilogue_for(st, in, out), static_cast<cudaStream_t>(ctx.stream)),
+    if (st.split > 1 && ctx.workspace_bytes < mma_cl_workspace(st.l.g, bm_)) fail("INTERNAL", cu::where(L) + ": workspace too small for " + name_);
+    check(L,
+          conv_mma_cl(st.l.g, bm_, st.split, static_cast<const int8_t*>(in[0].data), st.w.as<int8_t>(), epilogue_for(st, in, out), ctx.workspace,
+                      static_cast<cudaStream_t>(ctx.stream)),
           "int8 mma_cl");
   }
 
  private:
+  struct ClState : MmaState {
+    int split = 1;
+  };
   int bm_;
+  bool splitk_;
   std::string name_;
 };
 
 struct RegisterAll {
   RegisterAll() {
     for (const char* kind : {"Int8Conv", "Int8Gemm"}) {
-      register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, 128));
-      register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, 64));
+      register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, 128, false));
+      register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, 64, false));
+      register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, 64, true));
       register_tactic("cuda", kind, std::make_unique<Mma>(kind));
       register_tactic("cuda", kind, std::make_unique<Direct>(kind));
     }
