@@ -11,16 +11,19 @@
 // A block computes BM output positions x 64 output channels of one group (BM = 64: 4 warps, 128:
 // 8 warps; warps of 32 x 32, each 2 x 4 mma.sync.m16n8k32 s8·s8→s32 per 32-deep step, fragments
 // loaded by ldmatrix.x4: 4 per step instead of 16 32-bit loads), over K in 64-deep tiles through a
-// 3-stage shared-memory pipeline: the copies of tile t + 2 are in flight while tile t is multiplied.
-// Shared rows are 80 bytes apart, so the 8 rows of each ldmatrix phase hit 32 distinct banks. The epilogue is int8_epilogue.cuh's put(), element by element
-// (the CPU's rounding), from the accumulators.
+// 4-stage (BM 64) or 3-stage (BM 128) shared-memory pipeline: the copies of the next tiles are in
+// flight while tile t is multiplied. Shared rows are 80 bytes apart, so the 8 rows of each ldmatrix
+// phase hit 32 distinct banks. The epilogue is int8_epilogue.cuh's put(), element by element (the
+// CPU's rounding), from the accumulators; with split K (below) from the summed partial products.
 #include "int8_epilogue.cuh"
 
 namespace kiln {
 namespace i8cu {
 namespace {
 
-constexpr int kStages = 3;
+// Pipeline depth: 4 stages for 64-position blocks (40 KB of shared memory), 3 for 128 (45 KB).
+template <int BM>
+__host__ __device__ constexpr int stages() { return BM == 64 ? 4 : 3; }
 constexpr int kRow = kMmaBK + 16;  // shared row stride in bytes
 
 __device__ __forceinline__ void mma_s8(int32_t (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
@@ -75,6 +78,7 @@ __global__ void __launch_bounds__(BM * 2) mma_cl_kernel(Geom g, const int8_t* __
                                                          int Mgp, int positions, SplitK sk) {
   constexpr int kThreadsPerBlock = BM * 2;
   constexpr int kBRuns = 64 * 4 / kThreadsPerBlock;  // 16-byte runs of the W tile per thread
+  constexpr int kStages = stages<BM>();
   __shared__ __align__(16) int8_t As[kStages][BM * kRow];
   __shared__ __align__(16) int8_t Bs[kStages][64 * kRow];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wm = warp >> 1, wn = warp & 1;

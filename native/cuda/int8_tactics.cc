@@ -5,7 +5,7 @@
 //   cuda.int8_conv.mma / cuda.int8_gemm.mma         tensor-core implicit GEMM (mma.sync m16n8k32,
 //       sm_80 or newer); constant W packed once into 64 x 64 tiles with the zero-point corrections.
 //   cuda.int8_conv.mma_cl.bm64/.bm128 / cuda.int8_gemm.mma_cl.bm64/.bm128   the channels-last
-//       implicit GEMM with 16-byte asynchronous gathers and a 3-stage pipeline (cuda/int8_conv_cl.cu):
+//       implicit GEMM with 16-byte asynchronous gathers and a 3-4 stage pipeline (cuda/int8_conv_cl.cu):
 //       int8 activations with zero point 0, channels in multiples of 16, 64 or 128 positions a block.
 //   cuda.int8_conv.mma_cl.bm64.splitk (and int8_gemm)   the same with K split among blocks, for layers
 //       whose output tiles are fewer than the GPU's SMs (batch 1's 7x7 maps): about two blocks per SM.
