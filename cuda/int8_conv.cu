@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "int8_epilogue.cuh"
+#include "int8_mma.cuh"
 #include "kern.cuh"
 
 namespace kiln {
@@ -73,14 +74,6 @@ __global__ void direct_kernel(Geom g, Input in, int zp, const int8_t* __restrict
 // ---- tensor-core implicit GEMM ----------------------------------------------------------------
 constexpr int kMmaThreads = 128;
 constexpr int kLds = kMmaBK + 16;  // shared row stride in bytes (see the header comment)
-
-__device__ __forceinline__ void mma_s8(int32_t (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-               : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#endif
-}
 
 // The window digits of one K index, in W's storage order: (c, kz, ky, kx) or, channels-last,
 // (kz, ky, kx, c); step() advances to the next K index.

@@ -16,6 +16,7 @@
 // phase hit 32 distinct banks. The epilogue is int8_epilogue.cuh's put(), element by element (the
 // CPU's rounding), from the accumulators; with split K (below) from the summed partial products.
 #include "int8_epilogue.cuh"
+#include "int8_mma.cuh"
 
 namespace kiln {
 namespace i8cu {
@@ -25,14 +26,6 @@ namespace {
 template <int BM>
 __host__ __device__ constexpr int stages() { return BM == 64 ? 4 : 3; }
 constexpr int kRow = kMmaBK + 16;  // shared row stride in bytes
-
-__device__ __forceinline__ void mma_s8(int32_t (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-               : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#endif
-}
 
 // 16 bytes global → shared, asynchronously; the bytes past `src_bytes` (0 or 16) are zero-filled.
 __device__ __forceinline__ void copy16(void* smem, const void* gmem, int src_bytes) {
@@ -175,8 +168,8 @@ __global__ void __launch_bounds__(BM * 2) mma_cl_kernel(Geom g, const int8_t* __
   }
   copy_wait<0>();
 
-  if (sk.split > 1) {
-    // add this part's sums, then the last part of the tile takes them all
+  // every output element this thread holds: f(acc, pp, mg) for position pp, channel mg of the group
+  auto each_output = [&](auto f) {
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
@@ -188,9 +181,13 @@ __global__ void __launch_bounds__(BM * 2) mma_cl_kernel(Geom g, const int8_t* __
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
             const int mg = m0 + wn * 32 + nt * 8 + tq * 2 + e;
-            if (mg < g.Mg) atomicAdd(&sk.sums[static_cast<int64_t>(pp) * g.M + grp * g.Mg + mg], acc[mt][nt][hr * 2 + e]);
+            if (mg < g.Mg) f(acc[mt][nt][hr * 2 + e], pp, mg);
           }
       }
+  };
+  if (sk.split > 1) {
+    // add this part's sums, then the last part of the tile takes them all
+    each_output([&](int32_t& a, int pp, int mg) { atomicAdd(&sk.sums[static_cast<int64_t>(pp) * g.M + grp * g.Mg + mg], a); });
     __threadfence();
     __syncthreads();
     __shared__ unsigned last;
@@ -198,38 +195,12 @@ __global__ void __launch_bounds__(BM * 2) mma_cl_kernel(Geom g, const int8_t* __
     __syncthreads();
     if (!last) return;
     __threadfence();
-#pragma unroll
-    for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-      for (int hr = 0; hr < 2; ++hr) {
-        const int pp = p0 + wm * 32 + mt * 16 + gq + hr * 8;
-        if (pp >= positions) continue;
-#pragma unroll
-        for (int nt = 0; nt < 4; ++nt)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int mg = m0 + wn * 32 + nt * 8 + tq * 2 + e;
-            if (mg < g.Mg) acc[mt][nt][hr * 2 + e] = __ldcg(&sk.sums[static_cast<int64_t>(pp) * g.M + grp * g.Mg + mg]);
-          }
-      }
+    each_output([&](int32_t& a, int pp, int mg) { a = __ldcg(&sk.sums[static_cast<int64_t>(pp) * g.M + grp * g.Mg + mg]); });
   }
-
-#pragma unroll
-  for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-    for (int hr = 0; hr < 2; ++hr) {
-      const int pp = p0 + wm * 32 + mt * 16 + gq + hr * 8;
-      if (pp >= positions) continue;
-#pragma unroll
-      for (int nt = 0; nt < 4; ++nt)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int mg = m0 + wn * 32 + nt * 8 + tq * 2 + e;
-          if (mg >= g.Mg) continue;
-          const int m = grp * g.Mg + mg;
-          put(ep, static_cast<int64_t>(pp) * g.M + m, m, acc[mt][nt][hr * 2 + e]);
-        }
-    }
+  each_output([&](int32_t& a, int pp, int mg) {
+    const int m = grp * g.Mg + mg;
+    put(ep, static_cast<int64_t>(pp) * g.M + m, m, a);
+  });
 }
 
 }  // namespace

@@ -48,15 +48,17 @@ struct MmaState : State {
   DeviceBuffer w;  // [G][mma_mgp][mma_kp]
 };
 
-// The device's compute capability major (0 when it cannot be read).
-int device_major() {
-  int dev = 0, major = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+// An attribute of the current device (0 when it cannot be read).
+int device_attribute(cudaDeviceAttr a) {
+  int dev = 0, v = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, a, dev) != cudaSuccess) {
     cudaGetLastError();
     return 0;
   }
-  return major;
+  return v;
 }
+int device_major() { return device_attribute(cudaDevAttrComputeCapabilityMajor); }
+int device_sms() { return device_attribute(cudaDevAttrMultiProcessorCount); }
 
 class Mma : public Tactic {
  public:
@@ -91,16 +93,6 @@ class Mma : public Tactic {
  private:
   std::string name_;
 };
-
-// The device's multiprocessor count (0 when it cannot be read).
-int device_sms() {
-  int dev = 0, n = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-    cudaGetLastError();
-    return 0;
-  }
-  return n;
-}
 
 // The K split of the splitk variant: about two blocks per SM, each part at least two K tiles.
 int split_for(const Geom& g) {

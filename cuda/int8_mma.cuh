@@ -1,0 +1,20 @@
+// The int8 tensor-core multiply-accumulate the implicit-GEMM kernels share (cuda/int8_conv.cu,
+// cuda/int8_conv_cl.cu): mma.sync.m16n8k32 s8·s8→s32, c += a·b for one warp (fragment layouts in
+// int8_conv.cu's header). sm_80 or newer; compiles to nothing for older targets.
+#pragma once
+
+#include <cstdint>
+
+namespace kiln {
+namespace i8cu {
+
+__device__ __forceinline__ void mma_s8(int32_t (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+}  // namespace i8cu
+}  // namespace kiln
