@@ -48,6 +48,15 @@ struct MmaState : State {
   DeviceBuffer w;  // [G][mma_mgp][mma_kp]
 };
 
+// init_state, then the constant W packed for the tensor-core kernels (pack_mma_weights) and uploaded.
+void init_packed(const LayerInfo& L, MmaState& st, bool with_corr) {
+  init_state(L, st, with_corr);
+  const Geom& g = st.l.g;
+  std::vector<int8_t> packed(static_cast<size_t>(g.G) * mma_mgp(g) * mma_kp(g));
+  pack_mma_weights(g, reinterpret_cast<const int8_t*>(L.const_data(1)), packed.data());
+  st.w.upload(L, packed.data(), packed.size());
+}
+
 // An attribute of the current device (0 when it cannot be read).
 int device_attribute(cudaDeviceAttr a) {
   int dev = 0, v = 0;
@@ -76,11 +85,7 @@ class Mma : public Tactic {
   }
   std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
     auto st = std::make_unique<MmaState>();
-    init_state(L, *st, true);
-    const Geom& g = st->l.g;
-    std::vector<int8_t> packed(static_cast<size_t>(g.G) * mma_mgp(g) * mma_kp(g));
-    pack_mma_weights(g, reinterpret_cast<const int8_t*>(L.const_data(1)), packed.data());
-    st->w.upload(L, packed.data(), packed.size());
+    init_packed(L, *st, true);
     return st;
   }
   void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
@@ -124,12 +129,8 @@ class MmaCl : public Tactic {
   std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
     if (!can_implement(L)) fail("INVALID_ENGINE", cu::where(L) + ": tactic " + name_ + " cannot run this layer (it needs channels-last int8 activations with zero point 0 and channels in multiples of 16)");
     auto st = std::make_unique<ClState>();
-    init_state(L, *st, false);
-    const Geom& g = st->l.g;
-    std::vector<int8_t> packed(static_cast<size_t>(g.G) * mma_mgp(g) * mma_kp(g));
-    pack_mma_weights(g, reinterpret_cast<const int8_t*>(L.const_data(1)), packed.data());
-    st->w.upload(L, packed.data(), packed.size());
-    st->split = splitk_ ? split_for(g) : 1;
+    init_packed(L, *st, false);
+    st->split = splitk_ ? split_for(st->l.g) : 1;
     return st;
   }
   void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
