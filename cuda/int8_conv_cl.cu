@@ -123,13 +123,7 @@ __global__ void __launch_bounds__(BM * 2) mma_cl_kernel(Geom g, const int8_t* __
     }
   };
 
-  int32_t acc[2][4][4];
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0;
+  int32_t acc[2][4][4] = {};
 
   // this part's K tiles [first, first + tiles)
   const int all = Kp / kMmaBK, share = (all + sk.split - 1) / sk.split, first = part * share;
