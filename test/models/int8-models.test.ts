@@ -11,6 +11,7 @@ import * as path from 'path';
 import { Tensor, compile } from '../../src';
 import { prng } from '../../src/cli/inputs';
 import type { TypedArray } from '../../src/tensor';
+import { cosine } from '../helpers/metrics';
 
 const MODELS_DIR = path.resolve(__dirname, '..', '..', 'models');
 
@@ -18,18 +19,6 @@ function image(seed: number): Record<string, Tensor> {
   const r = prng(seed);
   const x = Float32Array.from({ length: 3 * 64 * 64 }, () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r()));
   return { input: new Tensor('float32', x, [1, 3, 64, 64]) };
-}
-
-function cosine(a: TypedArray, b: TypedArray): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += Number(a[i]) * Number(b[i]);
-    aa += Number(a[i]) ** 2;
-    bb += Number(b[i]) ** 2;
-  }
-  return ab / Math.sqrt(aa * bb);
 }
 
 test.each([

@@ -11,7 +11,7 @@ import { Tensor, compile } from '../../src';
 import { prng } from '../../src/cli/inputs';
 import { importModel } from '../../src/onnx/import';
 import { getOp } from '../../src/ops/registry';
-import type { TypedArray } from '../../src/tensor';
+import { relL2 } from '../helpers/metrics';
 
 const MODELS_DIR = path.resolve(__dirname, '..', '..', 'models');
 const TOL = 1e-4;
@@ -76,17 +76,6 @@ function ortRun(model: string, runs: Record<string, Tensor>[]): { name: string; 
       return { ...o, data: new Float32Array(new Uint8Array(b).buffer) };
     }),
   );
-}
-
-function relL2(got: TypedArray, ref: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    const d = Number(got[i]) - ref[i];
-    num += d * d;
-    den += ref[i] * ref[i];
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
 }
 
 test('every model file is present (models/README.md says how to make them)', () => {

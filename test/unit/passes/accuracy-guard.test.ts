@@ -16,6 +16,7 @@ import { guardHalfPrecision } from '../../../src/passes/accuracy-guard';
 import { assignHalfPrecision } from '../../../src/passes/precision-assignment';
 import { Tensor } from '../../../src/tensor';
 import { buildModel } from '../../helpers/model-builder';
+import { relL2 } from '../../helpers/metrics';
 
 const N = 4;
 const K = 512;
@@ -57,16 +58,6 @@ function run(plan: Plan): Float32Array {
   return new Float32Array(native().runPlan(encodePlan(plan), [X])[0]);
 }
 
-function relError(ref: Float32Array, got: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num += (got[i] - ref[i]) ** 2;
-    den += ref[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
 describe('fp16 accuracy guard', () => {
   test('a MatMul beyond the float16 range is pinned; the fp16 plan then matches fp32', () => {
     const ref = run(planOf(W_BIG, 1e-5));
@@ -94,7 +85,7 @@ describe('fp16 accuracy guard', () => {
     expect(half.sort()).toEqual(['shift', 'sm']);
     const got = run(plan);
     expect(got.every(Number.isFinite)).toBe(true);
-    expect(relError(ref, got)).toBeLessThan(1e-2);
+    expect(relL2(got, ref)).toBeLessThan(1e-2);
   });
 
   test('a well-behaved model pins nothing and stays fp16 throughout', () => {
@@ -104,7 +95,7 @@ describe('fp16 accuracy guard', () => {
     expect(guardWarnings(guard)).toEqual([]);
     const ref = run(planOf(W_SMALL, 0.5));
     expect(assignHalfPrecision(plan, new Set()).half.sort()).toEqual(['mm', 'scale', 'shift', 'sm']);
-    expect(relError(ref, run(plan))).toBeLessThan(1e-2);
+    expect(relL2(run(plan), ref)).toBeLessThan(1e-2);
   });
 
   test('a layer whose fp16 error grows beyond the bound is pinned in a checking round', () => {
@@ -139,7 +130,7 @@ describe('fp16 accuracy guard', () => {
       const precision = Object.fromEntries(report.layers.filter((l) => l.kind !== 'Cast').map((l) => [l.name, l.precision]));
       expect(precision).toEqual({ shift: 'fp16', mm: 'fp32', scale: 'fp32', sm: 'fp16' });
       const { y } = await engine.infer({ x: new Tensor('float32', X, [N, K]) });
-      expect(relError(run(planOf(W_BIG, 1e-5)), y.data as Float32Array)).toBeLessThan(1e-2);
+      expect(relL2(y.data as Float32Array, run(planOf(W_BIG, 1e-5)))).toBeLessThan(1e-2);
     } finally {
       engine.dispose();
     }

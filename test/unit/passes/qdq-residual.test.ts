@@ -9,6 +9,7 @@
 import { Tensor, compile } from '../../../src';
 import { buildModel } from '../../helpers/model-builder';
 import { rng } from '../ops/tactic-helpers';
+import { cosine } from '../../helpers/metrics';
 
 const r = rng(11);
 const w = (n: number, fanIn: number) => Array.from({ length: n }, () => (r() * 2 - 1) * Math.sqrt(6 / fanIn));
@@ -43,16 +44,6 @@ const feeds = (n: number, seed: number) => {
   const g = rng(seed);
   return Array.from({ length: n }, () => ({ x: new Tensor('float32', Float32Array.from({ length: C * 100 }, () => g() * 2 - 1), [1, C, 10, 10]) }));
 };
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let ab = 0, aa = 0, bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
 test('a residual that is also quantized for the next convolution is read in int8; the blocks pass int8 tensors only', async () => {
   const e = await compile(model, { precision: 'int8', calibration: feeds(8, 1) });

@@ -12,6 +12,7 @@ import { Tensor, compile, loadEngine } from '../../../src';
 import { KilnError } from '../../../src/errors';
 import { rng } from '../ops/tactic-helpers';
 import { QDQ_OUT_STEP, qdqModel, smallCnn } from './quant-models';
+import { cosine } from '../../helpers/metrics';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-int8-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -20,18 +21,6 @@ function feeds(n: number, seed: number, dims = [1, 3, 16, 16]): Record<string, T
   const r = rng(seed);
   const size = dims.reduce((a, b) => a * b, 1);
   return Array.from({ length: n }, () => ({ x: new Tensor('float32', Float32Array.from({ length: size }, () => r() * 2 - 1), dims) }));
-}
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
 }
 
 async function outputs(model: Uint8Array, options: Parameters<typeof compile>[1], inputs: Record<string, Tensor>[]): Promise<Float32Array[]> {
