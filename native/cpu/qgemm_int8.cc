@@ -42,21 +42,23 @@ Params read_params(const LayerInfo& L, int64_t channels) {
   }
   p.act = parse_activation(L);
   p.out = L.out[0]->dtype;
+  // the scale and zero point of a quantized tensor of type t, from attributes <name>_scale and <name>_zero_point
+  auto quantized = [&](const char* name, DType t, const char* what, float& scale, int32_t& zp) {
+    const std::string s = std::string(name) + "_scale", z = std::string(name) + "_zero_point";
+    scale = static_cast<float>(op.f(s));
+    zp = static_cast<int32_t>(op.i(z));
+    if (!(scale > 0) || !std::isfinite(scale)) bad(s + " must be positive and finite");
+    if (t == DType::U8 ? (zp < 0 || zp > 255) : (zp < -128 || zp > 127)) bad(z + " is out of the " + what + " type's range");
+  };
   if (p.out == DType::I8 || p.out == DType::U8) {
-    p.y_scale = static_cast<float>(op.f("y_scale"));
-    p.y_zp = static_cast<int32_t>(op.i("y_zero_point"));
-    if (!(p.y_scale > 0) || !std::isfinite(p.y_scale)) bad("y_scale must be positive and finite");
-    if (p.out == DType::U8 ? (p.y_zp < 0 || p.y_zp > 255) : (p.y_zp < -128 || p.y_zp > 127)) bad("y_zero_point is out of the output type's range");
+    quantized("y", p.out, "output", p.y_scale, p.y_zp);
   } else if (p.out != DType::F32) {
     bad(std::string("the output must be float32, int8 or uint8, got ") + dtype_name(p.out));
   }
   if (L.in.size() > 3 && L.in[3]) {
     p.res = L.in[3]->dtype;
     if (p.res == DType::I8 || p.res == DType::U8) {
-      p.r_scale = static_cast<float>(op.f("residual_scale"));
-      p.r_zp = static_cast<int32_t>(op.i("residual_zero_point"));
-      if (!(p.r_scale > 0) || !std::isfinite(p.r_scale)) bad("residual_scale must be positive and finite");
-      if (p.res == DType::U8 ? (p.r_zp < 0 || p.r_zp > 255) : (p.r_zp < -128 || p.r_zp > 127)) bad("residual_zero_point is out of the residual type's range");
+      quantized("residual", p.res, "residual", p.r_scale, p.r_zp);
     } else if (p.res != DType::F32) {
       bad(std::string("the residual must be float32, int8 or uint8, got ") + dtype_name(p.res));
     }
