@@ -313,9 +313,11 @@ export function layoutWanted(o: ResolvedOptions, backend: 'cpu' | 'cuda', half =
  */
 export function layoutPlan(plan: Plan, o: ResolvedOptions, backend: 'cpu' | 'cuda', half = o.precision === 'fp16'): { layout?: LayoutResult; cpuPlan: Plan } {
   if (!layoutWanted(o, backend, half)) return { cpuPlan: plan };
-  const before = clonePlan(plan);
-  const layout = assignLayout(plan, { channelsLast: CHANNELS_LAST[backend] });
-  const cpuRuns = plan.ops.every((op) => op.attrs.channels_last?.v !== 1 || CHANNELS_LAST.cpu.has(op.kind));
+  // a copy only when the plan holds a kind this backend may convert and the CPU cannot run converted
+  const kinds = CHANNELS_LAST[backend];
+  const before = plan.ops.some((op) => kinds.has(op.kind) && !CHANNELS_LAST.cpu.has(op.kind)) ? clonePlan(plan) : undefined;
+  const layout = assignLayout(plan, { channelsLast: kinds });
+  const cpuRuns = !before || plan.ops.every((op) => op.attrs.channels_last?.v !== 1 || CHANNELS_LAST.cpu.has(op.kind));
   return { layout, cpuPlan: cpuRuns ? plan : before };
 }
 
