@@ -15,6 +15,8 @@
 // flight while tile t is multiplied. Shared rows are 80 bytes apart, so the 8 rows of each ldmatrix
 // phase hit 32 distinct banks. The epilogue is int8_epilogue.cuh's put(), element by element (the
 // CPU's rounding), from the accumulators; with split K (below) from the summed partial products.
+#include <type_traits>
+
 #include "int8_epilogue.cuh"
 #include "int8_mma.cuh"
 
@@ -22,10 +24,26 @@ namespace kiln {
 namespace i8cu {
 namespace {
 
-// Pipeline depth: 4 stages for 64-position blocks (40 KB of shared memory), 3 for 128 (45 KB).
-template <int BM>
-__host__ __device__ constexpr int stages() { return BM == 64 ? 4 : 3; }
 constexpr int kRow = kMmaBK + 16;  // shared row stride in bytes
+
+// A block shape: BM output positions x BN output channels, warps of WM x WN (each WM / 16 x WN / 8
+// mma tiles per 32-deep step), STAGES tiles of K in flight. The thread of index tid copies the 16-byte
+// run tid % 4 of rows tid / 4 + j * (threads / 4) of each A and B tile.
+template <int BM_, int BN_, int WM, int WN, int STAGES>
+struct Shape {
+  static constexpr int BM = BM_, BN = BN_, kStages = STAGES, kWarpsN = BN / WN, kThreads = (BM / WM) * kWarpsN * 32;
+  static constexpr int kMT = WM / 16, kNT = WN / 8, kWM = WM, kWN = WN;
+  static constexpr int kARows = BM * 4 / kThreads, kBRows = BN * 4 / kThreads;
+  static constexpr int kStageBytes = (BM + BN) * kRow, kSmem = STAGES * kStageBytes;
+  static_assert(kARows >= 1 && kBRows >= 1 && kNT % 2 == 0, "shape");
+};
+// The shapes by ClTile (int8_kernels.h): 64 x 64 and 128 x 64 with 32 x 32 warps (4 and 3 stages:
+// 40 and 45 KB of shared memory), 128 x 128 and 256 x 128 with 64 x 64 warps (twice the multiplies
+// per byte of shared memory read; 80 and 90 KB).
+using Shape64 = Shape<64, 64, 32, 32, 4>;
+using Shape128 = Shape<128, 64, 32, 32, 3>;
+using Shape128x128 = Shape<128, 128, 64, 64, 4>;
+using Shape256x128 = Shape<256, 128, 64, 64, 3>;
 
 // 16 bytes global → shared, asynchronously; the bytes past `src_bytes` (0 or 16) are zero-filled.
 __device__ __forceinline__ void copy16(void* smem, const void* gmem, int src_bytes) {
@@ -66,68 +84,83 @@ struct SplitK {
   unsigned* arrivals = nullptr;  // one per output tile
 };
 
-template <int BM>
-__global__ void __launch_bounds__(BM * 2) mma_cl_kernel(Geom g, const int8_t* __restrict__ x, const int8_t* __restrict__ wp, Epilogue ep, int K, int Kp,
-                                                         int Mgp, int positions, SplitK sk) {
-  constexpr int kThreadsPerBlock = BM * 2;
-  constexpr int kBRuns = 64 * 4 / kThreadsPerBlock;  // 16-byte runs of the W tile per thread
-  constexpr int kStages = stages<BM>();
-  __shared__ __align__(16) int8_t As[kStages][BM * kRow];
-  __shared__ __align__(16) int8_t Bs[kStages][64 * kRow];
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wm = warp >> 1, wn = warp & 1;
+template <class S>
+__global__ void __launch_bounds__(S::kThreads) mma_cl_kernel(Geom g, const int8_t* __restrict__ x, const int8_t* __restrict__ wp, Epilogue ep, int K, int Kp,
+                                                              int Mgp, int positions, SplitK sk, bool quads, int fast) {
+  constexpr int BM = S::BM, BN = S::BN, kStages = S::kStages, kMT = S::kMT, kNT = S::kNT, kRowStep = S::kThreads / 4;
+  extern __shared__ __align__(16) int8_t smem[];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wm = warp / S::kWarpsN, wn = warp % S::kWarpsN;
   const int gq = lane >> 2, tq = lane & 3;
-  const int grp = blockIdx.z / sk.split, part = blockIdx.z % sk.split, m0 = blockIdx.y * 64, p0 = blockIdx.x * BM;
+  const int grp = blockIdx.z / sk.split, part = blockIdx.z % sk.split, m0 = blockIdx.y * BN, p0 = blockIdx.x * BM;
   const int osz = g.out[0] * g.out[1] * g.out[2];
   const int64_t isz = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
 
-  // This thread copies run `run` (bytes run * 16 ..) of rows r0 and r0 + BM / 2 of each A tile.
+  // This thread's A rows: the window origin (bz, by, bx) of the row's output position, and the offset
+  // of that origin's pixel in X (channel 0 of the group), which may lie outside X (never read there).
   const int run = tid & 3, r0 = tid >> 2;
-  int bz[2], by[2], bx[2];
-  bool pv[2];
-  const int8_t* xrow[2];
+  int bz[S::kARows], by[S::kARows], bx[S::kARows];
+  int64_t xoff[S::kARows];
 #pragma unroll
-  for (int j = 0; j < 2; ++j) {
-    const int p = p0 + r0 + j * (BM / 2);
-    pv[j] = p < positions;
-    const int pp = pv[j] ? p : 0;
+  for (int j = 0; j < S::kARows; ++j) {
+    const int p = p0 + r0 + j * kRowStep;
+    const int pp = p < positions ? p : 0;
     const int n = pp / osz, o = pp % osz;
     const int ox = o % g.out[2], oy = (o / g.out[2]) % g.out[1], oz = o / (g.out[2] * g.out[1]);
-    bz[j] = oz * g.s[0] - g.p[0];
+    bz[j] = p < positions ? oz * g.s[0] - g.p[0] : -(1 << 29);  // a row past the end: always out of range
     by[j] = oy * g.s[1] - g.p[1];
     bx[j] = ox * g.s[2] - g.p[2];
-    xrow[j] = x + static_cast<int64_t>(n) * isz * g.C + static_cast<int64_t>(grp) * g.Cg;
+    xoff[j] = (static_cast<int64_t>(n) * isz + (static_cast<int64_t>(bz[j]) * g.in[1] + by[j]) * g.in[2] + bx[j]) * g.C + static_cast<int64_t>(grp) * g.Cg;
   }
-  const int8_t* wbase = wp + (static_cast<int64_t>(grp) * Mgp + m0) * Kp;
-
-  auto load_tile = [&](int stage, int k0) {
-    const int k = k0 + run * 16;
-    int c = 0, kx = 0, ky = 0, kz = 0;
-    if (k < K) {
-      const int tap = k / g.Cg;
-      c = k - tap * g.Cg;
-      kx = tap % g.k[2];
-      ky = (tap / g.k[2]) % g.k[1];
-      kz = tap / (g.k[2] * g.k[1]);
-    }
-#pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      const int iz = bz[j] + kz * g.d[0], iy = by[j] + ky * g.d[1], ix = bx[j] + kx * g.d[2];
-      const bool ok = pv[j] && k < K && iz >= 0 && iz < g.in[0] && iy >= 0 && iy < g.in[1] && ix >= 0 && ix < g.in[2];
-      const int8_t* src = ok ? xrow[j] + ((static_cast<int64_t>(iz) * g.in[1] + iy) * g.in[2] + ix) * g.C + c : x;
-      copy16(&As[stage][(r0 + j * (BM / 2)) * kRow + run * 16], src, ok ? 16 : 0);
-    }
-#pragma unroll
-    for (int j = 0; j < kBRuns; ++j) {
-      const int q = tid + j * kThreadsPerBlock, row = q >> 2, brun = q & 3;
-      copy16(&Bs[stage][row * kRow + brun * 16], wbase + static_cast<int64_t>(row) * Kp + k0 + brun * 16, 16);
-    }
-  };
-
-  int32_t acc[2][4][4] = {};
 
   // this part's K tiles [first, first + tiles)
   const int all = Kp / kMmaBK, share = (all + sk.split - 1) / sk.split, first = part * share;
   const int tiles = min(share, all - first);
+
+  // The window position of this thread's run in the next tile to load: k = kc + tap * Cg, the tap
+  // (kz, ky, kx) of the window; advanced by one tile per load without divisions.
+  int kn = first * kMmaBK + run * 16, kc = 0, kx = 0, ky = 0, kz = 0;
+  if (kn < K) {
+    const int tap = kn / g.Cg;
+    kc = kn - tap * g.Cg;
+    kx = tap % g.k[2];
+    ky = (tap / g.k[2]) % g.k[1];
+    kz = tap / (g.k[2] * g.k[1]);
+  }
+  const int8_t* wrow[S::kBRows];
+#pragma unroll
+  for (int j = 0; j < S::kBRows; ++j) {
+    const int mrow = m0 + r0 + j * kRowStep;  // rows past Mgp (blocks of 128 over 64-padded W) read zeros
+    wrow[j] = mrow < Mgp ? wp + (static_cast<int64_t>(grp) * Mgp + mrow) * Kp + run * 16 : nullptr;
+  }
+
+  auto load_tile = [&](int stage, int k0) {
+    int8_t* as = smem + stage * S::kStageBytes;
+    int8_t* bs = as + BM * kRow;
+    const bool kin = kn < K;
+    const int dz = kz * g.d[0], dy = ky * g.d[1], dx = kx * g.d[2];
+    const int64_t tap = ((static_cast<int64_t>(dz) * g.in[1] + dy) * g.in[2] + dx) * g.C + kc;
+#pragma unroll
+    for (int j = 0; j < S::kARows; ++j) {
+      const bool ok = kin && static_cast<unsigned>(bz[j] + dz) < static_cast<unsigned>(g.in[0]) && static_cast<unsigned>(by[j] + dy) < static_cast<unsigned>(g.in[1]) &&
+                      static_cast<unsigned>(bx[j] + dx) < static_cast<unsigned>(g.in[2]);
+      copy16(as + (r0 + j * kRowStep) * kRow + run * 16, ok ? x + xoff[j] + tap : x, ok ? 16 : 0);
+    }
+#pragma unroll
+    for (int j = 0; j < S::kBRows; ++j) copy16(bs + (r0 + j * kRowStep) * kRow + run * 16, wrow[j] ? wrow[j] + k0 : wp, wrow[j] ? 16 : 0);
+    // the next tile's window position
+    kn += kMmaBK;
+    kc += kMmaBK;
+    while (kc >= g.Cg) {
+      kc -= g.Cg;
+      if (++kx == g.k[2]) {
+        kx = 0;
+        if (++ky == g.k[1]) ky = 0, ++kz;
+      }
+    }
+  };
+
+  int32_t acc[kMT][kNT][4] = {};
+
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
     if (s < tiles) load_tile(s, (first + s) * kMmaBK);
@@ -141,94 +174,152 @@ __global__ void __launch_bounds__(BM * 2) mma_cl_kernel(Geom g, const int8_t* __
     copy_commit();
     // this lane's ldmatrix rows: A matrices (rows 0-7 | 8-15) x (bytes 0-15 | 16-31) of a 16-row
     // tile; B matrices (bytes 0-15 | 16-31) x (channels 0-7 | 8-15) of a 16-channel pair of n-tiles
-    const int8_t* as = As[t % kStages] + (wm * 32 + (lane & 15)) * kRow + (lane >> 4) * 16;
-    const int8_t* bs = Bs[t % kStages] + (wn * 32 + (lane >> 4) * 8 + (lane & 7)) * kRow + ((lane >> 3) & 1) * 16;
+    const int8_t* stage = smem + (t % kStages) * S::kStageBytes;
+    const int8_t* as = stage + (wm * S::kWM + (lane & 15)) * kRow + (lane >> 4) * 16;
+    const int8_t* bs = stage + BM * kRow + (wn * S::kWN + (lane >> 4) * 8 + (lane & 7)) * kRow + ((lane >> 3) & 1) * 16;
 #pragma unroll
     for (int kk = 0; kk < kMmaBK; kk += 32) {
-      uint32_t af[2][4], bf[4][2];
+      uint32_t af[kMT][4], bf[kNT][2];
 #pragma unroll
-      for (int mt = 0; mt < 2; ++mt) ldmatrix4(af[mt], as + mt * 16 * kRow + kk);
+      for (int mt = 0; mt < kMT; ++mt) ldmatrix4(af[mt], as + mt * 16 * kRow + kk);
 #pragma unroll
-      for (int np = 0; np < 2; ++np) {
+      for (int np = 0; np < kNT / 2; ++np) {
         uint32_t b4[4];
         ldmatrix4(b4, bs + np * 16 * kRow + kk);
         bf[2 * np][0] = b4[0], bf[2 * np][1] = b4[1], bf[2 * np + 1][0] = b4[2], bf[2 * np + 1][1] = b4[3];
       }
 #pragma unroll
-      for (int mt = 0; mt < 2; ++mt)
+      for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt) mma_s8(acc[mt][nt], af[mt], bf[nt]);
+        for (int nt = 0; nt < kNT; ++nt) mma_s8(acc[mt][nt], af[mt], bf[nt]);
     }
   }
   copy_wait<0>();
 
-  // every output element this thread holds: f(acc, pp, mg) for position pp, channel mg of the group
-  auto each_output = [&](auto f) {
+  // The epilogue: the accumulators go through shared memory (rows of BN + 8 int32: the fragments'
+  // 8-byte stores hit distinct banks), kRows output positions at a time, and every thread then takes
+  // runs of 4 channels in a rolled loop: 16-byte shared loads, 4-byte (float32: 16-byte) residual loads
+  // and stores along the channels, coalesced, and one copy of the epilogue's code (unrolled per
+  // element, the kernel outgrew the instruction cache).
+  constexpr int kLd = BN + 8, kPasses = (BM * kLd * 4 + S::kSmem - 1) / S::kSmem, kRows = BM / kPasses, kQuads = kRows * BN / 4;
+  static_assert(kRows % S::kWM == 0, "epilogue passes");
+  int32_t* tile = reinterpret_cast<int32_t*>(smem);
+#pragma unroll 1
+  for (int pass = 0; pass < kPasses; ++pass) {
+    __syncthreads();  // the pipeline's (or the last pass's) reads of shared memory are done
+    if (wm * S::kWM / kRows == pass) {
 #pragma unroll
-    for (int mt = 0; mt < 2; ++mt)
+      for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
-      for (int hr = 0; hr < 2; ++hr) {
-        const int pp = p0 + wm * 32 + mt * 16 + gq + hr * 8;
-        if (pp >= positions) continue;
+        for (int hr = 0; hr < 2; ++hr)
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int mg = m0 + wn * 32 + nt * 8 + tq * 2 + e;
-            if (mg < g.Mg) f(acc[mt][nt][hr * 2 + e], pp, mg);
-          }
+          for (int nt = 0; nt < kNT; ++nt)
+            *reinterpret_cast<int2*>(tile + (wm * S::kWM - pass * kRows + mt * 16 + gq + hr * 8) * kLd + wn * S::kWN + nt * 8 + tq * 2) =
+                make_int2(acc[mt][nt][hr * 2], acc[mt][nt][hr * 2 + 1]);
+    }
+    __syncthreads();
+    const int pbase = p0 + pass * kRows;
+    if (sk.split > 1) {
+      // add this part's sums, then the last part of the tile takes them all (kPasses is 1)
+#pragma unroll 1
+      for (int q = tid; q < kRows * BN; q += S::kThreads) {
+        const int r = q / BN, c = q % BN;
+        if (pbase + r < positions && m0 + c < g.Mg) atomicAdd(&sk.sums[static_cast<int64_t>(pbase + r) * g.M + grp * g.Mg + m0 + c], tile[r * kLd + c]);
       }
-  };
-  if (sk.split > 1) {
-    // add this part's sums, then the last part of the tile takes them all
-    each_output([&](int32_t& a, int pp, int mg) { atomicAdd(&sk.sums[static_cast<int64_t>(pp) * g.M + grp * g.Mg + mg], a); });
-    __threadfence();
-    __syncthreads();
-    __shared__ unsigned last;
-    if (tid == 0) last = atomicAdd(&sk.arrivals[(static_cast<int64_t>(grp) * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x], 1u) == static_cast<unsigned>(sk.split - 1);
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
-    each_output([&](int32_t& a, int pp, int mg) { a = __ldcg(&sk.sums[static_cast<int64_t>(pp) * g.M + grp * g.Mg + mg]); });
+      __threadfence();
+      __syncthreads();
+      __shared__ unsigned last;
+      if (tid == 0) last = atomicAdd(&sk.arrivals[(static_cast<int64_t>(grp) * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x], 1u) == static_cast<unsigned>(sk.split - 1);
+      __syncthreads();
+      if (!last) return;
+      __threadfence();
+#pragma unroll 1
+      for (int q = tid; q < kRows * BN; q += S::kThreads) {
+        const int r = q / BN, c = q % BN;
+        if (pbase + r < positions && m0 + c < g.Mg) tile[r * kLd + c] = __ldcg(&sk.sums[static_cast<int64_t>(pbase + r) * g.M + grp * g.Mg + m0 + c]);
+      }
+      __syncthreads();
+    }
+    if (fast >= 0) {
+      // each thread keeps the same 4 channels over its rows (threads a multiple of BN / 4)
+      static_assert(S::kThreads % (BN / 4) == 0, "epilogue channels per thread");
+      const int c = (tid % (BN / 4)) * 4, mg = m0 + c, m = grp * g.Mg + mg;
+      if (mg < g.Mg)
+        fast_quad_dispatch(fast, [&](auto* tag) {
+          using F = std::remove_pointer_t<decltype(tag)>;
+          const F f(ep, m);
+#pragma unroll 1
+          for (int r = tid / (BN / 4); r < kRows && pbase + r < positions; r += S::kThreads / (BN / 4))
+            f.put(ep, static_cast<int64_t>(pbase + r) * g.M + m, *reinterpret_cast<const int4*>(tile + r * kLd + c));
+        });
+      continue;
+    }
+#pragma unroll 1
+    for (int q = tid; q < kQuads; q += S::kThreads) {
+      const int r = q / (BN / 4), c = (q % (BN / 4)) * 4, pp = pbase + r, mg = m0 + c;
+      if (pp >= positions || mg >= g.Mg) continue;
+      const int m = grp * g.Mg + mg;
+      const int64_t i = static_cast<int64_t>(pp) * g.M + m;
+      const int4 a = *reinterpret_cast<const int4*>(tile + r * kLd + c);
+      if (quads) {
+        put_quad(ep, i, m, a);
+      } else {
+        const int32_t v[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll 1
+        for (int e = 0; e < 4 && mg + e < g.Mg; ++e) put(ep, i + e, m + e, v[e]);
+      }
+    }
   }
-  each_output([&](int32_t& a, int pp, int mg) {
-    const int m = grp * g.Mg + mg;
-    put(ep, static_cast<int64_t>(pp) * g.M + m, m, a);
-  });
+}
+
+template <class S>
+cudaError_t launch(const Geom& g, int positions, int K, int split, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, const SplitK& sk, cudaStream_t s) {
+  if (S::kSmem > 48 * 1024) {
+    // once per process (the attribute holds for every later launch on the device)
+    static const cudaError_t set = cudaFuncSetAttribute(mma_cl_kernel<S>, cudaFuncAttributeMaxDynamicSharedMemorySize, S::kSmem);
+    if (set != cudaSuccess) return set;
+  }
+  const int Mgp = mma_mgp(g);
+  dim3 grid((positions + S::BM - 1) / S::BM, (Mgp + S::BN - 1) / S::BN, g.G * split);
+  const bool quads = g.Mg % 4 == 0 && quad_ok(ep);
+  mma_cl_kernel<S><<<grid, S::kThreads, S::kSmem, s>>>(g, x, wpacked, ep, K, mma_kp(g), Mgp, positions, sk, quads, quads ? fast_quad_kind(ep) : -1);
+  return cudaGetLastError();
 }
 
 }  // namespace
 
-int mma_cl_tiles(const Geom& g, int bm) {
+int cl_bm(ClTile t) { return t == kCl64 ? 64 : t == kCl256x128 ? 256 : 128; }
+int cl_bn(ClTile t) { return t == kCl128x128 || t == kCl256x128 ? 128 : 64; }
+
+int mma_cl_tiles(const Geom& g, ClTile t) {
   const int positions = g.N * g.out[0] * g.out[1] * g.out[2];
-  return (positions + bm - 1) / bm * (mma_mgp(g) / kMmaBN) * g.G;
+  return (positions + cl_bm(t) - 1) / cl_bm(t) * ((mma_mgp(g) + cl_bn(t) - 1) / cl_bn(t)) * g.G;
 }
 
 bool mma_cl_fits(const Geom& g, bool u8, int pad8) {
   return g.channels_last && !u8 && pad8 == 0 && g.Cg % 16 == 0 && g.C % 16 == 0 && g.G <= 65535 && g.Cg * g.k[0] * g.k[1] * g.k[2] <= (1 << 30);
 }
 
-cudaError_t conv_mma_cl(const Geom& g, int bm, int split, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, void* workspace, cudaStream_t s) {
+cudaError_t conv_mma_cl(const Geom& g, ClTile t, int split, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, void* workspace, cudaStream_t s) {
   const int positions = g.N * g.out[0] * g.out[1] * g.out[2];
   if (positions <= 0 || g.M <= 0) return cudaSuccess;
   const int K = g.Cg * g.k[0] * g.k[1] * g.k[2];
   SplitK sk;
   if (split > 1) {
     size_t sums = mma_cl_sums_bytes(g);
-    cudaError_t e = cudaMemsetAsync(workspace, 0, sums + static_cast<size_t>(mma_cl_tiles(g, bm)) * sizeof(unsigned), s);
+    cudaError_t e = cudaMemsetAsync(workspace, 0, sums + static_cast<size_t>(mma_cl_tiles(g, t)) * sizeof(unsigned), s);
     if (e != cudaSuccess) return e;
     sk.split = split;
     sk.sums = static_cast<int32_t*>(workspace);
     sk.arrivals = reinterpret_cast<unsigned*>(static_cast<uint8_t*>(workspace) + sums);
   }
-  if (bm == 128) {
-    dim3 grid((positions + 127) / 128, mma_mgp(g) / kMmaBN, g.G * sk.split);
-    mma_cl_kernel<128><<<grid, 256, 0, s>>>(g, x, wpacked, ep, K, mma_kp(g), mma_mgp(g), positions, sk);
-  } else {
-    dim3 grid((positions + 63) / 64, mma_mgp(g) / kMmaBN, g.G * sk.split);
-    mma_cl_kernel<64><<<grid, 128, 0, s>>>(g, x, wpacked, ep, K, mma_kp(g), mma_mgp(g), positions, sk);
+  switch (t) {
+    case kCl64: return launch<Shape64>(g, positions, K, sk.split, x, wpacked, ep, sk, s);
+    case kCl128: return launch<Shape128>(g, positions, K, sk.split, x, wpacked, ep, sk, s);
+    case kCl128x128: return launch<Shape128x128>(g, positions, K, sk.split, x, wpacked, ep, sk, s);
+    case kCl256x128: return launch<Shape256x128>(g, positions, K, sk.split, x, wpacked, ep, sk, s);
   }
-  return cudaGetLastError();
+  return cudaErrorInvalidValue;
 }
 
 }  // namespace i8cu

@@ -17,15 +17,12 @@ namespace i8cu {
 __device__ __forceinline__ float std_min(float a, float b) { return b < a ? b : a; }
 __device__ __forceinline__ float std_max(float a, float b) { return a < b ? b : a; }
 
-__device__ __forceinline__ float activate(const Epilogue& e, float v) {
+// The activations with transcendental functions, out of line: inlined at each of an epilogue's
+// unrolled elements they made the kernels larger than the instruction cache.
+static __device__ __noinline__ float activate_math(const Epilogue& e, float v) {
   switch (e.act) {
-    case Activation::Relu: return v < 0.f ? 0.f : v;
-    case Activation::Clip: return v < e.lo ? e.lo : (v > e.hi ? e.hi : v);
     case Activation::Sigmoid: return __fdiv_rn(1.f, __fadd_rn(1.f, expf(-v)));
     case Activation::Tanh: return tanhf(v);
-    case Activation::LeakyRelu: return v < 0.f ? __fmul_rn(e.alpha, v) : v;
-    case Activation::HardSigmoid: return std_max(0.f, std_min(1.f, __fadd_rn(__fmul_rn(e.alpha, v), e.beta)));
-    case Activation::HardSwish: return __fmul_rn(v, std_max(0.f, std_min(1.f, __fadd_rn(__fdiv_rn(v, 6.f), 0.5f))));
     case Activation::Gelu: return __fmul_rn(__fmul_rn(0.5f, v), __fadd_rn(1.f, erff(__fmul_rn(v, 0.70710678118654752440f))));
     case Activation::GeluTanh: {
       float cube = __fmul_rn(__fmul_rn(__fmul_rn(0.044715f, v), v), v);
@@ -36,32 +33,176 @@ __device__ __forceinline__ float activate(const Epilogue& e, float v) {
   }
 }
 
-// Output element i of channel c from its int32 sum.
-__device__ __forceinline__ void put(const Epilogue& e, int64_t i, int c, int32_t acc) {
-  if (e.corr) acc = static_cast<int32_t>(static_cast<uint32_t>(acc) - static_cast<uint32_t>(e.corr[c]));
-  float v = __fmul_rn(__int2float_rn(acc), e.mult[c]);
-  if (e.bias) v = __fadd_rn(v, e.bias[c]);
-  if (e.residual) {
-    float r;
-    if (e.res_type == kOutF32) r = static_cast<const float*>(e.residual)[i];
-    else {
-      int q = e.res_type == kOutI8 ? static_cast<int>(static_cast<const int8_t*>(e.residual)[i]) : static_cast<int>(static_cast<const uint8_t*>(e.residual)[i]);
-      r = __fmul_rn(__int2float_rn(q - static_cast<int>(e.r_zp)), e.r_scale);
-    }
-    v = __fadd_rn(v, r);
+__device__ __forceinline__ float activate(const Epilogue& e, float v) {
+  switch (e.act) {
+    case Activation::None: return v;
+    case Activation::Relu: return v < 0.f ? 0.f : v;
+    case Activation::Clip: return v < e.lo ? e.lo : (v > e.hi ? e.hi : v);
+    case Activation::LeakyRelu: return v < 0.f ? __fmul_rn(e.alpha, v) : v;
+    case Activation::HardSigmoid: return std_max(0.f, std_min(1.f, __fadd_rn(__fmul_rn(e.alpha, v), e.beta)));
+    case Activation::HardSwish: return __fmul_rn(v, std_max(0.f, std_min(1.f, __fadd_rn(__fdiv_rn(v, 6.f), 0.5f))));
+    default: return activate_math(e, v);
   }
-  v = activate(e, v);
-  if (e.out_type == kOutF32) {
-    static_cast<float*>(e.out)[i] = v;
-    return;
-  }
+}
+
+// A channel's constants, read once by kernels that put many elements of the channel.
+struct Chan {
+  float mult = 0, bias = 0;
+  int32_t corr = 0;
+};
+__device__ __forceinline__ Chan channel(const Epilogue& e, int c) {
+  Chan k;
+  k.mult = __ldg(e.mult + c);
+  if (e.bias) k.bias = __ldg(e.bias + c);
+  if (e.corr) k.corr = __ldg(e.corr + c);
+  return k;
+}
+
+// An int8/uint8 residual value q as the float it stands for.
+__device__ __forceinline__ float dequant_residual(const Epilogue& e, int q) { return __fmul_rn(__int2float_rn(q - static_cast<int>(e.r_zp)), e.r_scale); }
+__device__ __forceinline__ float residual_at(const Epilogue& e, int64_t i) {
+  if (e.res_type == kOutF32) return static_cast<const float*>(e.residual)[i];
+  return dequant_residual(e, e.res_type == kOutI8 ? static_cast<int>(static_cast<const int8_t*>(e.residual)[i]) : static_cast<int>(static_cast<const uint8_t*>(e.residual)[i]));
+}
+
+// The float result of sum acc in channel k with residual value r (read only when e.residual is set).
+__device__ __forceinline__ float value(const Epilogue& e, const Chan& k, int32_t acc, float r) {
+  if (e.corr) acc = static_cast<int32_t>(static_cast<uint32_t>(acc) - static_cast<uint32_t>(k.corr));
+  float v = __fmul_rn(__int2float_rn(acc), k.mult);
+  if (e.bias) v = __fadd_rn(v, k.bias);
+  if (e.residual) v = __fadd_rn(v, r);
+  return activate(e, v);
+}
+
+// v requantized for an int8 (OUT kOutI8) or uint8 output: the saturated integer.
+template <int OUT>
+__device__ __forceinline__ int requantize_as(const Epilogue& e, float v) {
   // 0 / y_scale is ±0: skip the division, whose IEEE slow path zeros can take (half of a ReLU's outputs)
   float r = __fadd_rn(rintf(v == 0.f ? v : __fdiv_rn(v, e.y_scale)), e.y_zp);
   if (isnan(r)) r = e.y_zp;
-  if (e.out_type == kOutI8)
-    static_cast<int8_t*>(e.out)[i] = static_cast<int8_t>(static_cast<int>(r < -128.f ? -128.f : (127.f < r ? 127.f : r)));
-  else
-    static_cast<uint8_t*>(e.out)[i] = static_cast<uint8_t>(static_cast<int>(r < 0.f ? 0.f : (255.f < r ? 255.f : r)));
+  if (OUT == kOutI8) return static_cast<int>(r < -128.f ? -128.f : (127.f < r ? 127.f : r));
+  return static_cast<int>(r < 0.f ? 0.f : (255.f < r ? 255.f : r));
+}
+__device__ __forceinline__ int requantize(const Epilogue& e, float v) { return e.out_type == kOutI8 ? requantize_as<kOutI8>(e, v) : requantize_as<kOutU8>(e, v); }
+
+// Output element i of channel c from its int32 sum.
+__device__ __forceinline__ void put(const Epilogue& e, int64_t i, int c, int32_t acc) {
+  const float v = value(e, channel(e, c), acc, e.residual ? residual_at(e, i) : 0.f);
+  if (e.out_type == kOutF32) static_cast<float*>(e.out)[i] = v;
+  else if (e.out_type == kOutI8) static_cast<int8_t*>(e.out)[i] = static_cast<int8_t>(requantize(e, v));
+  else static_cast<uint8_t*>(e.out)[i] = static_cast<uint8_t>(requantize(e, v));
+}
+
+// Elements i .. i + 3 (channels c .. c + 3) at once: one vector load of the residual, one vector store.
+// i must be a multiple of 4 and ep.out / ep.residual aligned to four of their elements (quad_ok).
+__host__ __device__ inline bool quad_ok(const Epilogue& e) {
+  const size_t out4 = e.out_type == kOutF32 ? 16 : 4, res4 = e.res_type == kOutF32 ? 16 : 4;
+  return reinterpret_cast<uintptr_t>(e.out) % out4 == 0 && (!e.residual || reinterpret_cast<uintptr_t>(e.residual) % res4 == 0);
+}
+__device__ __forceinline__ void put_quad(const Epilogue& e, int64_t i, int c, const int4& a) {
+  float r[4] = {0.f, 0.f, 0.f, 0.f};
+  if (e.residual) {
+    if (e.res_type == kOutF32) {
+      const float4 q = *reinterpret_cast<const float4*>(static_cast<const float*>(e.residual) + i);
+      r[0] = q.x, r[1] = q.y, r[2] = q.z, r[3] = q.w;
+    } else if (e.res_type == kOutI8) {
+      const char4 q = *reinterpret_cast<const char4*>(static_cast<const int8_t*>(e.residual) + i);
+      r[0] = dequant_residual(e, q.x), r[1] = dequant_residual(e, q.y), r[2] = dequant_residual(e, q.z), r[3] = dequant_residual(e, q.w);
+    } else {
+      const uchar4 q = *reinterpret_cast<const uchar4*>(static_cast<const uint8_t*>(e.residual) + i);
+      r[0] = dequant_residual(e, q.x), r[1] = dequant_residual(e, q.y), r[2] = dequant_residual(e, q.z), r[3] = dequant_residual(e, q.w);
+    }
+  }
+  const int32_t acc[4] = {a.x, a.y, a.z, a.w};
+  float v[4];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) v[j] = value(e, channel(e, c + j), acc[j], r[j]);
+  if (e.out_type == kOutF32) {
+    *reinterpret_cast<float4*>(static_cast<float*>(e.out) + i) = make_float4(v[0], v[1], v[2], v[3]);
+  } else {
+    int q[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) q[j] = requantize(e, v[j]);
+    if (e.out_type == kOutI8)
+      *reinterpret_cast<char4*>(static_cast<int8_t*>(e.out) + i) = make_char4(static_cast<signed char>(q[0]), static_cast<signed char>(q[1]), static_cast<signed char>(q[2]), static_cast<signed char>(q[3]));
+    else
+      *reinterpret_cast<uchar4*>(static_cast<uint8_t*>(e.out) + i) =
+          make_uchar4(static_cast<unsigned char>(q[0]), static_cast<unsigned char>(q[1]), static_cast<unsigned char>(q[2]), static_cast<unsigned char>(q[3]));
+  }
+}
+
+// The common case of int8 layers compiled for its types: int8/uint8 output (OUT), no residual or an
+// int8/uint8 one (RES: kNoResidual, kOutI8, kOutU8), ReLU or nothing, no zero-point corrections; four
+// consecutive channels (constants read once) at a time, equal to put() for each of them. Bias 0 for
+// none and fmaxf for ReLU differ from put() only in the sign of a zero or in NaN becoming 0 before the
+// division, and both requantize to the same integer.
+constexpr int kNoResidual = -1;
+//
+// The division by y_scale is a multiplication by its reciprocal where that provably rounds to the same
+// integer: q = v * (1 / y_scale) is within 1.5 * 2^-23 * |q| of the rounded quotient, so when q is
+// farther than 2^-21 * |q| from the nearest half-integer both round alike; otherwise (and for NaN and
+// infinities, where the test is false) the IEEE division decides, as in requantize_as.
+template <int OUT, int RES, bool RELU>
+struct FastQuad {
+  float mult[4], bias[4], inv;
+  __device__ __forceinline__ FastQuad(const Epilogue& e, int c) {
+    inv = __fdiv_rn(1.f, e.y_scale);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) mult[j] = __ldg(e.mult + c + j), bias[j] = e.bias ? __ldg(e.bias + c + j) : 0.f;
+  }
+  __device__ __forceinline__ int requantize(const Epilogue& e, float v) const {
+    const float q = __fmul_rn(v, inv);
+    float t = rintf(q);
+    if (!(fabsf(__fsub_rn(fabsf(__fsub_rn(q, t)), 0.5f)) > __fmul_rn(4.7683716e-7f, fabsf(q)))) return requantize_as<OUT>(e, v);
+    float r = __fadd_rn(t, e.y_zp);
+    if (OUT == kOutI8) return static_cast<int>(r < -128.f ? -128.f : (127.f < r ? 127.f : r));
+    return static_cast<int>(r < 0.f ? 0.f : (255.f < r ? 255.f : r));
+  }
+  // elements i .. i + 3 (i a multiple of 4, quad_ok(e))
+  __device__ __forceinline__ void put(const Epilogue& e, int64_t i, const int4& a) const {
+    const int32_t acc[4] = {a.x, a.y, a.z, a.w};
+    uint32_t res = 0, out = 0;
+    if (RES != kNoResidual) res = *reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(e.residual) + i);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      float v = __fadd_rn(__fmul_rn(__int2float_rn(acc[j]), mult[j]), bias[j]);
+      if (RES != kNoResidual) {
+        const int q = RES == kOutI8 ? static_cast<int>(static_cast<int8_t>(res >> (8 * j))) : static_cast<int>((res >> (8 * j)) & 255u);
+        v = __fadd_rn(v, dequant_residual(e, q));
+      }
+      if (RELU) v = fmaxf(v, 0.f);
+      out |= (static_cast<uint32_t>(requantize(e, v)) & 255u) << (8 * j);
+    }
+    *reinterpret_cast<uint32_t*>(static_cast<uint8_t*>(e.out) + i) = out;
+  }
+};
+
+// Which FastQuad fits e (an index for fast_quad_dispatch), or -1: the general put()/put_quad().
+__host__ __device__ inline int fast_quad_kind(const Epilogue& e) {
+  if (e.corr || (e.out_type != kOutI8 && e.out_type != kOutU8) || (e.act != Activation::None && e.act != Activation::Relu) || !quad_ok(e)) return -1;
+  const int res = !e.residual ? 0 : e.res_type == kOutI8 ? 1 : e.res_type == kOutU8 ? 2 : -1;
+  if (res < 0) return -1;
+  return ((e.out_type == kOutU8 ? 3 : 0) + res) * 2 + (e.act == Activation::Relu ? 1 : 0);
+}
+// f(a null FastQuad<...>*, naming the type) for kind k (0 .. 11)
+template <int OUT, int RES, bool RELU>
+using FastQuadTag = FastQuad<OUT, RES, RELU>*;
+template <class F>
+__device__ __forceinline__ void fast_quad_dispatch(int k, F&& f) {
+  switch (k) {
+    case 0: return f(FastQuadTag<kOutI8, kNoResidual, false>{});
+    case 1: return f(FastQuadTag<kOutI8, kNoResidual, true>{});
+    case 2: return f(FastQuadTag<kOutI8, kOutI8, false>{});
+    case 3: return f(FastQuadTag<kOutI8, kOutI8, true>{});
+    case 4: return f(FastQuadTag<kOutI8, kOutU8, false>{});
+    case 5: return f(FastQuadTag<kOutI8, kOutU8, true>{});
+    case 6: return f(FastQuadTag<kOutU8, kNoResidual, false>{});
+    case 7: return f(FastQuadTag<kOutU8, kNoResidual, true>{});
+    case 8: return f(FastQuadTag<kOutU8, kOutI8, false>{});
+    case 9: return f(FastQuadTag<kOutU8, kOutI8, true>{});
+    case 10: return f(FastQuadTag<kOutU8, kOutU8, false>{});
+    default: return f(FastQuadTag<kOutU8, kOutU8, true>{});
+  }
 }
 
 }  // namespace i8cu

@@ -16,6 +16,10 @@
 #              (top1_label)                                       -> $OUT/gpu.jsonl, $OUT/train.json
 #     sanitize compute-sanitizer memcheck over the model tests on cuda (test/gpu/models-cuda.test.ts,
 #              KILN_GPU_MODELS picks models)                      -> $OUT/sanitize.log
+#     kbench   nvcc builds bench/kernels/int8_conv_cl.cu with the int8 kernels and runs it (no Node):
+#              every channels-last block shape on ResNet-50's convolutions (KILN_KBENCH_ARGS);
+#              KILN_KBENCH_NCU=1 adds an Nsight Compute profile of one launch per shape
+#                                                                 -> $OUT/kbench.log (, $OUT/kbench-ncu.log)
 #
 # `test` needs .gpu/ made by scripts/gpu-pack.sh and carried: run({ command: 'scripts/gpu.sh test',
 # carry: ['.gpu'] }). `export` needs nothing carried. The exit status is the first failing stage's.
@@ -24,7 +28,7 @@ set -uo pipefail
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 [ $# -gt 0 ] || { usage; exit 2; }
 for s in "$@"; do
-  case "$s" in info|export|test|bench|trained|sanitize) ;; -h|--help) usage; exit 0 ;; *) echo "gpu.sh: unknown stage '$s'" >&2; usage >&2; exit 2 ;; esac
+  case "$s" in info|export|test|bench|trained|sanitize|kbench) ;; -h|--help) usage; exit 0 ;; *) echo "gpu.sh: unknown stage '$s'" >&2; usage >&2; exit 2 ;; esac
 done
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -148,6 +152,20 @@ stage_sanitize() {
     --error-exitcode 7 --target-processes all node node_modules/jest/bin/jest.js --selectProjects gpu --runInBand \
     test/gpu/models-cuda.test.ts > "$OUT/sanitize.log" 2>&1 || rc=$?
   grep -E '^(Tests:|=========.*ERROR SUMMARY|========= LEAK SUMMARY)' "$OUT/sanitize.log" | head
+  return "$rc"
+}
+
+stage_kbench() {
+  local bin="$WORK/int8_conv_cl" rc=0
+  nvcc -O3 -std=c++17 -arch=sm_90 -I. -Inative -Icuda -o "$bin" bench/kernels/int8_conv_cl.cu cuda/int8_conv_cl.cu cuda/int8_conv.cu 2>&1 | tail -20
+  [ -x "$bin" ] || return 1
+  # shellcheck disable=SC2086
+  "$bin" ${KILN_KBENCH_ARGS:-} 2>&1 | tee "$OUT/kbench.log" || rc=1
+  if [ "${KILN_KBENCH_NCU:-0}" = 1 ]; then
+    # one launch of each shape on the layers KILN_KBENCH_NCU_LAYER names (a substring), batch 32
+    ncu --clock-control none --kernel-name regex:mma_cl_kernel --section SpeedOfLight --section WarpStateStats --section Occupancy \
+      --section LaunchStats --section MemoryWorkloadAnalysis "$bin" --batch 32 --once --only "${KILN_KBENCH_NCU_LAYER:-3x3 64}" > "$OUT/kbench-ncu.log" 2>&1 || rc=1
+  fi
   return "$rc"
 }
 

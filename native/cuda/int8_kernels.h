@@ -68,18 +68,22 @@ void pack_mma_weights(const Geom& g, const int8_t* w, int8_t* dst);
 cudaError_t conv_mma(const Geom& g, Input x, int pad8, const int8_t* wpacked, const Epilogue& ep, cudaStream_t s);
 
 // Channels-last implicit GEMM (cuda/int8_conv_cl.cu): int8 X with zero point 0, Cg and C multiples of
-// 16, X 16-byte aligned; W packed by pack_mma_weights (channels-last order); bm 64 or 128 positions per
-// block. mma_cl_fits says whether the geometry and activations qualify (the alignment is the caller's).
-// split > 1 divides K among that many blocks per output tile (for grids too small for the GPU); it
-// needs a workspace of mma_cl_workspace(g, bm) bytes (int32 sums and arrival counters, zeroed by the
-// launch). mma_cl_tiles: output tiles (blocks without split).
+// 16, X 16-byte aligned; W packed by pack_mma_weights (channels-last order). ClTile names the block
+// shape, positions x channels: 64 x 64 and 128 x 64 (warps of 32 x 32), 128 x 128 and 256 x 128
+// (warps of 64 x 64, for large layers). mma_cl_fits says whether the geometry and activations qualify
+// (the alignment is the caller's). split > 1 divides K among that many blocks per output tile (for
+// grids too small for the GPU); it needs a workspace of mma_cl_workspace(g, t) bytes (int32 sums and
+// arrival counters, zeroed by the launch). mma_cl_tiles: output tiles (blocks without split).
+enum ClTile : int { kCl64 = 0, kCl128 = 1, kCl128x128 = 2, kCl256x128 = 3 };
+int cl_bm(ClTile t);
+int cl_bn(ClTile t);
 bool mma_cl_fits(const Geom& g, bool u8, int pad8);
-int mma_cl_tiles(const Geom& g, int bm);
+int mma_cl_tiles(const Geom& g, ClTile t);
 inline size_t mma_cl_sums_bytes(const Geom& g) {
   return (static_cast<size_t>(g.N) * g.out[0] * g.out[1] * g.out[2] * g.M * sizeof(int32_t) + 255) / 256 * 256;
 }
-inline size_t mma_cl_workspace(const Geom& g, int bm) { return mma_cl_sums_bytes(g) + static_cast<size_t>(mma_cl_tiles(g, bm)) * sizeof(unsigned); }
-cudaError_t conv_mma_cl(const Geom& g, int bm, int split, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, void* workspace, cudaStream_t s);
+inline size_t mma_cl_workspace(const Geom& g, ClTile t) { return mma_cl_sums_bytes(g) + static_cast<size_t>(mma_cl_tiles(g, t)) * sizeof(unsigned); }
+cudaError_t conv_mma_cl(const Geom& g, ClTile t, int split, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, void* workspace, cudaStream_t s);
 
 // The epilogue over an int32 product acc [rows, cols] (row-major, channel = column) into ep.out.
 cudaError_t gemm_epilogue(const int32_t* acc, int64_t rows, int64_t cols, const Epilogue& ep, cudaStream_t s);

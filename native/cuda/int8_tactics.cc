@@ -6,7 +6,10 @@
 //       sm_80 or newer); constant W packed once into 64 x 64 tiles with the zero-point corrections.
 //   cuda.int8_conv.mma_cl.bm64/.bm128 / cuda.int8_gemm.mma_cl.bm64/.bm128   the channels-last
 //       implicit GEMM with 16-byte asynchronous gathers and a 3-4 stage pipeline (cuda/int8_conv_cl.cu):
-//       int8 activations with zero point 0, channels in multiples of 16, 64 or 128 positions a block.
+//       int8 activations with zero point 0, channels in multiples of 16, 64 or 128 positions x 64
+//       channels a block.
+//   cuda.int8_conv.mma_cl.bm128n128/.bm256n128 (and int8_gemm)   the same kernel with 128-channel
+//       blocks of 64 x 64 warps: for layers with at least a wave of such blocks (batch 32's).
 //   cuda.int8_conv.mma_cl.bm64.splitk (and int8_gemm)   the same with K split among blocks, for layers
 //       whose output tiles are fewer than the GPU's SMs (batch 1's 7x7 maps): about two blocks per SM.
 // Both layouts (channels_last or not) and every group/stride/pad/dilation. Int8Gemm also has the
@@ -101,7 +104,7 @@ class Mma : public Tactic {
 
 // The K split of the splitk variant: about two blocks per SM, each part at least two K tiles.
 int split_for(const Geom& g) {
-  const int tiles = mma_cl_tiles(g, 64), sms = device_sms(), kt = mma_kp(g) / kMmaBK;
+  const int tiles = mma_cl_tiles(g, kCl64), sms = device_sms(), kt = mma_kp(g) / kMmaBK;
   if (tiles <= 0 || tiles >= sms) return 1;
   return std::max(1, std::min({(2 * sms + tiles - 1) / tiles, kt / 2, 32}));
 }
@@ -109,22 +112,25 @@ int split_for(const Geom& g) {
 // The channels-last kernel: the packed W of Mma, no corrections (zero point 0).
 class MmaCl : public Tactic {
  public:
-  MmaCl(const char* kind, int bm, bool splitk)
-      : bm_(bm), splitk_(splitk),
-        name_(std::string(std::string(kind) == "Int8Conv" ? "cuda.int8_conv" : "cuda.int8_gemm") + ".mma_cl.bm" + std::to_string(bm) + (splitk ? ".splitk" : "")) {}
+  MmaCl(const char* kind, ClTile tile, bool splitk)
+      : tile_(tile), splitk_(splitk),
+        name_(std::string(std::string(kind) == "Int8Conv" ? "cuda.int8_conv" : "cuda.int8_gemm") + ".mma_cl.bm" + std::to_string(cl_bm(tile)) +
+              (cl_bn(tile) != 64 ? "n" + std::to_string(cl_bn(tile)) : "") + (splitk ? ".splitk" : "")) {}
   const char* name() const override { return name_.c_str(); }
   bool can_implement(const LayerInfo& L) const override {
     if (!L.const_data(1) || device_major() < 8 || cu::alignment_of(*L.plan, L.in[0]) < 16) return false;
     try {
       Layer l = read_layer(L);
-      return mma_cl_fits(l.g, l.u8, l.pad8) && (!splitk_ || split_for(l.g) > 1);
+      if (!mma_cl_fits(l.g, l.u8, l.pad8) || (splitk_ && split_for(l.g) <= 1)) return false;
+      // the 128-channel blocks only where they fill the GPU at least once
+      return cl_bn(tile_) == 64 || mma_cl_tiles(l.g, tile_) >= device_sms();
     } catch (const Error&) {
       return false;
     }
   }
   size_t workspace(const LayerInfo& L) const override {
     if (!splitk_ || !can_implement(L)) return 0;
-    return mma_cl_workspace(read_layer(L).g, bm_);
+    return mma_cl_workspace(read_layer(L).g, tile_);
   }
   std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
     if (!can_implement(L)) fail("INVALID_ENGINE", cu::where(L) + ": tactic " + name_ + " cannot run this layer (it needs channels-last int8 activations with zero point 0 and channels in multiples of 16)");
@@ -136,9 +142,9 @@ class MmaCl : public Tactic {
   void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
     const auto& st = *static_cast<ClState*>(s);
     cudaGetLastError();
-    if (st.split > 1 && ctx.workspace_bytes < mma_cl_workspace(st.l.g, bm_)) fail("INTERNAL", cu::where(L) + ": workspace too small for " + name_);
+    if (st.split > 1 && ctx.workspace_bytes < mma_cl_workspace(st.l.g, tile_)) fail("INTERNAL", cu::where(L) + ": workspace too small for " + name_);
     check(L,
-          conv_mma_cl(st.l.g, bm_, st.split, static_cast<const int8_t*>(in[0].data), st.w.as<int8_t>(), epilogue_for(st, in, out), ctx.workspace,
+          conv_mma_cl(st.l.g, tile_, st.split, static_cast<const int8_t*>(in[0].data), st.w.as<int8_t>(), epilogue_for(st, in, out), ctx.workspace,
                       static_cast<cudaStream_t>(ctx.stream)),
           "int8 mma_cl");
   }
@@ -147,7 +153,7 @@ class MmaCl : public Tactic {
   struct ClState : MmaState {
     int split = 1;
   };
-  int bm_;
+  ClTile tile_;
   bool splitk_;
   std::string name_;
 };
@@ -155,9 +161,11 @@ class MmaCl : public Tactic {
 struct RegisterAll {
   RegisterAll() {
     for (const char* kind : {"Int8Conv", "Int8Gemm"}) {
-      register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, 128, false));
-      register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, 64, false));
-      register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, 64, true));
+      register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl256x128, false));
+      register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl128x128, false));
+      register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl128, false));
+      register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl64, false));
+      register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl64, true));
       register_tactic("cuda", kind, std::make_unique<Mma>(kind));
       register_tactic("cuda", kind, std::make_unique<Direct>(kind));
     }

@@ -235,6 +235,10 @@ d('cuda int8 tactics vs the CPU reference', () => {
     ['7x7 stride 2 pad 3, C 16 → uint8 + relu', { N: 2, C: 16, M: 24, spatial: [15, 17], k: [7, 7], s: [2, 2], p: [3, 3], xt: I8, zp: 0, out: U8, act: 'relu' }, true],
     ['groups 2 (Cg 16), dilation 2 → float32 + sigmoid', { N: 1, C: 32, M: 40, G: 2, spatial: [9, 9], k: [3, 3], d: [2, 2], p: [2, 2], xt: I8, zp: 0, out: F32, act: 'sigmoid' }, true],
     ["3x3 512→512 on 7x7, int8 residual (batch 1's last stage: K split among blocks)", { N: 1, C: 512, M: 512, spatial: [7, 7], k: [3, 3], p: [1, 1], xt: I8, zp: 0, out: I8, act: 'relu', residualType: I8 }, true],
+    // at least a wave of 128-channel blocks: the 64 x 64-warp shapes (mma_cl.bm128n128, .bm256n128)
+    ['large: 1x1 64→512 on 2x72x72, int8 residual + relu', { N: 2, C: 64, M: 512, spatial: [72, 72], k: [1, 1], xt: I8, zp: 0, out: I8, act: 'relu', residualType: I8 }, true],
+    ['large: 3x3 32→200 on 2x96x96 (a partial 128-channel block) → float32 + bias, float residual', { N: 2, C: 32, M: 200, spatial: [96, 96], k: [3, 3], p: [1, 1], xt: I8, zp: 0, out: F32, bias: true, residual: true }, true],
+    ['large: 3x3 stride 2, 48→136 on 2x224x224 (K 432: a partial K tile) → uint8 + relu, uint8 residual', { N: 2, C: 48, M: 136, spatial: [224, 224], k: [3, 3], s: [2, 2], p: [1, 1], xt: I8, zp: 0, out: U8, act: 'relu', residualType: U8 }, true],
     ['uint8 activations: not for mma_cl', { N: 1, C: 16, M: 16, spatial: [6, 6], k: [3, 3], p: [1, 1], xt: U8, zp: 128, out: I8 }, false],
     ['zero point 3: not for mma_cl', { N: 1, C: 16, M: 16, spatial: [6, 6], k: [3, 3], p: [1, 1], xt: I8, zp: 3, out: I8 }, false],
     ['C 24 (not a multiple of 16): not for mma_cl', { N: 1, C: 24, M: 16, spatial: [6, 6], k: [3, 3], p: [1, 1], xt: I8, zp: 0, out: I8 }, false],
@@ -261,7 +265,8 @@ d('cuda int8 tactics vs the CPU reference', () => {
     if (cl) expect(names).toEqual(expect.arrayContaining(fast));
     else expect(names.filter((t) => t.includes('mma_cl'))).toEqual([]);
     // few output tiles and at least 4 K tiles of 64: the split-K variant is a candidate too
-    if (cl && Cg * KH * KW >= 256) expect(names).toContain('cuda.int8_conv.mma_cl.bm64.splitk');
+    if (cl && Cg * KH * KW >= 256 && !name.startsWith('large')) expect(names).toContain('cuda.int8_conv.mma_cl.bm64.splitk');
+    if (name.startsWith('large')) expect(names).toEqual(expect.arrayContaining(['cuda.int8_conv.mma_cl.bm128n128', 'cuda.int8_conv.mma_cl.bm256n128']));
     const want = nhwc(ref, M, OH, OW, N);
     for (const t of names) {
       const one = await buildCuda(p2.plan, { tactics: { Int8Conv: t }, timing: false });

@@ -1,0 +1,168 @@
+// Kernel-level benchmark of the channels-last int8 convolution (cuda/int8_conv_cl.cu) on ResNet-50's
+// convolution shapes, without Node or the addon: every block shape (ClTile) on every layer, timed with
+// CUDA events over back-to-back launches, its output checked byte for byte against conv_direct (one
+// thread per output and the general epilogue, equal to the CPU reference in test/gpu/int8.test.ts). Prints a table, the
+// network's convolution time per shape (each layer weighted by how often ResNet-50 has it) and with the
+// fastest shape per layer, to compare with an fp16 engine's layer times.
+//
+//   scripts/gpu.sh kbench                     (builds it with nvcc and runs it; KILN_KBENCH_ARGS)
+//   int8_conv_cl [--batch N]... [--reps R] [--only SUBSTRING] [--once]
+//     default: batches 1 and 32, 50 repetitions, every layer; --once: one launch per shape and layer,
+//     untimed (for a profiler: ncu --kernel-name regex:mma_cl_kernel)
+#include <cuda_runtime.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "native/cuda/int8_kernels.h"
+
+using namespace kiln::i8cu;
+
+namespace {
+
+#define CK(x)                                                                                   \
+  do {                                                                                          \
+    cudaError_t e_ = (x);                                                                       \
+    if (e_ != cudaSuccess) {                                                                    \
+      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                             \
+    }                                                                                           \
+  } while (0)
+
+struct Layer {
+  const char* name;
+  int C, M, H, k, s, count;  // input C x H x H, M outputs, k x k window, stride s (pad k / 2)
+  bool residual;             // the block's last 1x1 (adds the shortcut, then ReLU)
+};
+
+// torchvision ResNet-50 (v1.5: the stride on the 3x3), each shape with how many layers have it
+const Layer kLayers[] = {
+    {"l1 1x1 64-64", 64, 64, 56, 1, 1, 1, false},      {"l1 1x1 256-64", 256, 64, 56, 1, 1, 2, false},
+    {"l1 3x3 64", 64, 64, 56, 3, 1, 3, false},          {"l1 1x1 64-256 +res", 64, 256, 56, 1, 1, 3, true},
+    {"l1 down 64-256", 64, 256, 56, 1, 1, 1, false},   {"l2 1x1 256-128", 256, 128, 56, 1, 1, 1, false},
+    {"l2 3x3 128 s2", 128, 128, 56, 3, 2, 1, false},   {"l2 1x1 512-128", 512, 128, 28, 1, 1, 3, false},
+    {"l2 3x3 128", 128, 128, 28, 3, 1, 3, false},       {"l2 1x1 128-512 +res", 128, 512, 28, 1, 1, 4, true},
+    {"l2 down 256-512 s2", 256, 512, 56, 1, 2, 1, false}, {"l3 1x1 512-256", 512, 256, 28, 1, 1, 1, false},
+    {"l3 3x3 256 s2", 256, 256, 28, 3, 2, 1, false},   {"l3 1x1 1024-256", 1024, 256, 14, 1, 1, 5, false},
+    {"l3 3x3 256", 256, 256, 14, 3, 1, 5, false},       {"l3 1x1 256-1024 +res", 256, 1024, 14, 1, 1, 6, true},
+    {"l3 down 512-1024 s2", 512, 1024, 28, 1, 2, 1, false}, {"l4 1x1 1024-512", 1024, 512, 14, 1, 1, 1, false},
+    {"l4 3x3 512 s2", 512, 512, 14, 3, 2, 1, false},   {"l4 1x1 2048-512", 2048, 512, 7, 1, 1, 2, false},
+    {"l4 3x3 512", 512, 512, 7, 3, 1, 2, false},        {"l4 1x1 512-2048 +res", 512, 2048, 7, 1, 1, 3, true},
+    {"l4 down 1024-2048 s2", 1024, 2048, 14, 1, 2, 1, false},
+};
+
+const ClTile kTiles[] = {kCl64, kCl128, kCl128x128, kCl256x128};
+const char* kTileNames[] = {"64x64", "128x64", "128x128", "256x128"};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<int> batches;
+  int reps = 50;
+  const char* only = nullptr;
+  bool once = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) batches.push_back(std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+    else if (!std::strcmp(argv[i], "--once")) once = true;
+    else {
+      std::fprintf(stderr, "usage: %s [--batch N]... [--reps R] [--only SUBSTRING] [--once]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (batches.empty()) batches = {1, 32};
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("device %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+  std::mt19937 rng(7);
+  cudaStream_t st;
+  CK(cudaStreamCreate(&st));
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  bool all_equal = true;
+  for (int N : batches) {
+    std::printf("\nbatch %d: us per launch (int8 TOPS)\n%-24s", N, "layer");
+    for (const char* t : kTileNames) std::printf(" %17s", t);
+    std::printf("\n");
+    double total[4] = {}, best_total = 0;
+    for (const Layer& L : kLayers) {
+      if (only && !std::strstr(L.name, only)) continue;
+      Geom g;
+      g.N = N, g.C = g.Cg = L.C, g.M = g.Mg = L.M, g.channels_last = true;
+      g.in[1] = g.in[2] = L.H;
+      const int OH = (L.H + 2 * (L.k / 2) - L.k) / L.s + 1;
+      g.out[1] = g.out[2] = OH;
+      g.k[1] = g.k[2] = L.k;
+      g.s[1] = g.s[2] = L.s;
+      g.p[1] = g.p[2] = L.k / 2;
+      const size_t xs = static_cast<size_t>(N) * L.H * L.H * L.C, ys = static_cast<size_t>(N) * OH * OH * L.M, K = static_cast<size_t>(L.C) * L.k * L.k;
+      std::vector<int8_t> hx(xs), hw(L.M * K), hr(ys), packed(static_cast<size_t>(mma_mgp(g)) * mma_kp(g));
+      std::vector<float> mult(L.M), bias(L.M);
+      for (auto& v : hx) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+      for (auto& v : hw) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+      for (auto& v : hr) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+      for (int m = 0; m < L.M; ++m) mult[m] = 1e-4f * (1 + m % 7), bias[m] = 0.01f * (m % 13) - 0.05f;
+      pack_mma_weights(g, hw.data(), packed.data());
+      int8_t *dx, *dw, *dr, *dy, *dw_plain;
+      float *dm, *db;
+      CK(cudaMalloc(&dx, xs));
+      CK(cudaMalloc(&dw, packed.size()));
+      CK(cudaMalloc(&dw_plain, hw.size()));
+      CK(cudaMemcpy(dw_plain, hw.data(), hw.size(), cudaMemcpyHostToDevice));
+      CK(cudaMalloc(&dr, ys));
+      CK(cudaMalloc(&dy, ys));
+      CK(cudaMalloc(&dm, L.M * sizeof(float)));
+      CK(cudaMalloc(&db, L.M * sizeof(float)));
+      CK(cudaMemcpy(dx, hx.data(), xs, cudaMemcpyHostToDevice));
+      CK(cudaMemcpy(dw, packed.data(), packed.size(), cudaMemcpyHostToDevice));
+      CK(cudaMemcpy(dr, hr.data(), ys, cudaMemcpyHostToDevice));
+      CK(cudaMemcpy(dm, mult.data(), L.M * sizeof(float), cudaMemcpyHostToDevice));
+      CK(cudaMemcpy(db, bias.data(), L.M * sizeof(float), cudaMemcpyHostToDevice));
+      Epilogue ep;
+      ep.mult = dm, ep.bias = db, ep.out = dy, ep.out_type = kOutI8, ep.y_scale = 0.05f, ep.act = kiln::Activation::Relu;
+      if (L.residual) ep.residual = dr, ep.res_type = kOutI8, ep.r_scale = 0.04f;
+      const double ops = 2.0 * N * OH * OH * L.M * K;
+      // the reference: one thread per output, the general epilogue (cuda.int8_conv.direct)
+      std::vector<int8_t> want(ys), got(ys);
+      CK(conv_direct(g, Input{dx, false}, 0, dw_plain, ep, st));
+      CK(cudaStreamSynchronize(st));
+      CK(cudaMemcpy(want.data(), dy, ys, cudaMemcpyDeviceToHost));
+      std::printf("%-24s", L.name);
+      double best = 1e30;
+      for (int ti = 0; ti < 4; ++ti) {
+        CK(cudaMemsetAsync(dy, 0, ys, st));
+        CK(conv_mma_cl(g, kTiles[ti], 1, dx, dw, ep, nullptr, st));
+        CK(cudaStreamSynchronize(st));
+        CK(cudaMemcpy(got.data(), dy, ys, cudaMemcpyDeviceToHost));
+        const bool eq = got == want;
+        all_equal &= eq;
+        if (once) continue;
+        for (int w = 0; w < 3; ++w) CK(conv_mma_cl(g, kTiles[ti], 1, dx, dw, ep, nullptr, st));
+        CK(cudaEventRecord(e0, st));
+        for (int r = 0; r < reps; ++r) CK(conv_mma_cl(g, kTiles[ti], 1, dx, dw, ep, nullptr, st));
+        CK(cudaEventRecord(e1, st));
+        CK(cudaEventSynchronize(e1));
+        float ms = 0;
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        const double us = 1e3 * ms / reps;
+        total[ti] += us * L.count;
+        if (us < best) best = us;
+        std::printf(" %8.1f (%5.0f)%s", us, ops / us * 1e-6, eq ? " " : "!");
+      }
+      best_total += best * L.count;
+      std::printf("  x%d\n", L.count);
+      for (void* p : {static_cast<void*>(dx), static_cast<void*>(dw), static_cast<void*>(dr), static_cast<void*>(dy), static_cast<void*>(dm), static_cast<void*>(db), static_cast<void*>(dw_plain)}) CK(cudaFree(p));
+    }
+    std::printf("%-24s", "network (52 layers)");
+    for (double t : total) std::printf(" %8.1f us       ", t);
+    std::printf("\nfastest shape per layer: %.1f us\n", best_total);
+  }
+  std::printf("\noutputs %s\n", all_equal ? "equal to conv_direct for every shape" : "DIFFER from conv_direct (marked !)");
+  return all_equal ? 0 : 1;
+}
