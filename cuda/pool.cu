@@ -5,8 +5,10 @@
 // int8/uint8 (int8 engines pool quantized values: src/passes/int8-pool.ts).
 // With attribute `channels_last` 1 (src/passes/layout-assignment.ts) X and Y are stored [N, spatial...,
 // C] (no Indices output): consecutive threads take consecutive channels of one output position, so a
-// warp's loads of each tap are contiguous. One variant (cuda.pool): one thread per output element
-// walking its window.
+// warp's loads of each tap are contiguous. Two variants, one thread per output element walking its
+// window: cuda.pool (any rank, every mode, Indices), and cuda.pool.2d (2-D max and average pooling
+// without Indices: the same loops with the rank, the layout and the mode compiled in, 32-bit index
+// arithmetic and no per-thread arrays, about 10x faster on ResNet's max pool and global average pool).
 #include <cfloat>
 #include <climits>
 
@@ -132,6 +134,150 @@ __global__ void pool_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t*
   }
 }
 
+// 2-D max/avg pooling, as pool_kernel: the first valid tap starts the max (NaN only when it is first),
+// averages are double sums divided by the taps inside the padded input or inside the input.
+template <typename T, bool CL, int MODE>
+__global__ void pool2d_kernel(const T* __restrict__ x, T* __restrict__ y, PParams p) {
+  using C = comp_t<T>;
+  const int H = static_cast<int>(p.in[0]), W = static_cast<int>(p.in[1]), OH = static_cast<int>(p.out[0]), OW = static_cast<int>(p.out[1]);
+  const int kh = static_cast<int>(p.k[0]), kw = static_cast<int>(p.k[1]), sh = static_cast<int>(p.s[0]), sw = static_cast<int>(p.s[1]);
+  const int dh = static_cast<int>(p.d[0]), dw = static_cast<int>(p.d[1]), pt = static_cast<int>(p.pb[0]), pl = static_cast<int>(p.pb[1]);
+  const int Ch = static_cast<int>(p.C);
+  for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < p.total; t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int ox, oy, es;
+    const T* xp;
+    if (CL) {
+      const int c = static_cast<int>(t % Ch);
+      const int64_t r = t / Ch;
+      ox = static_cast<int>(r % OW), oy = static_cast<int>(r / OW % OH);
+      xp = x + r / (static_cast<int64_t>(OW) * OH) * H * W * Ch + c, es = Ch;
+    } else {
+      ox = static_cast<int>(t % OW), oy = static_cast<int>(t / OW % OH);
+      xp = x + t / (static_cast<int64_t>(OW) * OH) * H * W, es = 1;
+    }
+    const int y0 = oy * sh - pt, x0 = ox * sw - pl;
+    C best{};
+    bool any = false;
+    double sum = 0;
+    int valid = 0;
+    for (int i = 0; i < kh; ++i) {
+      const int iy = y0 + i * dh;
+      if (iy < 0 || iy >= H) continue;
+      for (int j = 0; j < kw; ++j) {
+        const int ix = x0 + j * dw;
+        if (ix < 0 || ix >= W) continue;
+        const C v = ld(xp[static_cast<int64_t>(iy * W + ix) * es]);
+        ++valid;
+        if (MODE == 0) {
+          if (!any || v > best) best = v, any = true;
+        } else {
+          sum += static_cast<double>(v);
+        }
+      }
+    }
+    if (MODE == 0) {
+      if (!any) {  // a window wholly in the padding: the kernel's starting value
+        if constexpr (std::is_integral<T>::value) best = sizeof(T) == 4 ? C(INT32_MIN) : C(LLONG_MIN);
+        else best = -INFINITY;
+      }
+      st(y[t], best);
+    } else {
+      int div = valid;
+      if (p.include_pad) {
+        // taps inside the padded input, per dimension
+        int nh = 0, nw = 0;
+        for (int i = 0; i < kh; ++i) nh += y0 + i * dh >= -pt && y0 + i * dh < H + static_cast<int>(p.pe[0]);
+        for (int j = 0; j < kw; ++j) nw += x0 + j * dw >= -pl && x0 + j * dw < W + static_cast<int>(p.pe[1]);
+        div = nh * nw;
+      }
+      st(y[t], div ? sum / static_cast<double>(div) : 0.0);
+    }
+  }
+}
+
+// Channels-last max pooling of int8/uint8 (int8 engines), V channels per thread: V / 4 words of 4
+// bytes per tap, maxima by the SIMD byte instructions (__vmaxs4 / __vmaxu4). C % V == 0 and X, Y
+// aligned to V bytes. Equal to pool2d_kernel (integers have no NaN), for a window with a valid tap.
+template <bool SIGNED, int V>
+__global__ void pool2d_max_bytes_kernel(const uint8_t* __restrict__ x, uint8_t* __restrict__ y, PParams p) {
+  const int H = static_cast<int>(p.in[0]), W = static_cast<int>(p.in[1]), OH = static_cast<int>(p.out[0]), OW = static_cast<int>(p.out[1]);
+  const int kh = static_cast<int>(p.k[0]), kw = static_cast<int>(p.k[1]), sh = static_cast<int>(p.s[0]), sw = static_cast<int>(p.s[1]);
+  const int dh = static_cast<int>(p.d[0]), dw = static_cast<int>(p.d[1]), pt = static_cast<int>(p.pb[0]), pl = static_cast<int>(p.pb[1]);
+  const int Cv = static_cast<int>(p.C) / V;
+  constexpr int kWords = V / 4;
+  using Vec = typename std::conditional<V == 16, uint4, unsigned>::type;
+  const int64_t total = p.total / V;
+  for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < total; t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int cv = static_cast<int>(t % Cv);
+    const int64_t r = t / Cv;
+    const int ox = static_cast<int>(r % OW), oy = static_cast<int>(r / OW % OH);
+    const Vec* xp = reinterpret_cast<const Vec*>(x) + r / (static_cast<int64_t>(OW) * OH) * H * W * Cv + cv;
+    const int y0 = oy * sh - pt, x0 = ox * sw - pl;
+    unsigned best[kWords];
+    bool any = false;
+    for (int i = 0; i < kh; ++i) {
+      const int iy = y0 + i * dh;
+      if (iy < 0 || iy >= H) continue;
+      for (int j = 0; j < kw; ++j) {
+        const int ix = x0 + j * dw;
+        if (ix < 0 || ix >= W) continue;
+        const Vec v = xp[static_cast<int64_t>(iy * W + ix) * Cv];
+        const unsigned* w = reinterpret_cast<const unsigned*>(&v);
+#pragma unroll
+        for (int q = 0; q < kWords; ++q) best[q] = !any ? w[q] : SIGNED ? __vmaxs4(best[q], w[q]) : __vmaxu4(best[q], w[q]);
+        any = true;
+      }
+    }
+    if (!any)  // a window wholly in the padding: pool2d_kernel's starting value, truncated to a byte (0)
+#pragma unroll
+      for (int q = 0; q < kWords; ++q) best[q] = 0;
+    Vec out;
+    unsigned* o = reinterpret_cast<unsigned*>(&out);
+#pragma unroll
+    for (int q = 0; q < kWords; ++q) o[q] = best[q];
+    reinterpret_cast<Vec*>(y)[t] = out;
+  }
+}
+
+class Pool2dCuda : public Tactic {
+ public:
+  const char* name() const override { return "cuda.pool.2d"; }
+  bool can_implement(const LayerInfo& L) const override {
+    PParams p;
+    if (!make_pparams(L, p) || p.nd != 2 || p.mode > 1 || (L.out.size() > 1 && L.out[1])) return false;
+    // 32-bit positions within an image
+    return p.in_plane * p.C < (int64_t(1) << 31) && p.out_plane * p.C < (int64_t(1) << 31) && p.kcount < (int64_t(1) << 20);
+  }
+  void run(const LayerInfo& L, LayerState*, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    PParams p;
+    if (!make_pparams(L, p)) fail("INTERNAL", where(L) + ": cuda.pool.2d cannot run this layer");
+    if (p.total == 0) return;
+    const bool bytes = in[0].dtype == DType::I8 || in[0].dtype == DType::U8;
+    if (bytes && p.channels_last && p.mode == 0) {
+      // V channels per thread where the channels and the pointers allow
+      const uintptr_t a = reinterpret_cast<uintptr_t>(in[0].data) | reinterpret_cast<uintptr_t>(out[0].data);
+      const int V = p.C % 16 == 0 && a % 16 == 0 ? 16 : p.C % 4 == 0 && a % 4 == 0 ? 4 : 1;
+      const bool sgn = in[0].dtype == DType::I8;
+      auto launch = [&](auto kernel) {
+        kernel<<<grid_for(p.total / V, 128), 128, 0, stream_of(ctx)>>>(static_cast<const uint8_t*>(in[0].data), static_cast<uint8_t*>(out[0].data), p);
+      };
+      if (V == 16) sgn ? launch(pool2d_max_bytes_kernel<true, 16>) : launch(pool2d_max_bytes_kernel<false, 16>);
+      if (V == 4) sgn ? launch(pool2d_max_bytes_kernel<true, 4>) : launch(pool2d_max_bytes_kernel<false, 4>);
+      if (V > 1) return check_launch(L, name());
+    }
+    auto go = [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      auto launch = [&](auto kernel) { kernel<<<grid_for(p.total, 128), 128, 0, stream_of(ctx)>>>(in[0].as<T>(), out[0].as<T>(), p); };
+      if (p.channels_last) p.mode == 0 ? launch(pool2d_kernel<T, true, 0>) : launch(pool2d_kernel<T, true, 1>);
+      else p.mode == 0 ? launch(pool2d_kernel<T, false, 0>) : launch(pool2d_kernel<T, false, 1>);
+    };
+    if (in[0].dtype == DType::I8) go(Tag<int8_t>{});
+    else if (in[0].dtype == DType::U8) go(Tag<uint8_t>{});
+    else dispatch_numeric(in[0].dtype, go);
+    check_launch(L, name());
+  }
+};
+
 class PoolCuda : public Tactic {
  public:
   const char* name() const override { return "cuda.pool"; }
@@ -158,5 +304,6 @@ class PoolCuda : public Tactic {
 
 }  // namespace
 }  // namespace cuk
+KILN_REGISTER_TACTIC("cuda", "Pool", cuk::Pool2dCuda);
 KILN_REGISTER_TACTIC("cuda", "Pool", cuk::PoolCuda);
 }  // namespace kiln

@@ -7,6 +7,7 @@
  */
 import { Tensor, compile } from '../../src';
 import { lowerGraph } from '../../src/lower/lower';
+import { DataType } from '../../src/dtype';
 import { Plan, encodePlan } from '../../src/lower/plan';
 import { native } from '../../src/native/binding';
 import { assignLayout } from '../../src/passes/layout-assignment';
@@ -51,15 +52,35 @@ suite('channels-last on cuda', () => {
     ['GlobalAveragePool', [2, 33, 5, 3], {}],
     ['LpPool', [1, 3, 5, 5], { kernel_shape: [2, 2], p: 3 }],
   ];
-  test.each(cases)('cuda.pool channels_last %s %j %j matches cpu.pool', async (op, x, attrs) => {
+  // cuda.pool.2d: 2-D max and average pooling only
+  const tacticCases = cases.flatMap(([op, x, attrs]) => (op === 'LpPool' ? ['cuda.pool'] : ['cuda.pool', 'cuda.pool.2d']).map((t) => [t, op, x, attrs] as const));
+  test.each(tacticCases)('%s channels_last %s %j %j matches cpu.pool', async (tactic, op, x, attrs) => {
     const plan = poolOnly(convPool(op, x, attrs));
     const ins = [randoms(numel(plan.tensors[0].shape))];
     const ref = new Float32Array(native().runPlan(encodePlan(plan), ins, { Pool: 'cpu.pool' })[0]);
-    const e = await buildCuda(plan, { tactics: { Pool: 'cuda.pool' }, timing: false });
+    const e = await buildCuda(plan, { tactics: { Pool: tactic }, timing: false });
     expect(layers(e)[0].backend).toBe('cuda');
     const got = new Float32Array((await e.infer(ins))[0]);
     e.dispose();
     expect(relNorm(got, ref)).toBeLessThanOrEqual(1e-5);
+  });
+
+  // int8 engines' max pools: the byte kernels of cuda.pool.2d (16 channels per thread for C 32, 4 for
+  // C 20, the per-channel kernel for C 5), exactly the CPU's
+  test.each([
+    [[2, 32, 9, 8], DataType.INT8],
+    [[1, 20, 7, 7], DataType.UINT8],
+    [[1, 5, 6, 6], DataType.INT8],
+  ])('cuda.pool.2d channels_last int8/uint8 MaxPool %j (type %d) equals cpu.pool', async (x, dtype) => {
+    const f = poolOnly(convPool('MaxPool', x, { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }));
+    const plan: Plan = { ...f, tensors: f.tensors.map((t) => ({ ...t, dtype })) };
+    const n = numel(plan.tensors[0].shape);
+    const data = dtype === DataType.INT8 ? Int8Array.from({ length: n }, () => Math.round(rnd() * 127)) : Uint8Array.from({ length: n }, () => Math.round((rnd() + 1) * 127));
+    const ref = new Uint8Array(native().runPlan(encodePlan(plan), [data], { Pool: 'cpu.pool' })[0]);
+    const e = await buildCuda(plan, { tactics: { Pool: 'cuda.pool.2d' }, timing: false });
+    const got = new Uint8Array((await e.infer([data]))[0]);
+    e.dispose();
+    expect(Buffer.from(got).equals(Buffer.from(ref))).toBe(true);
   });
 
   /** A small ResNet-like stem + block + GAP tail. */
