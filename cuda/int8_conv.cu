@@ -108,9 +108,11 @@ struct Window {
 
 template <bool CL>
 __global__ void __launch_bounds__(kMmaThreads) mma_kernel(Geom g, Input in, int pad8, const int8_t* __restrict__ wp, Epilogue ep, int K, int Kp,
-                                                           int Mgp, int positions) {
+                                                           int Mgp, int positions, bool quads, int fast) {
   __shared__ __align__(16) uint8_t As[kMmaBM * kLds];
   __shared__ __align__(16) uint8_t Bs[kMmaBN * kLds];
+  constexpr int kLdt = kMmaBN + 8;  // the channels-last epilogue's int32 tile (int8_conv_cl.cu's layout)
+  __shared__ __align__(16) int32_t Ts[CL ? kMmaBM * kLdt : 4];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wm = warp >> 1, wn = warp & 1;
   const int gq = lane >> 2, tq = lane & 3;
   const int grp = blockIdx.z, m0 = blockIdx.y * kMmaBN, p0 = blockIdx.x * kMmaBM;
@@ -210,24 +212,37 @@ __global__ void __launch_bounds__(kMmaThreads) mma_kernel(Geom g, Input in, int 
     __syncthreads();
   }
 
+  if constexpr (CL) {
+    // through shared memory: 4 channels per thread step, coalesced (store_tile)
 #pragma unroll
-  for (int mt = 0; mt < 2; ++mt)
+    for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
-    for (int hr = 0; hr < 2; ++hr) {
-      int pp = p0 + wm * 32 + mt * 16 + gq + hr * 8;
-      if (pp >= positions) continue;
-      int n = pp / osz, o = pp % osz;
+      for (int hr = 0; hr < 2; ++hr)
 #pragma unroll
-      for (int nt = 0; nt < 4; ++nt)
+        for (int nt = 0; nt < 4; ++nt)
+          *reinterpret_cast<int2*>(Ts + (wm * 32 + mt * 16 + gq + hr * 8) * kLdt + wn * 32 + nt * 8 + tq * 2) = make_int2(acc[mt][nt][hr * 2], acc[mt][nt][hr * 2 + 1]);
+    __syncthreads();
+    store_tile<kMmaBN, kMmaThreads>(ep, Ts, kLdt, kMmaBM, p0, positions, g, grp, m0, quads, fast);
+  } else {
+    // NCHW: element by element from the fragments
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          int mg = m0 + wn * 32 + nt * 8 + tq * 2 + e;
-          if (mg >= g.Mg) continue;
-          int m = grp * g.Mg + mg;
-          int64_t i = CL ? (static_cast<int64_t>(n) * osz + o) * g.M + m : (static_cast<int64_t>(n) * g.M + m) * osz + o;
-          put(ep, i, m, acc[mt][nt][hr * 2 + e]);
-        }
-    }
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        const int pp = p0 + wm * 32 + mt * 16 + gq + hr * 8;
+        if (pp >= positions) continue;
+        const int n = pp / osz, o = pp % osz;
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int mg = m0 + wn * 32 + nt * 8 + tq * 2 + e;
+            if (mg >= g.Mg) continue;
+            const int m = grp * g.Mg + mg;
+            put(ep, (static_cast<int64_t>(n) * g.M + m) * osz + o, m, acc[mt][nt][hr * 2 + e]);
+          }
+      }
+  }
 }
 
 }  // namespace
@@ -254,10 +269,11 @@ cudaError_t conv_mma(const Geom& g, Input x, int pad8, const int8_t* wpacked, co
   if (positions <= 0 || g.M <= 0) return cudaSuccess;
   const int K = g.Cg * g.k[0] * g.k[1] * g.k[2];
   dim3 grid((positions + kMmaBM - 1) / kMmaBM, mma_mgp(g) / kMmaBN, g.G);
+  const bool quads = g.Mg % 4 == 0 && quad_ok(ep);
   if (g.channels_last)
-    mma_kernel<true><<<grid, kMmaThreads, 0, s>>>(g, x, pad8, wpacked, ep, K, mma_kp(g), mma_mgp(g), positions);
+    mma_kernel<true><<<grid, kMmaThreads, 0, s>>>(g, x, pad8, wpacked, ep, K, mma_kp(g), mma_mgp(g), positions, quads, quads ? fast_quad_kind(ep) : -1);
   else
-    mma_kernel<false><<<grid, kMmaThreads, 0, s>>>(g, x, pad8, wpacked, ep, K, mma_kp(g), mma_mgp(g), positions);
+    mma_kernel<false><<<grid, kMmaThreads, 0, s>>>(g, x, pad8, wpacked, ep, K, mma_kp(g), mma_mgp(g), positions, false, -1);
   return cudaGetLastError();
 }
 

@@ -201,7 +201,7 @@ __global__ void __launch_bounds__(S::kThreads) mma_cl_kernel(Geom g, const int8_
   // runs of 4 channels in a rolled loop: 16-byte shared loads, 4-byte (float32: 16-byte) residual loads
   // and stores along the channels, coalesced, and one copy of the epilogue's code (unrolled per
   // element, the kernel outgrew the instruction cache).
-  constexpr int kLd = BN + 8, kPasses = (BM * kLd * 4 + S::kSmem - 1) / S::kSmem, kRows = BM / kPasses, kQuads = kRows * BN / 4;
+  constexpr int kLd = BN + 8, kPasses = (BM * kLd * 4 + S::kSmem - 1) / S::kSmem, kRows = BM / kPasses;
   static_assert(kRows % S::kWM == 0, "epilogue passes");
   int32_t* tile = reinterpret_cast<int32_t*>(smem);
 #pragma unroll 1
@@ -240,35 +240,7 @@ __global__ void __launch_bounds__(S::kThreads) mma_cl_kernel(Geom g, const int8_
       }
       __syncthreads();
     }
-    if (fast >= 0) {
-      // each thread keeps the same 4 channels over its rows (threads a multiple of BN / 4)
-      static_assert(S::kThreads % (BN / 4) == 0, "epilogue channels per thread");
-      const int c = (tid % (BN / 4)) * 4, mg = m0 + c, m = grp * g.Mg + mg;
-      if (mg < g.Mg)
-        fast_quad_dispatch(fast, [&](auto* tag) {
-          using F = std::remove_pointer_t<decltype(tag)>;
-          const F f(ep, m);
-#pragma unroll 1
-          for (int r = tid / (BN / 4); r < kRows && pbase + r < positions; r += S::kThreads / (BN / 4))
-            f.put(ep, static_cast<int64_t>(pbase + r) * g.M + m, *reinterpret_cast<const int4*>(tile + r * kLd + c));
-        });
-      continue;
-    }
-#pragma unroll 1
-    for (int q = tid; q < kQuads; q += S::kThreads) {
-      const int r = q / (BN / 4), c = (q % (BN / 4)) * 4, pp = pbase + r, mg = m0 + c;
-      if (pp >= positions || mg >= g.Mg) continue;
-      const int m = grp * g.Mg + mg;
-      const int64_t i = static_cast<int64_t>(pp) * g.M + m;
-      const int4 a = *reinterpret_cast<const int4*>(tile + r * kLd + c);
-      if (quads) {
-        put_quad(ep, i, m, a);
-      } else {
-        const int32_t v[4] = {a.x, a.y, a.z, a.w};
-#pragma unroll 1
-        for (int e = 0; e < 4 && mg + e < g.Mg; ++e) put(ep, i + e, m + e, v[e]);
-      }
-    }
+    store_tile<BN, S::kThreads>(ep, tile, kLd, kRows, pbase, positions, g, grp, m0, quads, fast);
   }
 }
 

@@ -9,6 +9,8 @@
 
 #include <cuda_runtime.h>
 
+#include <type_traits>
+
 #include "cuda/int8_kernels.h"
 
 namespace kiln {
@@ -132,7 +134,7 @@ __device__ __forceinline__ void put_quad(const Epilogue& e, int64_t i, int c, co
 }
 
 // The common case of int8 layers compiled for its types: int8/uint8 output (OUT), no residual or an
-// int8/uint8 one (RES: kNoResidual, kOutI8, kOutU8), ReLU or nothing, no zero-point corrections; four
+// int8/uint8 one (RES: kNoResidual, kOutI8, kOutU8), ReLU or nothing; four
 // consecutive channels (constants read once) at a time, equal to put() for each of them. Bias 0 for
 // none and fmaxf for ReLU differ from put() only in the sign of a zero or in NaN becoming 0 before the
 // division, and both requantize to the same integer.
@@ -145,10 +147,14 @@ constexpr int kNoResidual = -1;
 template <int OUT, int RES, bool RELU>
 struct FastQuad {
   float mult[4], bias[4], inv;
+  int32_t corr[4];
   __device__ __forceinline__ FastQuad(const Epilogue& e, int c) {
     inv = __fdiv_rn(1.f, e.y_scale);
 #pragma unroll
-    for (int j = 0; j < 4; ++j) mult[j] = __ldg(e.mult + c + j), bias[j] = e.bias ? __ldg(e.bias + c + j) : 0.f;
+    for (int j = 0; j < 4; ++j) {
+      mult[j] = __ldg(e.mult + c + j), bias[j] = e.bias ? __ldg(e.bias + c + j) : 0.f;
+      corr[j] = e.corr ? __ldg(e.corr + c + j) : 0;
+    }
   }
   __device__ __forceinline__ int requantize(const Epilogue& e, float v) const {
     const float q = __fmul_rn(v, inv);
@@ -165,7 +171,8 @@ struct FastQuad {
     if (RES != kNoResidual) res = *reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(e.residual) + i);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      float v = __fadd_rn(__fmul_rn(__int2float_rn(acc[j]), mult[j]), bias[j]);
+      const int32_t sum = static_cast<int32_t>(static_cast<uint32_t>(acc[j]) - static_cast<uint32_t>(corr[j]));
+      float v = __fadd_rn(__fmul_rn(__int2float_rn(sum), mult[j]), bias[j]);
       if (RES != kNoResidual) {
         const int q = RES == kOutI8 ? static_cast<int>(static_cast<int8_t>(res >> (8 * j))) : static_cast<int>((res >> (8 * j)) & 255u);
         v = __fadd_rn(v, dequant_residual(e, q));
@@ -179,7 +186,7 @@ struct FastQuad {
 
 // Which FastQuad fits e (an index for fast_quad_dispatch), or -1: the general put()/put_quad().
 __host__ __device__ inline int fast_quad_kind(const Epilogue& e) {
-  if (e.corr || (e.out_type != kOutI8 && e.out_type != kOutU8) || (e.act != Activation::None && e.act != Activation::Relu) || !quad_ok(e)) return -1;
+  if ((e.out_type != kOutI8 && e.out_type != kOutU8) || (e.act != Activation::None && e.act != Activation::Relu) || !quad_ok(e)) return -1;
   const int res = !e.residual ? 0 : e.res_type == kOutI8 ? 1 : e.res_type == kOutU8 ? 2 : -1;
   if (res < 0) return -1;
   return ((e.out_type == kOutU8 ? 3 : 0) + res) * 2 + (e.act == Activation::Relu ? 1 : 0);
@@ -202,6 +209,46 @@ __device__ __forceinline__ void fast_quad_dispatch(int k, F&& f) {
     case 9: return f(FastQuadTag<kOutU8, kOutI8, true>{});
     case 10: return f(FastQuadTag<kOutU8, kOutU8, false>{});
     default: return f(FastQuadTag<kOutU8, kOutU8, true>{});
+  }
+}
+
+// The outputs of an int32 tile staged in shared memory by a channels-last kernel: tile rows [0, rows)
+// (row stride ld) are output positions pbase.., columns [0, BN) channels m0.. of group grp, element
+// (p, m) of Y at p * M + m. Every thread takes runs of 4 channels: with `fast` (fast_quad_kind) the
+// same 4 channels over its rows (kThreads a multiple of BN / 4), FastQuad's constants read once; else
+// put_quad (`quads`: quad_ok and Mg % 4 == 0) or put per element. Loads and stores along the channels
+// coalesce; the loop is rolled (one copy of the epilogue's code).
+template <int BN, int kThreads>
+__device__ __forceinline__ void store_tile(const Epilogue& ep, const int32_t* tile, int ld, int rows, int pbase, int positions, const Geom& g, int grp, int m0,
+                                           bool quads, int fast) {
+  const int tid = threadIdx.x;
+  if (fast >= 0) {
+    static_assert(kThreads % (BN / 4) == 0, "epilogue channels per thread");
+    const int c = (tid % (BN / 4)) * 4, mg = m0 + c, m = grp * g.Mg + mg;
+    if (mg >= g.Mg) return;
+    fast_quad_dispatch(fast, [&](auto* tag) {
+      using F = std::remove_pointer_t<decltype(tag)>;
+      const F f(ep, m);
+#pragma unroll 1
+      for (int r = tid / (BN / 4); r < rows && pbase + r < positions; r += kThreads / (BN / 4))
+        f.put(ep, static_cast<int64_t>(pbase + r) * g.M + m, *reinterpret_cast<const int4*>(tile + r * ld + c));
+    });
+    return;
+  }
+#pragma unroll 1
+  for (int q = tid; q < rows * (BN / 4); q += kThreads) {
+    const int r = q / (BN / 4), c = (q % (BN / 4)) * 4, pp = pbase + r, mg = m0 + c;
+    if (pp >= positions || mg >= g.Mg) continue;
+    const int m = grp * g.Mg + mg;
+    const int64_t i = static_cast<int64_t>(pp) * g.M + m;
+    const int4 a = *reinterpret_cast<const int4*>(tile + r * ld + c);
+    if (quads) {
+      put_quad(ep, i, m, a);
+    } else {
+      const int32_t v[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll 1
+      for (int e = 0; e < 4 && mg + e < g.Mg; ++e) put(ep, i + e, m + e, v[e]);
+    }
   }
 }
 
