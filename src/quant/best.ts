@@ -23,6 +23,12 @@
  *   5. A mixed last engine whose layers take longer in all than the fastest one-precision candidate's
  *      (by UNIFORM_MARGIN: reformats between precisions cost more than the groups gained) is replaced
  *      by that candidate's precision everywhere, unless `layerPrecisions` pins layers; the report says so.
+ *   6. On cuda the engine so built may not be the one its layer times promised: its accuracy guard may
+ *      have moved layers up (an int8 engine whose layers lose accuracy runs them in fp32), and layer
+ *      times summed miss the gaps between kernels. Unless `layerPrecisions` pins layers, an engine that
+ *      is not the fastest float candidate everywhere is timed as a whole against that candidate built
+ *      everywhere (guarded too); the candidate replaces it when faster by UNIFORM_MARGIN, and the report
+ *      says so. (With injected layer times — bestHooks.layerMs — only when bestHooks.engineMs is given.)
  * engine.report.best lists the groups with each candidate's ms, the choice and why; each layer's
  * `choice` is its group's. A summary line goes to the warnings.
  */
@@ -42,7 +48,11 @@ export type BestMeta = BestReport;
  * @internal Test hook: a layer's time (ms) in a candidate engine, replacing the measured one when it
  * returns a number (tests make the choice deterministic with it).
  */
-export const bestHooks: { layerMs?: (precision: LayerPrecision, layer: LayerReport) => number | undefined } = {};
+export const bestHooks: {
+  layerMs?: (precision: LayerPrecision, layer: LayerReport) => number | undefined;
+  /** a whole engine's time (ms), replacing the measured one (step 6) */
+  engineMs?: (engine: Engine) => number | undefined;
+} = {};
 
 type Build = (model: ModelSource, o: ResolvedOptions, mixed?: MixedBuild) => Promise<Engine>;
 
@@ -52,6 +62,9 @@ const UNIFORM_MARGIN = 0.03;
 
 /** Runs of the profile that times the layers no tactic time covers (the median is taken). */
 const PROFILE_RUNS = 5;
+
+/** Timed runs of a whole engine in step 6 (the median is taken). */
+const ENGINE_RUNS = 30;
 
 /** Each layer's time in `engine` ('own': a mixed engine, each layer in its own precision): its chosen
  *  tactic's, else its median over a few profiled runs. */
@@ -67,6 +80,14 @@ async function layerTimes(engine: Engine, precision: LayerPrecision | 'own'): Pr
     const t = runs.map((run) => run[i]).sort((a, b) => a - b);
     return t[Math.floor(t.length / 2)];
   });
+}
+
+/** GPU (or CPU) time of one run of the whole engine: the median of timed runs on generated inputs. */
+async function engineMs(engine: Engine): Promise<number> {
+  const hooked = bestHooks.engineMs?.(engine);
+  if (hooked !== undefined) return hooked;
+  const t = (await engine.timeRuns(randomInputs(engine.inputs, 1), ENGINE_RUNS)).sort((a, b) => a - b);
+  return t[Math.floor(t.length / 2)];
 }
 
 /** Union-find over ONNX node names. */
@@ -245,19 +266,59 @@ export async function buildBest(model: ModelSource, o: ResolvedOptions, backend:
     // 5. A mixed engine pays for its reformats (casts, quantize layers) between precisions: when it
     // comes out slower than the fastest candidate that runs one precision everywhere, that one is built
     // instead (its own accuracy guard applies). Not with the user's pins, which only a mixed engine keeps.
-    if (new Set(choices.map((c) => c.chosen)).size < 2 || Object.keys(o.layerPrecisions).length) return mixed;
-    const mixedMs = (await layerTimes(mixed, 'own')).reduce((a, b) => a + b, 0);
-    const uniform = uniformInstead(cands, mixedMs);
-    if (!uniform) return mixed;
-    mixed.dispose();
-    const why = `precision 'best': the mixed engine's layers take ${fmt(mixedMs)} against ${fmt(uniform.ms)} for ${uniform.precision} everywhere (reformats between precisions cost more than the groups gained): built ${uniform.precision}`;
-    notes.push(why);
-    const groups = choices.map((c) => (c.chosen === uniform.precision ? c : { ...c, chosen: uniform.precision, reason: `${c.reason}; overridden: the ${uniform.precision} engine is faster as a whole` }));
-    return await build(
-      model,
-      { ...o, precision: uniform.precision, layerPrecisions: {}, timingCache, calibrationCache },
-      { half: false, userPins: {}, best: { candidates: cands.map((c) => c.precision), notes, groups }, warnings: [...notes, summary] },
-    );
+    if (Object.keys(o.layerPrecisions).length) return mixed;
+    const kinds = new Set(choices.map((c) => c.chosen));
+    // the precision the built engine runs everywhere, if one
+    let built: LayerPrecision | undefined = kinds.size === 1 ? [...kinds][0] : undefined;
+    let engine = mixed;
+    // one build with every group in `precision`, the notes so far in its report
+    const uniformBuild = (precision: LayerPrecision, overridden: string) =>
+      build(
+        model,
+        { ...o, precision, layerPrecisions: {}, timingCache, calibrationCache },
+        {
+          half: false,
+          userPins: {},
+          best: { candidates: cands.map((c) => c.precision), notes, groups: choices.map((c) => (c.chosen === precision ? c : { ...c, chosen: precision, reason: `${c.reason}; overridden: ${overridden}` })) },
+          warnings: [...notes, summary],
+        },
+      );
+    if (kinds.size > 1) {
+      const mixedMs = (await layerTimes(mixed, 'own')).reduce((a, b) => a + b, 0);
+      const uniform = uniformInstead(cands, mixedMs);
+      if (uniform) {
+        mixed.dispose();
+        notes.push(`precision 'best': the mixed engine's layers take ${fmt(mixedMs)} against ${fmt(uniform.ms)} for ${uniform.precision} everywhere (reformats between precisions cost more than the groups gained): built ${uniform.precision}`);
+        engine = await uniformBuild(uniform.precision, `the ${uniform.precision} engine is faster as a whole`);
+        built = uniform.precision;
+      }
+    }
+    // 6. whole engines: the one built against the fastest float candidate everywhere
+    if (backend !== 'cuda' || (bestHooks.layerMs && !bestHooks.engineMs)) return engine;
+    const floatTotals = cands.filter((c) => c.precision !== 'int8').map((c) => ({ precision: c.precision, ms: c.layers.reduce((a, l) => a + l.ms, 0) }));
+    if (!floatTotals.length) return engine;
+    const fastestFloat = floatTotals.reduce((a, b) => (b.ms < a.ms ? b : a)).precision;
+    if (built === fastestFloat) return engine;
+    const engineTime = await engineMs(engine);
+    const alt = await uniformBuild(fastestFloat, `the ${fastestFloat} engine is faster as a whole`);
+    try {
+      const altTime = await engineMs(alt);
+      const what = built ? `the ${built} engine` : 'the mixed engine';
+      const pinned = engine.report.precisionGuard?.pinned.length ?? 0;
+      const moved = pinned ? ` (its accuracy guard moved ${pinned} layer(s) to higher precision)` : '';
+      if (!(altTime < engineTime * (1 - UNIFORM_MARGIN))) {
+        alt.dispose();
+        return engine;
+      }
+      const note = `precision 'best': ${what}${moved} runs in ${fmt(engineTime)} against ${fmt(altTime)} for ${fastestFloat} everywhere: built ${fastestFloat}`;
+      alt.report.warnings.push(note);
+      alt.report.best?.notes.push(note);
+      engine.dispose();
+      return alt;
+    } catch (e) {
+      alt.dispose();
+      throw e;
+    }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

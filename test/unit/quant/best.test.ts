@@ -21,7 +21,8 @@ import { emulateHalf } from '../../../src/passes/half-emulation';
 import { runPasses } from '../../../src/passes/manager';
 import { assignHalfPrecision } from '../../../src/passes/precision-assignment';
 import { quantizeGraph } from '../../../src/quant';
-import { bestHooks, chooseGroups, uniformInstead } from '../../../src/quant/best';
+import type { Engine } from '../../../src/engine';
+import { bestHooks, buildBest, chooseGroups, uniformInstead } from '../../../src/quant/best';
 import { rng } from '../ops/tactic-helpers';
 import { smallCnn } from './quant-models';
 import { relL2 } from '../../helpers/metrics';
@@ -39,6 +40,7 @@ const inject = (int8: number) => (precision: string, l: LayerReport) => (precisi
 
 afterEach(() => {
   bestHooks.layerMs = undefined;
+  bestHooks.engineMs = undefined;
 });
 
 describe("precision 'best'", () => {
@@ -154,6 +156,40 @@ describe("the mixed int8 + fp16 plan of a 'best' build on cuda", () => {
     const want = new Float32Array(native().runPlan(encodePlan(int8Plan), x, FAST_CPU)[0]);
     const got = new Float32Array(native().runPlan(encodePlan(emulateHalf(plan)), x, FAST_CPU)[0]);
     expect(relL2(got, want)).toBeLessThan(1e-2);
+  });
+});
+
+describe("precision 'best' on cuda, step 6: whole engines decide", () => {
+  // fake builds (no GPU): one layer per engine, in the precision built; the hooks give the times
+  const run = async (int8EngineMs: number) => {
+    const built: { precision: string; disposed: boolean }[] = [];
+    const fake = async (_m: unknown, o: { precision: string }): Promise<Engine> => {
+      const rec = { precision: o.precision, disposed: false };
+      built.push(rec);
+      const layer = { name: 'conv', kind: o.precision === 'int8' ? 'Int8Conv' : 'Conv', fusedFrom: ['conv'], candidates: [], tactic: 't', precision: o.precision };
+      return { report: { precision: o.precision, layers: [layer], warnings: [], best: { notes: [] }, precisionGuard: { checked: 1, pinned: [{ layer: 'conv' }] } }, dispose: () => (rec.disposed = true) } as unknown as Engine;
+    };
+    bestHooks.layerMs = (precision) => (precision === 'int8' ? 0.1 : precision === 'fp16' ? 0.5 : 1);
+    bestHooks.engineMs = (e) => (e.report.precision === 'int8' ? int8EngineMs : e.report.precision === 'fp16' ? 1 : 2);
+    const e = await buildBest(smallCnn(), resolveOptions({ precision: 'best', calibration: CALIB }), 'cuda', fake as never);
+    return { e, built };
+  };
+
+  test('an int8 engine slower as a whole than fp16 everywhere (its guard moved layers up) is replaced by the fp16 one', async () => {
+    const { e, built } = await run(1.5);
+    expect(built.map((b) => b.precision)).toEqual(['fp32', 'fp16', 'int8', 'int8', 'fp16']);
+    expect(e.report.precision).toBe('fp16');
+    expect(built[3].disposed).toBe(true);
+    expect(e.report.warnings).toContain("precision 'best': the int8 engine (its accuracy guard moved 1 layer(s) to higher precision) runs in 1.5 ms against 1 ms for fp16 everywhere: built fp16");
+    expect(e.report.best!.notes).toEqual(e.report.warnings.slice(-1));
+  });
+
+  test('an int8 engine faster as a whole is kept, and the fp16 one built to compare is disposed', async () => {
+    const { e, built } = await run(0.6);
+    expect(built.map((b) => b.precision)).toEqual(['fp32', 'fp16', 'int8', 'int8', 'fp16']);
+    expect(e.report.precision).toBe('int8');
+    expect(built[4].disposed).toBe(true);
+    expect(e.report.warnings).toEqual([]);
   });
 });
 
