@@ -29,9 +29,9 @@ constexpr int kRow = kMmaBK + 16;  // shared row stride in bytes
 // A block shape: BM output positions x BN output channels, warps of WM x WN (each WM / 16 x WN / 8
 // mma tiles per 32-deep step), STAGES tiles of K in flight. The thread of index tid copies the 16-byte
 // run tid % 4 of rows tid / 4 + j * (threads / 4) of each A and B tile.
-template <int BM_, int BN_, int WM, int WN, int STAGES>
+template <int BM_, int BN_, int WM, int WN, int STAGES, int MIN_BLOCKS = 1>
 struct Shape {
-  static constexpr int BM = BM_, BN = BN_, kStages = STAGES, kWarpsN = BN / WN, kThreads = (BM / WM) * kWarpsN * 32;
+  static constexpr int BM = BM_, BN = BN_, kStages = STAGES, kWarpsN = BN / WN, kThreads = (BM / WM) * kWarpsN * 32, kMinBlocks = MIN_BLOCKS;
   static constexpr int kMT = WM / 16, kNT = WN / 8, kWM = WM, kWN = WN;
   static constexpr int kARows = BM * 4 / kThreads, kBRows = BN * 4 / kThreads;
   static constexpr int kStageBytes = (BM + BN) * kRow, kSmem = STAGES * kStageBytes;
@@ -44,6 +44,9 @@ using Shape64 = Shape<64, 64, 32, 32, 4>;
 using Shape128 = Shape<128, 64, 32, 32, 3>;
 using Shape128x128 = Shape<128, 128, 64, 64, 4>;
 using Shape256x128 = Shape<256, 128, 64, 64, 3>;
+// 128 x 128 with 8 warps of 32 x 64 (more warps to hide latency than the 4 of 64 x 64; 60 KB; two
+// blocks per SM: at most 128 registers)
+using Shape128x128w8 = Shape<128, 128, 32, 64, 3, 2>;
 
 // 16 bytes global → shared, asynchronously; the bytes past `src_bytes` (0 or 16) are zero-filled.
 __device__ __forceinline__ void copy16(void* smem, const void* gmem, int src_bytes) {
@@ -85,7 +88,7 @@ struct SplitK {
 };
 
 template <class S>
-__global__ void __launch_bounds__(S::kThreads) mma_cl_kernel(Geom g, const int8_t* __restrict__ x, const int8_t* __restrict__ wp, Epilogue ep, int K, int Kp,
+__global__ void __launch_bounds__(S::kThreads, S::kMinBlocks) mma_cl_kernel(Geom g, const int8_t* __restrict__ x, const int8_t* __restrict__ wp, Epilogue ep, int K, int Kp,
                                                               int Mgp, int positions, SplitK sk, bool quads, int fast) {
   constexpr int BM = S::BM, BN = S::BN, kStages = S::kStages, kMT = S::kMT, kNT = S::kNT, kRowStep = S::kThreads / 4;
   extern __shared__ __align__(16) int8_t smem[];
@@ -261,7 +264,7 @@ cudaError_t launch(const Geom& g, int positions, int K, int split, const int8_t*
 }  // namespace
 
 int cl_bm(ClTile t) { return t == kCl64 ? 64 : t == kCl256x128 ? 256 : 128; }
-int cl_bn(ClTile t) { return t == kCl128x128 || t == kCl256x128 ? 128 : 64; }
+int cl_bn(ClTile t) { return t == kCl64 || t == kCl128 ? 64 : 128; }
 
 int mma_cl_tiles(const Geom& g, ClTile t) {
   const int positions = g.N * g.out[0] * g.out[1] * g.out[2];
@@ -290,6 +293,7 @@ cudaError_t conv_mma_cl(const Geom& g, ClTile t, int split, const int8_t* x, con
     case kCl128: return launch<Shape128>(g, positions, K, sk.split, x, wpacked, ep, sk, s);
     case kCl128x128: return launch<Shape128x128>(g, positions, K, sk.split, x, wpacked, ep, sk, s);
     case kCl256x128: return launch<Shape256x128>(g, positions, K, sk.split, x, wpacked, ep, sk, s);
+    case kCl128x128w8: return launch<Shape128x128w8>(g, positions, K, sk.split, x, wpacked, ep, sk, s);
   }
   return cudaErrorInvalidValue;
 }

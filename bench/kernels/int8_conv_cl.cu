@@ -55,8 +55,9 @@ const Layer kLayers[] = {
     {"l4 down 1024-2048 s2", 1024, 2048, 14, 1, 2, 1, false},
 };
 
-const ClTile kTiles[] = {kCl64, kCl128, kCl128x128, kCl256x128};
-const char* kTileNames[] = {"64x64", "128x64", "128x128", "256x128"};
+const ClTile kTiles[] = {kCl64, kCl128, kCl128x128, kCl256x128, kCl128x128w8};
+const char* kTileNames[] = {"64x64", "128x64", "128x128", "256x128", "128x128w8"};
+constexpr int kShapes = 5;
 
 }  // namespace
 
@@ -90,7 +91,7 @@ int main(int argc, char** argv) {
     std::printf("\nbatch %d: us per launch (int8 TOPS)\n%-24s", N, "layer");
     for (const char* t : kTileNames) std::printf(" %17s", t);
     std::printf("\n");
-    double total[4] = {}, best_total = 0;
+    double total[kShapes] = {}, best_total = 0;
     for (const Layer& L : kLayers) {
       if (only && !std::strstr(L.name, only)) continue;
       Geom g;
@@ -135,7 +136,7 @@ int main(int argc, char** argv) {
       CK(cudaMemcpy(want.data(), dy, ys, cudaMemcpyDeviceToHost));
       std::printf("%-24s", L.name);
       double best = 1e30;
-      for (int ti = 0; ti < 4; ++ti) {
+      for (int ti = 0; ti < kShapes; ++ti) {
         CK(cudaMemsetAsync(dy, 0, ys, st));
         CK(conv_mma_cl(g, kTiles[ti], 1, dx, dw, ep, nullptr, st));
         CK(cudaStreamSynchronize(st));

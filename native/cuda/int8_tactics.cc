@@ -8,8 +8,9 @@
 //       implicit GEMM with 16-byte asynchronous gathers and a 3-4 stage pipeline (cuda/int8_conv_cl.cu):
 //       int8 activations with zero point 0, channels in multiples of 16, 64 or 128 positions x 64
 //       channels a block.
-//   cuda.int8_conv.mma_cl.bm128n128/.bm256n128 (and int8_gemm)   the same kernel with 128-channel
-//       blocks of 64 x 64 warps: for layers with at least a wave of such blocks (batch 32's).
+//   cuda.int8_conv.mma_cl.bm128n128/.bm256n128/.bm128n128.w8 (and int8_gemm)   the same kernel with
+//       128-channel blocks of 64 x 64 warps (.w8: 8 warps of 32 x 64): for layers with at least a wave
+//       of such blocks (batch 32's).
 //   cuda.int8_conv.mma_cl.bm64.splitk (and int8_gemm)   the same with K split among blocks, for layers
 //       whose output tiles are fewer than the GPU's SMs (batch 1's 7x7 maps): about two blocks per SM.
 // Both layouts (channels_last or not) and every group/stride/pad/dilation. Int8Gemm also has the
@@ -115,7 +116,7 @@ class MmaCl : public Tactic {
   MmaCl(const char* kind, ClTile tile, bool splitk)
       : tile_(tile), splitk_(splitk),
         name_(std::string(std::string(kind) == "Int8Conv" ? "cuda.int8_conv" : "cuda.int8_gemm") + ".mma_cl.bm" + std::to_string(cl_bm(tile)) +
-              (cl_bn(tile) != 64 ? "n" + std::to_string(cl_bn(tile)) : "") + (splitk ? ".splitk" : "")) {}
+              (cl_bn(tile) != 64 ? "n" + std::to_string(cl_bn(tile)) : "") + (tile == kCl128x128w8 ? ".w8" : "") + (splitk ? ".splitk" : "")) {}
   const char* name() const override { return name_.c_str(); }
   bool can_implement(const LayerInfo& L) const override {
     if (!L.const_data(1) || device_major() < 8 || cu::alignment_of(*L.plan, L.in[0]) < 16) return false;
@@ -163,6 +164,7 @@ struct RegisterAll {
     for (const char* kind : {"Int8Conv", "Int8Gemm"}) {
       register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl256x128, false));
       register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl128x128, false));
+      register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl128x128w8, false));
       register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl128, false));
       register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl64, false));
       register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl64, true));

@@ -266,7 +266,7 @@ d('cuda int8 tactics vs the CPU reference', () => {
     else expect(names.filter((t) => t.includes('mma_cl'))).toEqual([]);
     // few output tiles and at least 4 K tiles of 64: the split-K variant is a candidate too
     if (cl && Cg * KH * KW >= 256 && !name.startsWith('large')) expect(names).toContain('cuda.int8_conv.mma_cl.bm64.splitk');
-    if (name.startsWith('large')) expect(names).toEqual(expect.arrayContaining(['cuda.int8_conv.mma_cl.bm128n128', 'cuda.int8_conv.mma_cl.bm256n128']));
+    if (name.startsWith('large')) expect(names).toEqual(expect.arrayContaining(['cuda.int8_conv.mma_cl.bm128n128', 'cuda.int8_conv.mma_cl.bm256n128', 'cuda.int8_conv.mma_cl.bm128n128.w8']));
     const want = nhwc(ref, M, OH, OW, N);
     for (const t of names) {
       const one = await buildCuda(p2.plan, { tactics: { Int8Conv: t }, timing: false });
