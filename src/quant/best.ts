@@ -25,8 +25,9 @@
  *      by that candidate's precision everywhere, unless `layerPrecisions` pins layers; the report says so.
  *   6. On cuda the engine so built may not be the one its layer times promised: its accuracy guard may
  *      have moved layers up (an int8 engine whose layers lose accuracy runs them in fp32), and layer
- *      times summed miss the gaps between kernels. Unless `layerPrecisions` pins layers, an engine that
- *      is not the fastest float candidate everywhere is timed as a whole against that candidate built
+ *      times summed miss the gaps between kernels and overstate cheap layers. So each candidate is
+ *      also timed as a whole, and unless `layerPrecisions` pins layers, an engine that is not the
+ *      fastest float candidate (by whole-engine time) everywhere is timed against that candidate built
  *      everywhere (guarded too); the candidate replaces it when faster by UNIFORM_MARGIN, and the report
  *      says so. (With injected layer times — bestHooks.layerMs — only when bestHooks.engineMs is given.)
  * engine.report.best lists the groups with each candidate's ms, the choice and why; each layer's
@@ -120,6 +121,8 @@ class Groups {
 export interface CandidateLayers {
   precision: LayerPrecision;
   layers: { name: string; kind: string; fusedFrom: string[]; ms: number }[];
+  /** one run of the whole engine (ms), where step 6 applies */
+  engineMs?: number;
 }
 
 const ORDER: LayerPrecision[] = ['fp32', 'fp16', 'int8'];
@@ -218,11 +221,17 @@ export async function buildBest(model: ModelSource, o: ResolvedOptions, backend:
     const calibrationCache = o.calibrationCache ?? path.join(tmp, 'calibration.json');
     const base: ResolvedOptions = { ...o, timingCache, calibrationCache, onProgress: undefined, layerPrecisions: {}, guard: false };
     const cands: CandidateLayers[] = [];
+    // step 6 (whole engines) applies on cuda, and with injected layer times only where engine times are too
+    const wholeEngines = backend === 'cuda' && !(bestHooks.layerMs && !bestHooks.engineMs);
     const measure = async (precision: LayerPrecision) => {
       const e = await build(model, { ...base, precision });
       try {
         const ms = await layerTimes(e, precision);
-        cands.push({ precision, layers: e.report.layers.map((l, i) => ({ name: l.name, kind: l.kind, fusedFrom: l.fusedFrom, ms: ms[i] })) });
+        cands.push({
+          precision,
+          layers: e.report.layers.map((l, i) => ({ name: l.name, kind: l.kind, fusedFrom: l.fusedFrom, ms: ms[i] })),
+          ...(wholeEngines ? { engineMs: await engineMs(e) } : {}),
+        });
       } finally {
         e.dispose();
       }
@@ -294,8 +303,9 @@ export async function buildBest(model: ModelSource, o: ResolvedOptions, backend:
       }
     }
     // 6. whole engines: the one built against the fastest float candidate everywhere
-    if (backend !== 'cuda' || (bestHooks.layerMs && !bestHooks.engineMs)) return engine;
-    const floatTotals = cands.filter((c) => c.precision !== 'int8').map((c) => ({ precision: c.precision, ms: c.layers.reduce((a, l) => a + l.ms, 0) }));
+    if (!wholeEngines) return engine;
+    // the float candidates by their whole-engine times (a cast layer's time summed is not what it costs)
+    const floatTotals = cands.filter((c) => c.precision !== 'int8').map((c) => ({ precision: c.precision, ms: c.engineMs ?? c.layers.reduce((a, l) => a + l.ms, 0) }));
     if (!floatTotals.length) return engine;
     const fastestFloat = floatTotals.reduce((a, b) => (b.ms < a.ms ? b : a)).precision;
     if (built === fastestFloat) return engine;

@@ -160,24 +160,26 @@ describe("the mixed int8 + fp16 plan of a 'best' build on cuda", () => {
 });
 
 describe("precision 'best' on cuda, step 6: whole engines decide", () => {
-  // fake builds (no GPU): one layer per engine, in the precision built; the hooks give the times
-  const run = async (int8EngineMs: number) => {
+  // fake builds (no GPU): one layer per engine in the precision built, report.precision 'best' for the
+  // fourth (the mixed build after the three candidates); the hooks give the layer and engine times
+  const run = async (layerMs: Record<string, number>, engineMs: Record<string, number>) => {
     const built: { precision: string; disposed: boolean }[] = [];
     const fake = async (_m: unknown, o: { precision: string }): Promise<Engine> => {
-      const rec = { precision: o.precision, disposed: false };
+      const rec = { precision: built.length === 3 ? 'best' : o.precision, disposed: false };
       built.push(rec);
       const layer = { name: 'conv', kind: o.precision === 'int8' ? 'Int8Conv' : 'Conv', fusedFrom: ['conv'], candidates: [], tactic: 't', precision: o.precision };
-      return { report: { precision: o.precision, layers: [layer], warnings: [], best: { notes: [] }, precisionGuard: { checked: 1, pinned: [{ layer: 'conv' }] } }, dispose: () => (rec.disposed = true) } as unknown as Engine;
+      const report = { precision: rec.precision, layers: [layer], warnings: [], best: { notes: [] }, precisionGuard: { checked: 1, pinned: [{ layer: 'conv' }] } };
+      return { report, dispose: () => (rec.disposed = true) } as unknown as Engine;
     };
-    bestHooks.layerMs = (precision) => (precision === 'int8' ? 0.1 : precision === 'fp16' ? 0.5 : 1);
-    bestHooks.engineMs = (e) => (e.report.precision === 'int8' ? int8EngineMs : e.report.precision === 'fp16' ? 1 : 2);
+    bestHooks.layerMs = (precision) => layerMs[precision];
+    bestHooks.engineMs = (e) => engineMs[e.report.precision];
     const e = await buildBest(smallCnn(), resolveOptions({ precision: 'best', calibration: CALIB }), 'cuda', fake as never);
     return { e, built };
   };
 
   test('an int8 engine slower as a whole than fp16 everywhere (its guard moved layers up) is replaced by the fp16 one', async () => {
-    const { e, built } = await run(1.5);
-    expect(built.map((b) => b.precision)).toEqual(['fp32', 'fp16', 'int8', 'int8', 'fp16']);
+    const { e, built } = await run({ int8: 0.1, fp16: 0.5, fp32: 1 }, { best: 1.5, int8: 0.5, fp16: 1, fp32: 2 });
+    expect(built.map((b) => b.precision)).toEqual(['fp32', 'fp16', 'int8', 'best', 'fp16']);
     expect(e.report.precision).toBe('fp16');
     expect(built[3].disposed).toBe(true);
     expect(e.report.warnings).toContain("precision 'best': the int8 engine (its accuracy guard moved 1 layer(s) to higher precision) runs in 1.5 ms against 1 ms for fp16 everywhere: built fp16");
@@ -185,11 +187,18 @@ describe("precision 'best' on cuda, step 6: whole engines decide", () => {
   });
 
   test('an int8 engine faster as a whole is kept, and the fp16 one built to compare is disposed', async () => {
-    const { e, built } = await run(0.6);
-    expect(built.map((b) => b.precision)).toEqual(['fp32', 'fp16', 'int8', 'int8', 'fp16']);
-    expect(e.report.precision).toBe('int8');
+    const { e, built } = await run({ int8: 0.1, fp16: 0.5, fp32: 1 }, { best: 0.6, int8: 0.5, fp16: 1, fp32: 2 });
+    expect(built.map((b) => b.precision)).toEqual(['fp32', 'fp16', 'int8', 'best', 'fp16']);
+    expect(e.report.precision).toBe('best');
     expect(built[4].disposed).toBe(true);
     expect(e.report.warnings).toEqual([]);
+  });
+
+  test('fp32 chosen from layer times (fp16 cast layers counted) but fp16 faster as a whole: fp16 everywhere', async () => {
+    const { e, built } = await run({ int8: 5, fp16: 1.5, fp32: 1 }, { best: 2, int8: 3, fp16: 1, fp32: 2 });
+    expect(built.map((b) => b.precision)).toEqual(['fp32', 'fp16', 'int8', 'best', 'fp16']);
+    expect(e.report.precision).toBe('fp16');
+    expect(e.report.warnings).toContain("precision 'best': the fp32 engine (its accuracy guard moved 1 layer(s) to higher precision) runs in 2 ms against 1 ms for fp16 everywhere: built fp16");
   });
 });
 
