@@ -8,13 +8,13 @@
 // pixel, so the gather is one 16-byte asynchronous copy (cp.async) per run, zero-filled where the
 // window leaves the image (zero is the zero point, so padding adds nothing: no corrections).
 //
-// A block computes BM output positions x 64 output channels of one group (BM = 64: 4 warps, 128:
-// 8 warps; warps of 32 x 32, each 2 x 4 mma.sync.m16n8k32 s8·s8→s32 per 32-deep step, fragments
-// loaded by ldmatrix.x4: 4 per step instead of 16 32-bit loads), over K in 64-deep tiles through a
-// 4-stage (BM 64) or 3-stage (BM 128) shared-memory pipeline: the copies of the next tiles are in
-// flight while tile t is multiplied. Shared rows are 80 bytes apart, so the 8 rows of each ldmatrix
-// phase hit 32 distinct banks. The epilogue is int8_epilogue.cuh's put(), element by element (the
-// CPU's rounding), from the accumulators; with split K (below) from the summed partial products.
+// A block computes BM output positions x BN output channels of one group (the shapes below: warps of
+// 32 x 32 or larger, each (WM / 16) x (WN / 8) mma.sync.m16n8k32 s8·s8→s32 per 32-deep step, fragments
+// loaded by ldmatrix.x4), over K in 64-deep tiles through a 3-4 stage shared-memory pipeline: the
+// copies of the next tiles are in flight while tile t is multiplied. Shared rows are 80 bytes apart,
+// so the 8 rows of each ldmatrix phase hit 32 distinct banks. The epilogue stages the accumulators in
+// shared memory and writes 4 channels per thread step (store_tile in int8_epilogue.cuh, the CPU's
+// rounding); with split K (below) from the summed partial products.
 #include <type_traits>
 
 #include "int8_epilogue.cuh"
