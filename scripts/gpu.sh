@@ -17,7 +17,8 @@
 #     sanitize compute-sanitizer memcheck over the model tests on cuda (test/gpu/models-cuda.test.ts,
 #              KILN_GPU_MODELS picks models)                      -> $OUT/sanitize.log
 #     kbench   nvcc builds bench/kernels/int8_conv_cl.cu with the int8 kernels and runs it (no Node):
-#              every channels-last block shape on ResNet-50's convolutions (KILN_KBENCH_ARGS);
+#              every channels-last block shape on ResNet-50's convolutions, and the wgmma experiment
+#              (bench/kernels/int8_conv_wgmma.cu) as the last column (KILN_KBENCH_ARGS);
 #              KILN_KBENCH_NCU=1 adds an Nsight Compute profile of one launch per shape
 #                                                                 -> $OUT/kbench.log (, $OUT/kbench-ncu.log)
 #
@@ -157,7 +158,10 @@ stage_sanitize() {
 
 stage_kbench() {
   local bin="$WORK/int8_conv_cl" rc=0
-  nvcc -O3 -std=c++17 -arch=sm_90 -I. -Inative -Icuda -o "$bin" bench/kernels/int8_conv_cl.cu cuda/int8_conv_cl.cu cuda/int8_conv.cu 2>&1 | tail -20
+  # sm_90a with the wgmma experiment (bench/kernels/int8_conv_wgmma.cu); without it if that fails to build
+  nvcc -O3 -std=c++17 -arch=sm_90a -DKILN_KBENCH_WGMMA -I. -Inative -Icuda -o "$bin" bench/kernels/int8_conv_cl.cu bench/kernels/int8_conv_wgmma.cu \
+    cuda/int8_conv_cl.cu cuda/int8_conv.cu 2>&1 | tail -20
+  [ -x "$bin" ] || nvcc -O3 -std=c++17 -arch=sm_90 -I. -Inative -Icuda -o "$bin" bench/kernels/int8_conv_cl.cu cuda/int8_conv_cl.cu cuda/int8_conv.cu 2>&1 | tail -20
   [ -x "$bin" ] || return 1
   # shellcheck disable=SC2086
   "$bin" ${KILN_KBENCH_ARGS:-} 2>&1 | tee "$OUT/kbench.log" || rc=1

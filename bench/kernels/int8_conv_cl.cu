@@ -5,7 +5,8 @@
 // network's convolution time per shape (each layer weighted by how often ResNet-50 has it) and with the
 // fastest shape per layer, to compare with an fp16 engine's layer times.
 //
-//   scripts/gpu.sh kbench                     (builds it with nvcc and runs it; KILN_KBENCH_ARGS)
+//   scripts/gpu.sh kbench                     (builds it with nvcc and runs it; KILN_KBENCH_ARGS; with
+//                                              -DKILN_KBENCH_WGMMA for sm_90a also the wgmma experiment)
 //   int8_conv_cl [--batch N]... [--reps R] [--only SUBSTRING] [--once]
 //     default: batches 1 and 32, 50 repetitions, every layer; --once: one launch per shape and layer,
 //     untimed (for a profiler: ncu --kernel-name regex:mma_cl_kernel)
@@ -21,6 +22,19 @@
 #include "native/cuda/int8_kernels.h"
 
 using namespace kiln::i8cu;
+
+#ifdef KILN_KBENCH_WGMMA
+namespace kiln {
+namespace i8cu {
+cudaError_t conv_wgmma(const Geom& g, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, cudaStream_t s);
+}  // namespace i8cu
+}  // namespace kiln
+#endif
+
+namespace {
+// shape ti of the table on layer g
+cudaError_t launch_shape(int ti, const Geom& g, const int8_t* x, const int8_t* w, const Epilogue& ep, cudaStream_t st);
+}  // namespace
 
 namespace {
 
@@ -56,9 +70,24 @@ const Layer kLayers[] = {
 };
 
 const ClTile kTiles[] = {kCl64, kCl128, kCl128x128, kCl256x128, kCl128x128w8};
+#ifdef KILN_KBENCH_WGMMA
+// the wgmma experiment (bench/kernels/int8_conv_wgmma.cu, sm_90a) as the last column
+const char* kTileNames[] = {"64x64", "128x64", "128x128", "256x128", "128x128w8", "wgmma"};
+constexpr int kShapes = 6;
+#else
 const char* kTileNames[] = {"64x64", "128x64", "128x128", "256x128", "128x128w8"};
 constexpr int kShapes = 5;
+#endif
 
+}  // namespace
+
+namespace {
+cudaError_t launch_shape(int ti, const Geom& g, const int8_t* x, const int8_t* w, const Epilogue& ep, cudaStream_t st) {
+#ifdef KILN_KBENCH_WGMMA
+  if (ti == 5) return conv_wgmma(g, x, w, ep, st);
+#endif
+  return conv_mma_cl(g, kTiles[ti], 1, x, w, ep, nullptr, st);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -138,15 +167,15 @@ int main(int argc, char** argv) {
       double best = 1e30;
       for (int ti = 0; ti < kShapes; ++ti) {
         CK(cudaMemsetAsync(dy, 0, ys, st));
-        CK(conv_mma_cl(g, kTiles[ti], 1, dx, dw, ep, nullptr, st));
+        CK(launch_shape(ti, g, dx, dw, ep, st));
         CK(cudaStreamSynchronize(st));
         CK(cudaMemcpy(got.data(), dy, ys, cudaMemcpyDeviceToHost));
         const bool eq = got == want;
         all_equal &= eq;
         if (once) continue;
-        for (int w = 0; w < 3; ++w) CK(conv_mma_cl(g, kTiles[ti], 1, dx, dw, ep, nullptr, st));
+        for (int w = 0; w < 3; ++w) CK(launch_shape(ti, g, dx, dw, ep, st));
         CK(cudaEventRecord(e0, st));
-        for (int r = 0; r < reps; ++r) CK(conv_mma_cl(g, kTiles[ti], 1, dx, dw, ep, nullptr, st));
+        for (int r = 0; r < reps; ++r) CK(launch_shape(ti, g, dx, dw, ep, st));
         CK(cudaEventRecord(e1, st));
         CK(cudaEventSynchronize(e1));
         float ms = 0;

@@ -1,0 +1,199 @@
+// EXPERIMENT, not a tactic: the channels-last int8 implicit GEMM of cuda/int8_conv_cl.cu on Hopper's
+// warpgroup MMA (wgmma.mma_async m64n128k32 s8·s8→s32, sm_90a), for bench/kernels/int8_conv_cl.cu's
+// kernel benchmark (scripts/gpu.sh kbench builds it in with -DKILN_KBENCH_WGMMA). Written in the fifth
+// session without a GPU left to run it: the first kbench run says whether its outputs equal
+// conv_direct's and what it is worth before it becomes a tactic.
+//
+// A block: 128 output positions x 128 channels, two warpgroups of 64 positions each; K in 64-byte
+// tiles through a 4-stage cp.async pipeline (the mma_cl gathers: 16 channels of one pixel per
+// 16-byte copy, zero-filled outside the image). Shared tiles are in wgmma's no-swizzle K-major layout:
+// 8-row x 16-byte core matrices of 128 contiguous bytes, the 4 of a row group's 64 K bytes side by
+// side (K-direction offset 128 B), row groups 512 B apart. Each tile: fence.proxy.async (cp.async
+// wrote through the generic proxy), a barrier, two wgmma k32 per warpgroup, wait. The epilogue is
+// store_tile's (int8_epilogue.cuh), from the accumulators staged in shared memory.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "cuda/int8_epilogue.cuh"
+#include "native/cuda/int8_kernels.h"
+
+namespace kiln {
+namespace i8cu {
+namespace {
+
+constexpr int kBM = 128, kBN = 128, kBK = 64, kStages = 4, kThreads = 256;
+constexpr int kStageA = kBM * kBK, kStageB = kBN * kBK, kStageBytes = kStageA + kStageB;
+constexpr int kLd = kBN + 8;  // the epilogue tile's row stride (int32)
+constexpr int kSmem = (kStages * kStageBytes > kBM * kLd * 4 ? kStages * kStageBytes : kBM * kLd * 4) + 1024;  // + alignment slack
+
+// byte offset of 16-byte chunk c (0..3) of row r in a tile of the core-matrix layout
+__device__ __forceinline__ int cm_offset(int r, int c) { return (r >> 3) * 512 + c * 128 + (r & 7) * 16; }
+
+// wgmma shared-memory matrix descriptor: start address, leading (K) and stride (M/N) byte offsets, no swizzle
+__device__ __forceinline__ uint64_t smem_desc(const void* p, int lbo, int sbo) {
+  const uint64_t a = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  return ((a & 0x3FFFF) >> 4) | (static_cast<uint64_t>((lbo >> 4) & 0x3FFF) << 16) | (static_cast<uint64_t>((sbo >> 4) & 0x3FFF) << 32);
+}
+
+__device__ __forceinline__ void copy16(void* smem, const void* gmem, int src_bytes) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
+}
+__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void copy_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// d (64 int32 per thread, the m64n128 accumulator fragment) += A (64 x 32 int8, descriptor a) x
+// B (128 x 32 int8, descriptor b)ᵀ; scale_d 0: d = A x Bᵀ.
+__device__ __forceinline__ void wgmma_m64n128k32_s8(int32_t (&d)[64], uint64_t a, uint64_t b, int scale_d) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p;\n}\n"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]), "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]), "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]), "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]), "+r"(d[32]), "+r"(d[33]), "+r"(d[34]), "+r"(d[35]), "+r"(d[36]), "+r"(d[37]), "+r"(d[38]), "+r"(d[39]), "+r"(d[40]), "+r"(d[41]), "+r"(d[42]), "+r"(d[43]), "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]), "+r"(d[48]), "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]), "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]), "+r"(d[63])
+      : "l"(a), "l"(b), "r"(scale_d));
+#endif
+}
+
+__device__ __forceinline__ void wgmma_fence() {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wgmma_commit() {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wgmma_wait_all() {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void fence_proxy_async() {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+__global__ void __launch_bounds__(kThreads) wgmma_conv_kernel(Geom g, const int8_t* __restrict__ x, const int8_t* __restrict__ wp, Epilogue ep, int K,
+                                                              int Kp, int Mgp, int positions, bool quads, int fast) {
+  extern __shared__ int8_t smem_raw[];
+  int8_t* smem = reinterpret_cast<int8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
+  const int tid = threadIdx.x, wg = tid >> 7;
+  const int grp = blockIdx.z, m0 = blockIdx.y * kBN, p0 = blockIdx.x * kBM;
+  const int osz = g.out[0] * g.out[1] * g.out[2];
+  const int64_t isz = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
+
+  // this thread's rows (r0 and r0 + 64 of the A and B tiles) and 16-byte run of each K tile
+  const int run = tid & 3, r0 = tid >> 2;
+  int bz[2], by[2], bx[2];
+  int64_t xoff[2];
+  const int8_t* wrow[2];
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    const int p = p0 + r0 + j * 64;
+    const int pp = p < positions ? p : 0;
+    const int n = pp / osz, o = pp % osz;
+    const int ox = o % g.out[2], oy = (o / g.out[2]) % g.out[1], oz = o / (g.out[2] * g.out[1]);
+    bz[j] = p < positions ? oz * g.s[0] - g.p[0] : -(1 << 29);
+    by[j] = oy * g.s[1] - g.p[1];
+    bx[j] = ox * g.s[2] - g.p[2];
+    xoff[j] = (static_cast<int64_t>(n) * isz + (static_cast<int64_t>(bz[j]) * g.in[1] + by[j]) * g.in[2] + bx[j]) * g.C + static_cast<int64_t>(grp) * g.Cg;
+    const int mrow = m0 + r0 + j * 64;
+    wrow[j] = mrow < Mgp ? wp + (static_cast<int64_t>(grp) * Mgp + mrow) * Kp + run * 16 : nullptr;
+  }
+  int kn = run * 16, kc = run * 16 < K ? run * 16 % g.Cg : 0, kx = 0, ky = 0, kz = 0;
+  if (kn < K) {
+    const int tap = kn / g.Cg;
+    kx = tap % g.k[2];
+    ky = (tap / g.k[2]) % g.k[1];
+    kz = tap / (g.k[2] * g.k[1]);
+  }
+  auto load_tile = [&](int stage, int k0) {
+    int8_t* as = smem + stage * kStageBytes;
+    int8_t* bs = as + kStageA;
+    const bool kin = kn < K;
+    const int dz = kz * g.d[0], dy = ky * g.d[1], dx = kx * g.d[2];
+    const int64_t tap = ((static_cast<int64_t>(dz) * g.in[1] + dy) * g.in[2] + dx) * g.C + kc;
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const bool ok = kin && static_cast<unsigned>(bz[j] + dz) < static_cast<unsigned>(g.in[0]) && static_cast<unsigned>(by[j] + dy) < static_cast<unsigned>(g.in[1]) &&
+                      static_cast<unsigned>(bx[j] + dx) < static_cast<unsigned>(g.in[2]);
+      copy16(as + cm_offset(r0 + j * 64, run), ok ? x + xoff[j] + tap : x, ok ? 16 : 0);
+      copy16(bs + cm_offset(r0 + j * 64, run), wrow[j] ? wrow[j] + k0 : wp, wrow[j] ? 16 : 0);
+    }
+    kn += kBK;
+    kc += kBK;
+    while (kc >= g.Cg) {
+      kc -= g.Cg;
+      if (++kx == g.k[2]) {
+        kx = 0;
+        if (++ky == g.k[1]) ky = 0, ++kz;
+      }
+    }
+  };
+
+  int32_t acc[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = 0;
+  const int tiles = Kp / kBK;
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < tiles) load_tile(s, s * kBK);
+    copy_commit();
+  }
+  for (int t = 0; t < tiles; ++t) {
+    copy_wait<kStages - 2>();
+    fence_proxy_async();
+    __syncthreads();  // tile t is in shared memory for the async proxy; tile t - 1's stage is free
+    const int next = t + kStages - 1;
+    if (next < tiles) load_tile(next % kStages, next * kBK);
+    copy_commit();
+    const int8_t* as = smem + (t % kStages) * kStageBytes + wg * 8 * 512;  // this warpgroup's 64 rows
+    const int8_t* bs = smem + (t % kStages) * kStageBytes + kStageA;
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 2; ++kk) wgmma_m64n128k32_s8(acc, smem_desc(as + kk * 256, 128, 512), smem_desc(bs + kk * 256, 128, 512), 1);
+    wgmma_commit();
+    wgmma_wait_all();
+  }
+  copy_wait<0>();
+  __syncthreads();
+
+  // the m64n128 fragment: warp w of the warpgroup holds rows 16w + lane / 4 (+ 8), columns
+  // 8j + 2 (lane % 4) (+ 1) in acc[4j .. 4j + 3]
+  int32_t* tile = reinterpret_cast<int32_t*>(smem);
+  const int lane = tid & 31, w = (tid >> 5) & 3;
+  const int row = wg * 64 + w * 16 + (lane >> 2), col = 2 * (lane & 3);
+#pragma unroll
+  for (int j = 0; j < 16; ++j) {
+    *reinterpret_cast<int2*>(tile + row * kLd + 8 * j + col) = make_int2(acc[4 * j], acc[4 * j + 1]);
+    *reinterpret_cast<int2*>(tile + (row + 8) * kLd + 8 * j + col) = make_int2(acc[4 * j + 2], acc[4 * j + 3]);
+  }
+  __syncthreads();
+  store_tile<kBN, kThreads>(ep, tile, kLd, kBM, p0, positions, g, grp, m0, quads, fast);
+}
+
+}  // namespace
+
+// For the kernel benchmark: mma_cl_fits(g) geometries, W packed by pack_mma_weights.
+cudaError_t conv_wgmma(const Geom& g, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, cudaStream_t s) {
+  const int positions = g.N * g.out[0] * g.out[1] * g.out[2];
+  if (positions <= 0 || g.M <= 0) return cudaSuccess;
+  static const cudaError_t set = cudaFuncSetAttribute(wgmma_conv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+  if (set != cudaSuccess) return set;
+  const int Mgp = mma_mgp(g);
+  const dim3 grid((positions + kBM - 1) / kBM, (Mgp + kBN - 1) / kBN, g.G);
+  const bool quads = g.Mg % 4 == 0 && quad_ok(ep);
+  wgmma_conv_kernel<<<grid, kThreads, kSmem, s>>>(g, x, wpacked, ep, g.Cg * g.k[0] * g.k[1] * g.k[2], mma_kp(g), Mgp, positions, quads,
+                                                  quads ? fast_quad_kind(ep) : -1);
+  return cudaGetLastError();
+}
+
+}  // namespace i8cu
+}  // namespace kiln
