@@ -76,14 +76,20 @@ __device__ __forceinline__ float value(const Epilogue& e, const Chan& k, int32_t
   return activate(e, v);
 }
 
+// A rounded, zero-point-shifted value r saturated to int8 (OUT kOutI8) or uint8.
+template <int OUT>
+__device__ __forceinline__ int saturate_as(float r) {
+  if (OUT == kOutI8) return static_cast<int>(r < -128.f ? -128.f : (127.f < r ? 127.f : r));
+  return static_cast<int>(r < 0.f ? 0.f : (255.f < r ? 255.f : r));
+}
+
 // v requantized for an int8 (OUT kOutI8) or uint8 output: the saturated integer.
 template <int OUT>
 __device__ __forceinline__ int requantize_as(const Epilogue& e, float v) {
   // 0 / y_scale is ±0: skip the division, whose IEEE slow path zeros can take (half of a ReLU's outputs)
   float r = __fadd_rn(rintf(v == 0.f ? v : __fdiv_rn(v, e.y_scale)), e.y_zp);
   if (isnan(r)) r = e.y_zp;
-  if (OUT == kOutI8) return static_cast<int>(r < -128.f ? -128.f : (127.f < r ? 127.f : r));
-  return static_cast<int>(r < 0.f ? 0.f : (255.f < r ? 255.f : r));
+  return saturate_as<OUT>(r);
 }
 __device__ __forceinline__ int requantize(const Epilogue& e, float v) { return e.out_type == kOutI8 ? requantize_as<kOutI8>(e, v) : requantize_as<kOutU8>(e, v); }
 
@@ -133,12 +139,13 @@ __device__ __forceinline__ void put_quad(const Epilogue& e, int64_t i, int c, co
   }
 }
 
-// The common case of int8 layers compiled for its types: int8/uint8 output (OUT), no residual or an
-// int8/uint8 one (RES: kNoResidual, kOutI8, kOutU8), ReLU or nothing; four
-// consecutive channels (constants read once) at a time, equal to put() for each of them. Bias 0 for
-// none and fmaxf for ReLU differ from put() only in the sign of a zero or in NaN becoming 0 before the
-// division, and both requantize to the same integer.
 constexpr int kNoResidual = -1;
+
+// The common case of int8 layers compiled for its types: int8/uint8 output (OUT), no residual or an
+// int8/uint8 one (RES: kNoResidual, kOutI8, kOutU8), ReLU or nothing; four consecutive channels
+// (constants read once) at a time, equal to put() for each of them. Bias 0 for none and fmaxf for
+// ReLU differ from put() only in the sign of a zero or in NaN becoming 0 before the division, and both
+// requantize to the same integer.
 //
 // The division by y_scale is a multiplication by its reciprocal where that provably rounds to the same
 // integer: q = v * (1 / y_scale) is within 1.5 * 2^-23 * |q| of the rounded quotient, so when q is
@@ -160,9 +167,7 @@ struct FastQuad {
     const float q = __fmul_rn(v, inv);
     float t = rintf(q);
     if (!(fabsf(__fsub_rn(fabsf(__fsub_rn(q, t)), 0.5f)) > __fmul_rn(4.7683716e-7f, fabsf(q)))) return requantize_as<OUT>(e, v);
-    float r = __fadd_rn(t, e.y_zp);
-    if (OUT == kOutI8) return static_cast<int>(r < -128.f ? -128.f : (127.f < r ? 127.f : r));
-    return static_cast<int>(r < 0.f ? 0.f : (255.f < r ? 255.f : r));
+    return saturate_as<OUT>(__fadd_rn(t, e.y_zp));
   }
   // elements i .. i + 3 (i a multiple of 4, quad_ok(e))
   __device__ __forceinline__ void put(const Epilogue& e, int64_t i, const int4& a) const {
