@@ -121,7 +121,7 @@ class Groups {
 export interface CandidateLayers {
   precision: LayerPrecision;
   layers: { name: string; kind: string; fusedFrom: string[]; ms: number }[];
-  /** one run of the whole engine (ms), where step 6 applies */
+  /** one run of the whole engine (ms): float candidates, where step 6 applies */
   engineMs?: number;
 }
 
@@ -230,7 +230,7 @@ export async function buildBest(model: ModelSource, o: ResolvedOptions, backend:
         cands.push({
           precision,
           layers: e.report.layers.map((l, i) => ({ name: l.name, kind: l.kind, fusedFrom: l.fusedFrom, ms: ms[i] })),
-          ...(wholeEngines ? { engineMs: await engineMs(e) } : {}),
+          ...(wholeEngines && precision !== 'int8' ? { engineMs: await engineMs(e) } : {}),
         });
       } finally {
         e.dispose();
