@@ -89,7 +89,7 @@ struct SplitK {
 
 template <class S>
 __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks) mma_cl_kernel(Geom g, const int8_t* __restrict__ x, const int8_t* __restrict__ wp, Epilogue ep, int K, int Kp,
-                                                              int Mgp, int positions, SplitK sk, bool quads, int fast) {
+                                                              int Mgp, int positions, SplitK sk, bool quads, int fast, bool res_pf) {
   constexpr int BM = S::BM, BN = S::BN, kStages = S::kStages, kMT = S::kMT, kNT = S::kNT, kRowStep = S::kThreads / 4;
   extern __shared__ __align__(16) int8_t smem[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wm = warp / S::kWarpsN, wn = warp % S::kWarpsN;
@@ -97,6 +97,8 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks) mma_cl_kernel(Geom
   const int grp = blockIdx.z / sk.split, part = blockIdx.z % sk.split, m0 = blockIdx.y * BN, p0 = blockIdx.x * BM;
   const int osz = g.out[0] * g.out[1] * g.out[2];
   const int64_t isz = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
+  const bool pointwise = g.k[0] == 1 && g.k[1] == 1 && g.k[2] == 1 && g.s[0] == 1 && g.s[1] == 1 && g.s[2] == 1 && g.p[0] == 0 && g.p[1] == 0 && g.p[2] == 0 &&
+                         g.out[0] == g.in[0] && g.out[1] == g.in[1] && g.out[2] == g.in[2];
 
   // This thread's A rows: the window origin (bz, by, bx) of the row's output position, and the offset
   // of that origin's pixel in X (channel 0 of the group), which may lie outside X (never read there).
@@ -106,6 +108,11 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks) mma_cl_kernel(Geom
 #pragma unroll
   for (int j = 0; j < S::kARows; ++j) {
     const int p = p0 + r0 + j * kRowStep;
+    if (pointwise) {  // 1x1, stride 1, no padding: output position p reads input pixel p
+      bz[j] = p < positions ? 0 : -(1 << 29), by[j] = bx[j] = 0;
+      xoff[j] = static_cast<int64_t>(p) * g.C + static_cast<int64_t>(grp) * g.Cg;
+      continue;
+    }
     const int pp = p < positions ? p : 0;
     const int n = pp / osz, o = pp % osz;
     const int ox = o % g.out[2], oy = (o / g.out[2]) % g.out[1], oz = o / (g.out[2] * g.out[1]);
@@ -164,6 +171,19 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks) mma_cl_kernel(Geom
 
   int32_t acc[kMT][kNT][4] = {};
 
+  // The residual tile (int8/uint8, rows p0.., channels m0.. of the group) into shared memory past the
+  // pipeline's stages, with the first tile's copies: its reads overlap the main loop instead of
+  // stalling the epilogue (res_pf: the host checked the alignment; M and Mg multiples of 16).
+  uint8_t* res_tile = res_pf ? reinterpret_cast<uint8_t*>(smem + S::kSmem) : nullptr;
+  if (res_pf) {
+    const uint8_t* res = static_cast<const uint8_t*>(ep.residual) + static_cast<int64_t>(grp) * g.Mg + m0;
+#pragma unroll 1
+    for (int q = tid; q < BM * (BN / 16); q += S::kThreads) {
+      const int r = q / (BN / 16), c = (q % (BN / 16)) * 16;
+      const bool ok = p0 + r < positions && m0 + c < g.Mg;
+      copy16(res_tile + r * BN + c, ok ? res + static_cast<int64_t>(p0 + r) * g.M + c : ep.residual, ok ? 16 : 0);
+    }
+  }
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
     if (s < tiles) load_tile(s, (first + s) * kMmaBK);
@@ -243,21 +263,26 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks) mma_cl_kernel(Geom
       }
       __syncthreads();
     }
-    store_tile<BN, S::kThreads>(ep, tile, kLd, kRows, pbase, positions, g, grp, m0, quads, fast);
+    store_tile<BN, S::kThreads>(ep, tile, kLd, kRows, pbase, positions, g, grp, m0, quads, fast, res_pf ? res_tile + pass * kRows * BN : nullptr);
   }
 }
 
 template <class S>
 cudaError_t launch(const Geom& g, int positions, int K, int split, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, const SplitK& sk, cudaStream_t s) {
-  if (S::kSmem > 48 * 1024) {
+  // the pipeline's stages, and room for a prefetched residual tile (BM x BN bytes)
+  constexpr int kMaxSmem = S::kSmem + S::BM * S::BN;
+  if (kMaxSmem > 48 * 1024) {
     // once per process (the attribute holds for every later launch on the device)
-    static const cudaError_t set = cudaFuncSetAttribute(mma_cl_kernel<S>, cudaFuncAttributeMaxDynamicSharedMemorySize, S::kSmem);
+    static const cudaError_t set = cudaFuncSetAttribute(mma_cl_kernel<S>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem);
     if (set != cudaSuccess) return set;
   }
   const int Mgp = mma_mgp(g);
   dim3 grid((positions + S::BM - 1) / S::BM, (Mgp + S::BN - 1) / S::BN, g.G * split);
   const bool quads = g.Mg % 4 == 0 && quad_ok(ep);
-  mma_cl_kernel<S><<<grid, S::kThreads, S::kSmem, s>>>(g, x, wpacked, ep, K, mma_kp(g), Mgp, positions, sk, quads, quads ? fast_quad_kind(ep) : -1);
+  const int fast = quads ? fast_quad_kind(ep) : -1;
+  // the residual is prefetched for the fast epilogue: int8/uint8, 16-byte runs of whole groups' channels
+  const bool res_pf = fast >= 0 && ep.residual && split == 1 && g.M % 16 == 0 && g.Mg % 16 == 0 && reinterpret_cast<uintptr_t>(ep.residual) % 16 == 0;
+  mma_cl_kernel<S><<<grid, S::kThreads, res_pf ? kMaxSmem : S::kSmem, s>>>(g, x, wpacked, ep, K, mma_kp(g), Mgp, positions, sk, quads, fast, res_pf);
   return cudaGetLastError();
 }
 

@@ -141,6 +141,31 @@ __device__ __forceinline__ void put_quad(const Epilogue& e, int64_t i, int c, co
 
 constexpr int kNoResidual = -1;
 
+// Four integers saturated to int8 (OUT kOutI8) or uint8 and packed as bytes, q[0] lowest (two
+// cvt.pack.sat on sm_72 and newer).
+template <int OUT>
+__device__ __forceinline__ uint32_t pack_sat4(const int (&q)[4]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 720
+  uint32_t hi, d;
+  if (OUT == kOutI8) {
+    asm("cvt.pack.sat.s8.s32.b32 %0, %1, %2, 0;" : "=r"(hi) : "r"(q[3]), "r"(q[2]));
+    asm("cvt.pack.sat.s8.s32.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(q[1]), "r"(q[0]), "r"(hi));
+  } else {
+    asm("cvt.pack.sat.u8.s32.b32 %0, %1, %2, 0;" : "=r"(hi) : "r"(q[3]), "r"(q[2]));
+    asm("cvt.pack.sat.u8.s32.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(q[1]), "r"(q[0]), "r"(hi));
+  }
+  return d;
+#else
+  uint32_t d = 0;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int lo = OUT == kOutI8 ? -128 : 0, hi = OUT == kOutI8 ? 127 : 255;
+    d |= (static_cast<uint32_t>(q[j] < lo ? lo : (q[j] > hi ? hi : q[j])) & 255u) << (8 * j);
+  }
+  return d;
+#endif
+}
+
 // The common case of int8 layers compiled for its types: int8/uint8 output (OUT), no residual or an
 // int8/uint8 one (RES: kNoResidual, kOutI8, kOutU8), ReLU or nothing; four consecutive channels
 // (constants read once) at a time, equal to put() for each of them. Bias 0 for none and fmaxf for
@@ -150,9 +175,12 @@ constexpr int kNoResidual = -1;
 // The division by y_scale is a multiplication by its reciprocal where that provably rounds to the same
 // integer: q = v * (1 / y_scale) is within 1.5 * 2^-23 * |q| of the rounded quotient, so when q is
 // farther than 2^-21 * |q| from the nearest half-integer both round alike; otherwise (and for NaN and
-// infinities, where the test is false) the IEEE division decides, as in requantize_as.
+// infinities, where the test is false) the IEEE division decides, as in requantize_as. On the fast
+// side t + y_zp is a finite integer: its truncating conversion saturates to int32 and pack_sat4 to the
+// output type, as saturate_as does.
 template <int OUT, int RES, bool RELU>
 struct FastQuad {
+  static constexpr int kRes = RES;
   float mult[4], bias[4], inv;
   int32_t corr[4];
   __device__ __forceinline__ FastQuad(const Epilogue& e, int c) {
@@ -163,29 +191,30 @@ struct FastQuad {
       corr[j] = e.corr ? __ldg(e.corr + c + j) : 0;
     }
   }
+  // v requantized, not yet saturated to the output type
   __device__ __forceinline__ int requantize(const Epilogue& e, float v) const {
     const float q = __fmul_rn(v, inv);
     float t = rintf(q);
     if (!(fabsf(__fsub_rn(fabsf(__fsub_rn(q, t)), 0.5f)) > __fmul_rn(4.7683716e-7f, fabsf(q)))) return requantize_as<OUT>(e, v);
-    return saturate_as<OUT>(__fadd_rn(t, e.y_zp));
+    return __float2int_rz(__fadd_rn(t, e.y_zp));
   }
-  // elements i .. i + 3 (i a multiple of 4, quad_ok(e))
-  __device__ __forceinline__ void put(const Epilogue& e, int64_t i, const int4& a) const {
+  // the four output bytes, lowest first, from the sums a of channels c .. c + 3 (the constructor's c)
+  // and the residual's four bytes `res` (read when RES != kNoResidual)
+  __device__ __forceinline__ uint32_t quad(const Epilogue& e, const int4& a, uint32_t res) const {
     const int32_t acc[4] = {a.x, a.y, a.z, a.w};
-    uint32_t res = 0, out = 0;
-    if (RES != kNoResidual) res = *reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(e.residual) + i);
+    int q[4];
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int32_t sum = static_cast<int32_t>(static_cast<uint32_t>(acc[j]) - static_cast<uint32_t>(corr[j]));
       float v = __fadd_rn(__fmul_rn(__int2float_rn(sum), mult[j]), bias[j]);
       if (RES != kNoResidual) {
-        const int q = RES == kOutI8 ? static_cast<int>(static_cast<int8_t>(res >> (8 * j))) : static_cast<int>((res >> (8 * j)) & 255u);
-        v = __fadd_rn(v, dequant_residual(e, q));
+        const int r = RES == kOutI8 ? static_cast<int>(static_cast<int8_t>(res >> (8 * j))) : static_cast<int>((res >> (8 * j)) & 255u);
+        v = __fadd_rn(v, dequant_residual(e, r));
       }
       if (RELU) v = fmaxf(v, 0.f);
-      out |= (static_cast<uint32_t>(requantize(e, v)) & 255u) << (8 * j);
+      q[j] = requantize(e, v);
     }
-    *reinterpret_cast<uint32_t*>(static_cast<uint8_t*>(e.out) + i) = out;
+    return pack_sat4<OUT>(q);
   }
 };
 
@@ -220,12 +249,15 @@ __device__ __forceinline__ void fast_quad_dispatch(int k, F&& f) {
 // The outputs of an int32 tile staged in shared memory by a channels-last kernel: tile rows [0, rows)
 // (row stride ld) are output positions pbase.., columns [0, BN) channels m0.. of group grp, element
 // (p, m) of Y at p * M + m. Every thread takes runs of 4 channels: with `fast` (fast_quad_kind) the
-// same 4 channels over its rows (kThreads a multiple of BN / 4), FastQuad's constants read once; else
-// put_quad (`quads`: quad_ok and Mg % 4 == 0) or put per element. Loads and stores along the channels
-// coalesce; the loop is rolled (one copy of the epilogue's code).
+// same 4 channels over its rows (kThreads a multiple of BN / 4), FastQuad's constants read once, and
+// an int8/uint8 residual read from `res_tile` when the kernel prefetched it to shared memory (its rows
+// BN bytes apart, row r = output position pbase + r; see prefetch_residual), else from ep.residual;
+// without `fast`, put_quad (`quads`: quad_ok and Mg % 4 == 0) or put per element. Loads and stores
+// along the channels coalesce; the loops are rolled (one copy of the epilogue's code; the fast loop
+// two steps per turn, so that two steps' memory accesses are in flight).
 template <int BN, int kThreads>
 __device__ __forceinline__ void store_tile(const Epilogue& ep, const int32_t* tile, int ld, int rows, int pbase, int positions, const Geom& g, int grp, int m0,
-                                           bool quads, int fast) {
+                                           bool quads, int fast, const uint8_t* res_tile = nullptr) {
   const int tid = threadIdx.x;
   if (fast >= 0) {
     static_assert(kThreads % (BN / 4) == 0, "epilogue channels per thread");
@@ -234,9 +266,17 @@ __device__ __forceinline__ void store_tile(const Epilogue& ep, const int32_t* ti
     fast_quad_dispatch(fast, [&](auto* tag) {
       using F = std::remove_pointer_t<decltype(tag)>;
       const F f(ep, m);
-#pragma unroll 1
-      for (int r = tid / (BN / 4); r < rows && pbase + r < positions; r += kThreads / (BN / 4))
-        f.put(ep, static_cast<int64_t>(pbase + r) * g.M + m, *reinterpret_cast<const int4*>(tile + r * ld + c));
+      const int end = min(rows, positions - pbase);
+      auto each_row = [&](auto residual_word) {
+#pragma unroll 2
+        for (int r = tid / (BN / 4); r < end; r += kThreads / (BN / 4)) {
+          const int64_t i = static_cast<int64_t>(pbase + r) * g.M + m;
+          *reinterpret_cast<uint32_t*>(static_cast<uint8_t*>(ep.out) + i) = f.quad(ep, *reinterpret_cast<const int4*>(tile + r * ld + c), residual_word(r, i));
+        }
+      };
+      if (F::kRes == kNoResidual) each_row([](int, int64_t) { return 0u; });
+      else if (res_tile) each_row([&](int r, int64_t) { return *reinterpret_cast<const uint32_t*>(res_tile + r * BN + c); });
+      else each_row([&](int, int64_t i) { return *reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(ep.residual) + i); });
     });
     return;
   }
