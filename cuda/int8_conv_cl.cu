@@ -47,6 +47,9 @@ using Shape256x128 = Shape<256, 128, 64, 64, 3>;
 // 128 x 128 with 8 warps of 32 x 64 (more warps to hide latency than the 4 of 64 x 64; 60 KB; two
 // blocks per SM: at most 128 registers)
 using Shape128x128w8 = Shape<128, 128, 32, 64, 3, 2>;
+// 64 x 64 in 3 stages, six blocks per SM (at most 80 registers; 30 KB): for layers with few K tiles,
+// whose blocks spend most of their time waiting on the first tile and in the epilogue
+using Shape64x6 = Shape<64, 64, 32, 32, 3, 6>;
 
 // 16 bytes global → shared, asynchronously; the bytes past `src_bytes` (0 or 16) are zero-filled.
 __device__ __forceinline__ void copy16(void* smem, const void* gmem, int src_bytes) {
@@ -94,7 +97,7 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks) mma_cl_kernel(Geom
   extern __shared__ __align__(16) int8_t smem[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wm = warp / S::kWarpsN, wn = warp % S::kWarpsN;
   const int gq = lane >> 2, tq = lane & 3;
-  const int grp = blockIdx.z / sk.split, part = blockIdx.z % sk.split, m0 = blockIdx.y * BN, p0 = blockIdx.x * BM;
+  const int grp = sk.split == 1 ? blockIdx.z : blockIdx.z / sk.split, part = sk.split == 1 ? 0 : blockIdx.z % sk.split, m0 = blockIdx.y * BN, p0 = blockIdx.x * BM;
   const int osz = g.out[0] * g.out[1] * g.out[2];
   const int64_t isz = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
   const bool pointwise = g.k[0] == 1 && g.k[1] == 1 && g.k[2] == 1 && g.s[0] == 1 && g.s[1] == 1 && g.s[2] == 1 && g.p[0] == 0 && g.p[1] == 0 && g.p[2] == 0 &&
@@ -123,13 +126,15 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks) mma_cl_kernel(Geom
   }
 
   // this part's K tiles [first, first + tiles)
-  const int all = Kp / kMmaBK, share = (all + sk.split - 1) / sk.split, first = part * share;
+  const int all = Kp / kMmaBK, share = sk.split == 1 ? all : (all + sk.split - 1) / sk.split, first = part * share;
   const int tiles = min(share, all - first);
 
   // The window position of this thread's run in the next tile to load: k = kc + tap * Cg, the tap
   // (kz, ky, kx) of the window; advanced by one tile per load without divisions.
   int kn = first * kMmaBK + run * 16, kc = 0, kx = 0, ky = 0, kz = 0;
-  if (kn < K) {
+  if (kn < K && g.k[0] * g.k[1] * g.k[2] == 1) {
+    kc = kn;  // a 1x1 window: one tap
+  } else if (kn < K) {
     const int tap = kn / g.Cg;
     kc = kn - tap * g.Cg;
     kx = tap % g.k[2];
@@ -288,8 +293,8 @@ cudaError_t launch(const Geom& g, int positions, int K, int split, const int8_t*
 
 }  // namespace
 
-int cl_bm(ClTile t) { return t == kCl64 ? 64 : t == kCl256x128 ? 256 : 128; }
-int cl_bn(ClTile t) { return t == kCl64 || t == kCl128 ? 64 : 128; }
+int cl_bm(ClTile t) { return t == kCl64 || t == kCl64x6 ? 64 : t == kCl256x128 ? 256 : 128; }
+int cl_bn(ClTile t) { return t == kCl64 || t == kCl64x6 || t == kCl128 ? 64 : 128; }
 
 int mma_cl_tiles(const Geom& g, ClTile t) {
   const int positions = g.N * g.out[0] * g.out[1] * g.out[2];
@@ -319,6 +324,7 @@ cudaError_t conv_mma_cl(const Geom& g, ClTile t, int split, const int8_t* x, con
     case kCl128x128: return launch<Shape128x128>(g, positions, K, sk.split, x, wpacked, ep, sk, s);
     case kCl256x128: return launch<Shape256x128>(g, positions, K, sk.split, x, wpacked, ep, sk, s);
     case kCl128x128w8: return launch<Shape128x128w8>(g, positions, K, sk.split, x, wpacked, ep, sk, s);
+    case kCl64x6: return launch<Shape64x6>(g, positions, K, sk.split, x, wpacked, ep, sk, s);
   }
   return cudaErrorInvalidValue;
 }

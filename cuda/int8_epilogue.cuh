@@ -173,11 +173,12 @@ __device__ __forceinline__ uint32_t pack_sat4(const int (&q)[4]) {
 // requantize to the same integer.
 //
 // The division by y_scale is a multiplication by its reciprocal where that provably rounds to the same
-// integer: q = v * (1 / y_scale) is within 1.5 * 2^-23 * |q| of the rounded quotient, so when q is
-// farther than 2^-21 * |q| from the nearest half-integer both round alike; otherwise (and for NaN and
-// infinities, where the test is false) the IEEE division decides, as in requantize_as. On the fast
-// side t + y_zp is a finite integer: its truncating conversion saturates to int32 and pack_sat4 to the
-// output type, as saturate_as does.
+// integer: q = v * (1 / y_scale) is within 1.5 * 2^-23 * |q| of the quotient. Where |q| <= 1024 that
+// is less than 2^-12, so when q is farther than 2^-12 from the nearest half-integer both round alike;
+// where |q| > 1024 both saturate alike (|y_zp| <= 256, fast_quad_kind). When any of the four values
+// fails the test (NaN and infinities fail it), the IEEE division decides all four, as requantize_as.
+// On the fast side t + y_zp is a finite integer: its truncating conversion saturates to int32 and
+// pack_sat4 to the output type, as saturate_as does.
 template <int OUT, int RES, bool RELU>
 struct FastQuad {
   static constexpr int kRes = RES;
@@ -191,36 +192,40 @@ struct FastQuad {
       corr[j] = e.corr ? __ldg(e.corr + c + j) : 0;
     }
   }
-  // v requantized, not yet saturated to the output type
-  __device__ __forceinline__ int requantize(const Epilogue& e, float v) const {
-    const float q = __fmul_rn(v, inv);
-    float t = rintf(q);
-    if (!(fabsf(__fsub_rn(fabsf(__fsub_rn(q, t)), 0.5f)) > __fmul_rn(4.7683716e-7f, fabsf(q)))) return requantize_as<OUT>(e, v);
-    return __float2int_rz(__fadd_rn(t, e.y_zp));
-  }
   // the four output bytes, lowest first, from the sums a of channels c .. c + 3 (the constructor's c)
   // and the residual's four bytes `res` (read when RES != kNoResidual)
   __device__ __forceinline__ uint32_t quad(const Epilogue& e, const int4& a, uint32_t res) const {
     const int32_t acc[4] = {a.x, a.y, a.z, a.w};
-    int q[4];
+    float v[4], t[4];
+    bool near_half = false;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int32_t sum = static_cast<int32_t>(static_cast<uint32_t>(acc[j]) - static_cast<uint32_t>(corr[j]));
-      float v = __fadd_rn(__fmul_rn(__int2float_rn(sum), mult[j]), bias[j]);
+      v[j] = __fadd_rn(__fmul_rn(__int2float_rn(sum), mult[j]), bias[j]);
       if (RES != kNoResidual) {
         const int r = RES == kOutI8 ? static_cast<int>(static_cast<int8_t>(res >> (8 * j))) : static_cast<int>((res >> (8 * j)) & 255u);
-        v = __fadd_rn(v, dequant_residual(e, r));
+        v[j] = __fadd_rn(v[j], dequant_residual(e, r));
       }
-      if (RELU) v = fmaxf(v, 0.f);
-      q[j] = requantize(e, v);
+      if (RELU) v[j] = fmaxf(v[j], 0.f);
+      const float q = __fmul_rn(v[j], inv);
+      t[j] = rintf(q);
+      near_half |= !(fabsf(__fsub_rn(fabsf(__fsub_rn(q, t[j])), 0.5f)) > 2.44140625e-4f);
     }
-    return pack_sat4<OUT>(q);
+    int o[4];
+    if (near_half) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) o[j] = requantize_as<OUT>(e, v[j]);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) o[j] = __float2int_rz(__fadd_rn(t[j], e.y_zp));
+    }
+    return pack_sat4<OUT>(o);
   }
 };
 
 // Which FastQuad fits e (an index for fast_quad_dispatch), or -1: the general put()/put_quad().
 __host__ __device__ inline int fast_quad_kind(const Epilogue& e) {
-  if ((e.out_type != kOutI8 && e.out_type != kOutU8) || (e.act != Activation::None && e.act != Activation::Relu) || !quad_ok(e)) return -1;
+  if ((e.out_type != kOutI8 && e.out_type != kOutU8) || (e.act != Activation::None && e.act != Activation::Relu) || !quad_ok(e) || !(fabsf(e.y_zp) <= 256.f)) return -1;
   const int res = !e.residual ? 0 : e.res_type == kOutI8 ? 1 : e.res_type == kOutU8 ? 2 : -1;
   if (res < 0) return -1;
   return ((e.out_type == kOutU8 ? 3 : 0) + res) * 2 + (e.act == Activation::Relu ? 1 : 0);
