@@ -50,6 +50,9 @@ using Shape128x128w8 = Shape<128, 128, 32, 64, 3, 2>;
 // 64 x 64 in 3 stages, six blocks per SM (at most 80 registers; 30 KB): for layers with few K tiles,
 // whose blocks spend most of their time waiting on the first tile and in the epilogue
 using Shape64x6 = Shape<64, 64, 32, 32, 3, 6>;
+// 128 x 64 in 4 warps of 64 x 32 (twice the outputs per thread of Shape128: its fixed costs spread
+// over more of them; 46 KB)
+using Shape128w4 = Shape<128, 64, 64, 32, 3, 2>;
 
 // 16 bytes global → shared, asynchronously; the bytes past `src_bytes` (0 or 16) are zero-filled.
 __device__ __forceinline__ void copy16(void* smem, const void* gmem, int src_bytes) {
@@ -294,7 +297,7 @@ cudaError_t launch(const Geom& g, int positions, int K, int split, const int8_t*
 }  // namespace
 
 int cl_bm(ClTile t) { return t == kCl64 || t == kCl64x6 ? 64 : t == kCl256x128 ? 256 : 128; }
-int cl_bn(ClTile t) { return t == kCl64 || t == kCl64x6 || t == kCl128 ? 64 : 128; }
+int cl_bn(ClTile t) { return t == kCl64 || t == kCl64x6 || t == kCl128 || t == kCl128w4 ? 64 : 128; }
 
 int mma_cl_tiles(const Geom& g, ClTile t) {
   const int positions = g.N * g.out[0] * g.out[1] * g.out[2];
@@ -325,6 +328,7 @@ cudaError_t conv_mma_cl(const Geom& g, ClTile t, int split, const int8_t* x, con
     case kCl256x128: return launch<Shape256x128>(g, positions, K, sk.split, x, wpacked, ep, sk, s);
     case kCl128x128w8: return launch<Shape128x128w8>(g, positions, K, sk.split, x, wpacked, ep, sk, s);
     case kCl64x6: return launch<Shape64x6>(g, positions, K, sk.split, x, wpacked, ep, sk, s);
+    case kCl128w4: return launch<Shape128w4>(g, positions, K, sk.split, x, wpacked, ep, sk, s);
   }
   return cudaErrorInvalidValue;
 }

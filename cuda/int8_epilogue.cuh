@@ -179,13 +179,18 @@ __device__ __forceinline__ uint32_t pack_sat4(const int (&q)[4]) {
 // fails the test (NaN and infinities fail it), the IEEE division decides all four, as requantize_as.
 // On the fast side t + y_zp is a finite integer: its truncating conversion saturates to int32 and
 // pack_sat4 to the output type, as saturate_as does.
+//
+// A residual byte b becomes the float b - r_zp in two steps: its bits below those of 2^23 (one byte
+// permute) give 2^23 + b (for int8, b + 128: the bytes' sign bits flipped first), and subtracting
+// 2^23 (+ 128) + r_zp is exact, as is the integer q - r_zp that dequant_residual converts.
 template <int OUT, int RES, bool RELU>
 struct FastQuad {
   static constexpr int kRes = RES;
-  float mult[4], bias[4], inv;
+  float mult[4], bias[4], inv, res_base;
   int32_t corr[4];
   __device__ __forceinline__ FastQuad(const Epilogue& e, int c) {
     inv = __fdiv_rn(1.f, e.y_scale);
+    res_base = __fadd_rn(RES == kOutI8 ? 8388736.f : 8388608.f, e.r_zp);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       mult[j] = __ldg(e.mult + c + j), bias[j] = e.bias ? __ldg(e.bias + c + j) : 0.f;
@@ -198,18 +203,20 @@ struct FastQuad {
     const int32_t acc[4] = {a.x, a.y, a.z, a.w};
     float v[4], t[4];
     bool near_half = false;
+    if (RES == kOutI8) res ^= 0x80808080u;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int32_t sum = static_cast<int32_t>(static_cast<uint32_t>(acc[j]) - static_cast<uint32_t>(corr[j]));
       v[j] = __fadd_rn(__fmul_rn(__int2float_rn(sum), mult[j]), bias[j]);
       if (RES != kNoResidual) {
-        const int r = RES == kOutI8 ? static_cast<int>(static_cast<int8_t>(res >> (8 * j))) : static_cast<int>((res >> (8 * j)) & 255u);
-        v[j] = __fadd_rn(v[j], dequant_residual(e, r));
+        const float r = __fsub_rn(__uint_as_float(__byte_perm(res, 0x4B000000u, 0x7440u | j)), res_base);
+        v[j] = __fadd_rn(v[j], __fmul_rn(r, e.r_scale));
       }
       if (RELU) v[j] = fmaxf(v[j], 0.f);
       const float q = __fmul_rn(v[j], inv);
       t[j] = rintf(q);
-      near_half |= !(fabsf(__fsub_rn(fabsf(__fsub_rn(q, t[j])), 0.5f)) > 2.44140625e-4f);
+      // |q - t| is q's distance to the nearest integer (exact), 0.5 minus its distance to a half-integer
+      near_half |= !(fabsf(__fsub_rn(q, t[j])) < 0.499755859375f);
     }
     int o[4];
     if (near_half) {

@@ -69,14 +69,14 @@ const Layer kLayers[] = {
     {"l4 down 1024-2048 s2", 1024, 2048, 14, 1, 2, 1, false},
 };
 
-const ClTile kTiles[] = {kCl64, kCl128, kCl128x128, kCl256x128, kCl128x128w8, kCl64x6};
+const ClTile kTiles[] = {kCl64, kCl128, kCl128x128, kCl256x128, kCl128x128w8, kCl64x6, kCl128w4};
 #ifdef KILN_KBENCH_WGMMA
 // the wgmma experiment (bench/kernels/int8_conv_wgmma.cu, sm_90a) as the last column
-const char* kTileNames[] = {"64x64", "128x64", "128x128", "256x128", "128x128w8", "64x64b6", "wgmma"};
-constexpr int kShapes = 7;
+const char* kTileNames[] = {"64x64", "128x64", "128x128", "256x128", "128x128w8", "64x64b6", "128x64w4", "wgmma"};
+constexpr int kShapes = 8;
 #else
-const char* kTileNames[] = {"64x64", "128x64", "128x128", "256x128", "128x128w8", "64x64b6"};
-constexpr int kShapes = 6;
+const char* kTileNames[] = {"64x64", "128x64", "128x128", "256x128", "128x128w8", "64x64b6", "128x64w4"};
+constexpr int kShapes = 7;
 #endif
 
 }  // namespace
@@ -84,7 +84,7 @@ constexpr int kShapes = 6;
 namespace {
 cudaError_t launch_shape(int ti, const Geom& g, const int8_t* x, const int8_t* w, const Epilogue& ep, cudaStream_t st) {
 #ifdef KILN_KBENCH_WGMMA
-  if (ti == 6) return conv_wgmma(g, x, w, ep, st);
+  if (ti == 7) return conv_wgmma(g, x, w, ep, st);
 #endif
   return conv_mma_cl(g, kTiles[ti], 1, x, w, ep, nullptr, st);
 }

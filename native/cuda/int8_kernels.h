@@ -71,11 +71,12 @@ cudaError_t conv_mma(const Geom& g, Input x, int pad8, const int8_t* wpacked, co
 // 16, X 16-byte aligned; W packed by pack_mma_weights (channels-last order). ClTile names the block
 // shape, positions x channels: 64 x 64 and 128 x 64 (warps of 32 x 32), 128 x 128 and 256 x 128
 // (warps of 64 x 64, for large layers), 128 x 128 in 8 warps of 32 x 64 (kCl128x128w8), 64 x 64 with
-// six blocks per SM (kCl64x6: 3 stages, fewer registers; for layers of few K tiles). mma_cl_fits
+// six blocks per SM (kCl64x6: 3 stages, fewer registers; for layers of few K tiles), 128 x 64 in 4
+// warps of 64 x 32 (kCl128w4). mma_cl_fits
 // says whether the geometry and activations qualify (the alignment is the caller's). split > 1 divides K among that many blocks per output tile (for
 // grids too small for the GPU); it needs a workspace of mma_cl_workspace(g, t) bytes (int32 sums and
 // arrival counters, zeroed by the launch). mma_cl_tiles: output tiles (blocks without split).
-enum ClTile : int { kCl64 = 0, kCl128 = 1, kCl128x128 = 2, kCl256x128 = 3, kCl128x128w8 = 4, kCl64x6 = 5 };
+enum ClTile : int { kCl64 = 0, kCl128 = 1, kCl128x128 = 2, kCl256x128 = 3, kCl128x128w8 = 4, kCl64x6 = 5, kCl128w4 = 6 };
 int cl_bm(ClTile t);
 int cl_bn(ClTile t);
 bool mma_cl_fits(const Geom& g, bool u8, int pad8);

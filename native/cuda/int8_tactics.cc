@@ -116,7 +116,7 @@ class MmaCl : public Tactic {
   MmaCl(const char* kind, ClTile tile, bool splitk)
       : tile_(tile), splitk_(splitk),
         name_(std::string(std::string(kind) == "Int8Conv" ? "cuda.int8_conv" : "cuda.int8_gemm") + ".mma_cl.bm" + std::to_string(cl_bm(tile)) +
-              (cl_bn(tile) != 64 ? "n" + std::to_string(cl_bn(tile)) : "") + (tile == kCl128x128w8 ? ".w8" : tile == kCl64x6 ? ".b6" : "") + (splitk ? ".splitk" : "")) {}
+              (cl_bn(tile) != 64 ? "n" + std::to_string(cl_bn(tile)) : "") + (tile == kCl128x128w8 ? ".w8" : tile == kCl64x6 ? ".b6" : tile == kCl128w4 ? ".w4" : "") + (splitk ? ".splitk" : "")) {}
   const char* name() const override { return name_.c_str(); }
   bool can_implement(const LayerInfo& L) const override {
     if (!L.const_data(1) || device_major() < 8 || cu::alignment_of(*L.plan, L.in[0]) < 16) return false;
@@ -166,6 +166,7 @@ struct RegisterAll {
       register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl128x128, false));
       register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl128x128w8, false));
       register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl128, false));
+      register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl128w4, false));
       register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl64, false));
       register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl64x6, false));
       register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl64, true));
