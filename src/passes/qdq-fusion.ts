@@ -13,7 +13,9 @@
  *         block's input, quantized for the next convolution) is read as q's int8 output with q's scale
  *         (attributes residual_scale, residual_zero_point), as TensorRT's int8 residual adds do; an int8
  *         layer whose float output is then read by q alone writes q's output itself. A block's output
- *         then stays int8 end to end instead of being written in float32 and read back twice. Only
+ *         then stays int8 end to end instead of being written in float32 and read back twice. So
+ *         does a projection shortcut (ResNet's downsample convolution, read by the block's last
+ *         convolution alone) that calibration quantized (src/quant/insert-qdq.ts). Otherwise only
  *         after a ReLU: a linear residual stream (MobileNetV2's bottlenecks) stays float, as its
  *         quantization error (entropy calibration clips it) compounds over the blocks (mobilenet_v2
  *         int8 cosine 0.85 instead of 0.93 on test/models' held-out images).
@@ -179,7 +181,28 @@ function planFor(g: Graph, u: Uses, p: Node, folded?: ReadonlyMap<string, Quanti
  * layer with a fused relu epilogue). Calibration keeps such a tensor's whole range (src/quant/index.ts).
  */
 export function int8Residual(g: Graph, name: string, u: Uses = new Uses(g)): boolean {
-  return afterRelu(u, name) && u.readersOf(name).some((n) => n.domain === '' && ['Conv', 'Gemm', 'MatMul'].includes(n.opType) && n.inputs[3] === name);
+  return (
+    (afterRelu(u, name) && u.readersOf(name).some((n) => n.domain === '' && ['Conv', 'Gemm', 'MatMul'].includes(n.opType) && n.inputs[3] === name)) ||
+    projectionShortcut(u, name) !== undefined
+  );
+}
+
+/**
+ * The layer that reads `name` as its residual when `name` is a projection shortcut: the output of a
+ * Conv/Gemm/MatMul that only that layer (a Conv/Gemm/MatMul with epilogue fusion's residual input 3)
+ * reads, besides QuantizeLinear nodes whose outputs nothing reads yet (ResNet's downsample
+ * convolution, added to the block's last convolution). Both stay int8 when it is quantized, as in
+ * TensorRT: one hop, not a residual stream (whose blocks' outputs are quantized for the next block).
+ */
+export function projectionShortcut(u: Uses, name: string): Node | undefined {
+  const p = u.producer.get(name);
+  if (!p || p.domain !== '' || !['Conv', 'Gemm', 'MatMul'].includes(p.opType) || p.outputs[0] !== name) return undefined;
+  const isQ = (n: Node) => n.domain === '' && n.opType === 'QuantizeLinear';
+  // a QuantizeLinear whose output something reads quantizes it for another layer (a residual stream)
+  if (u.readersOf(name).some((n) => isQ(n) && u.readersOf(n.outputs[0]).length > 0)) return undefined;
+  const readers = u.readersOf(name).filter((n) => !isQ(n));
+  const r = readers.length === 1 ? readers[0] : undefined;
+  return r && r.domain === '' && ['Conv', 'Gemm', 'MatMul'].includes(r.opType) && r.inputs[3] === name && r.inputs[0] !== name ? r : undefined;
 }
 
 /** Whether `name` is a ReLU's output (a Relu node, or a layer with a fused relu epilogue). */
@@ -251,8 +274,9 @@ export function fuseQdq(g: Graph, options: QdqFusionOptions = {}): PassResult {
       attrs.set('y_scale', { type: 'float', value: yq.scale });
       attrs.set('y_zero_point', { type: 'int', value: yq.zp });
     }
-    // a residual that a per-tensor QuantizeLinear also reads is taken quantized
-    const rq = p.inputs[3] && afterRelu(u, p.inputs[3]) ? quantizerOf(g, u, p.inputs[3]) : undefined;
+    // a residual that a per-tensor QuantizeLinear also reads is taken quantized (after a ReLU, or a
+    // projection shortcut)
+    const rq = p.inputs[3] && (afterRelu(u, p.inputs[3]) || projectionShortcut(u, p.inputs[3]) === p) ? quantizerOf(g, u, p.inputs[3]) : undefined;
     if (rq) {
       attrs.set('residual_scale', { type: 'float', value: rq.scale });
       attrs.set('residual_zero_point', { type: 'int', value: rq.zp });

@@ -84,8 +84,9 @@ export async function quantizeGraph(g: Graph, modelBytes: Uint8Array, o: Resolve
       model: modelHash(modelBytes),
       calibrator: o.calibrator,
       percentile: o.calibrator === 'percentile' ? o.percentile : undefined,
-      // ranges: the rule picking each tensor's calibrator (2: int8 residuals keep min-max)
-      graph: JSON.stringify({ shapes: o.shapes, constants: Object.keys(o.constants).sort(), optimize: o.optimize, ranges: 2 }),
+      // ranges: the tensors calibrated and the rule picking each one's calibrator (3: int8 residuals
+      // and projection shortcuts, min-max)
+      graph: JSON.stringify({ shapes: o.shapes, constants: Object.keys(o.constants).sort(), optimize: o.optimize, ranges: 3 }),
     };
     let note: string | undefined;
     if (o.calibrationRanges) {

@@ -8,7 +8,8 @@
  */
 import { DataType } from '../dtype';
 import { Graph, Node, lookupValue } from '../ir/graph';
-import { QuantizedWeight } from '../passes/qdq-fusion';
+import { Uses } from '../passes/match';
+import { QuantizedWeight, projectionShortcut } from '../passes/qdq-fusion';
 
 const QUANTIZABLE = new Set(['Conv', 'Gemm', 'MatMul']);
 
@@ -35,10 +36,27 @@ export function quantizable(g: Graph, n: Node): boolean {
   return lookupValue(g, n.outputs[0])?.dtype === DataType.FLOAT;
 }
 
-/** The activations (input 0) of the quantizable layers, in graph order, without repeats. */
+/**
+ * The projection shortcuts (qdq-fusion's projectionShortcut: a quantizable layer's output that another
+ * quantizable layer alone reads, as its fused residual) that int8 keeps in int8, neither layer in `skip`.
+ */
+export function shortcutResiduals(g: Graph, skip: ReadonlySet<string> = new Set()): string[] {
+  const u = new Uses(g);
+  const out: string[] = [];
+  for (const n of g.nodes) {
+    const r = n.inputs[3];
+    const p = r ? u.producer.get(r) : undefined;
+    if (!r || !p || skip.has(n.name) || skip.has(p.name) || !quantizable(g, n) || !quantizable(g, p) || projectionShortcut(u, r) !== n) continue;
+    if (lookupValue(g, r)?.dtype === DataType.FLOAT) out.push(r);
+  }
+  return out;
+}
+
+/** The activations (input 0) of the quantizable layers and the shortcut residuals, in graph order, without repeats. */
 export function quantizedActivations(g: Graph, skip: ReadonlySet<string> = new Set()): string[] {
   const seen = new Set<string>();
   for (const n of g.nodes) if (quantizable(g, n) && !skip.has(n.name)) seen.add(n.inputs[0]);
+  for (const r of shortcutResiduals(g, skip)) seen.add(r);
   return [...seen];
 }
 
@@ -62,7 +80,9 @@ export function quantizeWeight(w: Float32Array, shape: number[], axis: number): 
 
 /**
  * Inserts the Q/DQ pairs for the quantizable layers whose activation has a range in `amax` (layers in
- * `skip` stay float). Returns the names of the layers it quantized.
+ * `skip` stay float), and a QuantizeLinear for each shortcut residual with a range whose reader was
+ * quantized (Q/DQ fusion then has the producer write int8 and the reader take it as an int8 residual).
+ * Returns the names of the layers it quantized.
  */
 export function insertQdq(g: Graph, amax: ReadonlyMap<string, number>, skip: ReadonlySet<string> = new Set()): string[] {
   const done: string[] = [];
@@ -72,6 +92,16 @@ export function insertQdq(g: Graph, amax: ReadonlyMap<string, number>, skip: Rea
     g.values.set(name, { name, dtype, shape, ...(data ? { data } : {}) });
     return name;
   };
+  // x → QuantizeLinear(amax / 127, zero point 0) → x__int8, a node appended to `nodes`
+  const quantize = (x: string, a: number) => {
+    const shape = lookupValue(g, x)!.shape as number[];
+    const scale = value(`${x}__int8_scale`, DataType.FLOAT, [], Float32Array.of(a / 127));
+    const zp = value(`${x}__int8_zp`, DataType.INT8, [], Int8Array.of(0));
+    const q = value(`${x}__int8`, DataType.INT8, shape);
+    nodes.push({ name: `${x}__quantize`, opType: 'QuantizeLinear', domain: '', inputs: [x, scale, zp], outputs: [q], attrs: new Map(), origin: [] });
+    return { q, scale, zp, shape };
+  };
+  const shortcuts = new Set(shortcutResiduals(g, skip));
   for (const n of g.nodes) {
     const a = quantizable(g, n) && !skip.has(n.name) ? amax.get(n.inputs[0]) : undefined;
     if (a === undefined || !(a > 0) || !Number.isFinite(a)) {
@@ -81,14 +111,9 @@ export function insertQdq(g: Graph, amax: ReadonlyMap<string, number>, skip: Rea
     const x = n.inputs[0];
     let dq = pairs.get(x);
     if (!dq) {
-      const shape = lookupValue(g, x)!.shape!;
-      const scale = value(`${x}__int8_scale`, DataType.FLOAT, [], Float32Array.of(a / 127));
-      const zp = value(`${x}__int8_zp`, DataType.INT8, [], Int8Array.of(0));
-      const q = value(`${x}__int8`, DataType.INT8, shape as number[]);
-      dq = value(`${x}__int8_dq`, DataType.FLOAT, shape as number[]);
-      const origin: string[] = [];
-      nodes.push({ name: `${x}__quantize`, opType: 'QuantizeLinear', domain: '', inputs: [x, scale, zp], outputs: [q], attrs: new Map(), origin });
-      nodes.push({ name: `${x}__dequantize`, opType: 'DequantizeLinear', domain: '', inputs: [q, scale, zp], outputs: [dq], attrs: new Map(), origin });
+      const { q, scale, zp, shape } = quantize(x, a);
+      dq = value(`${x}__int8_dq`, DataType.FLOAT, shape);
+      nodes.push({ name: `${x}__dequantize`, opType: 'DequantizeLinear', domain: '', inputs: [q, scale, zp], outputs: [dq], attrs: new Map(), origin: [] });
       pairs.set(x, dq);
     }
     const wv = lookupValue(g, n.inputs[1])!;
@@ -99,6 +124,9 @@ export function insertQdq(g: Graph, amax: ReadonlyMap<string, number>, skip: Rea
     const wdq = value(`${n.name}__wdq`, DataType.FLOAT, qw.shape);
     nodes.push({ name: `${n.name}__wdequantize`, opType: 'DequantizeLinear', domain: '', inputs: [wq, ws], outputs: [wdq], attrs: new Map([['axis', { type: 'int', value: axis }]]), origin: [] });
     n.inputs = [dq, wdq, ...n.inputs.slice(2)];
+    const r = n.inputs[3];
+    const ra = r && shortcuts.has(r) ? amax.get(r) : undefined;
+    if (r && ra !== undefined && ra > 0 && Number.isFinite(ra)) quantize(r, ra);
     nodes.push(n);
     done.push(n.name);
   }

@@ -65,3 +65,48 @@ test('a residual that is also quantized for the next convolution is read in int8
   e.dispose();
   ref.dispose();
 });
+
+// a projection shortcut: x → conv0 + Relu → a; conv1 + Relu → conv2, + convd(a) (1x1), Relu → d → conv3 → GAP
+const shortcutModel = buildModel({
+  nodes: [
+    { op: 'Conv', name: 'conv0', inputs: ['x', 'w0'], outputs: ['c0'], attrs: { pads: [1, 1, 1, 1] } },
+    { op: 'Relu', name: 'relu0', inputs: ['c0'], outputs: ['a'] },
+    { op: 'Conv', name: 'conv1', inputs: ['a', 'w1'], outputs: ['c1'], attrs: { pads: [1, 1, 1, 1] } },
+    { op: 'Relu', name: 'relu1', inputs: ['c1'], outputs: ['b'] },
+    { op: 'Conv', name: 'conv2', inputs: ['b', 'w2'], outputs: ['c2'], attrs: { pads: [1, 1, 1, 1] } },
+    { op: 'Conv', name: 'convd', inputs: ['a', 'wd'], outputs: ['cd'] },
+    { op: 'Add', name: 'add2', inputs: ['c2', 'cd'], outputs: ['s2'] },
+    { op: 'Relu', name: 'relu2', inputs: ['s2'], outputs: ['d'] },
+    { op: 'Conv', name: 'conv3', inputs: ['d', 'w3'], outputs: ['y0'] },
+    { op: 'GlobalAveragePool', name: 'gap', inputs: ['y0'], outputs: ['y'] },
+  ],
+  inputs: [{ name: 'x', dims: [1, C, 10, 10] }],
+  outputs: [{ name: 'y', dims: [1, C, 1, 1] }],
+  initializers: [
+    { name: 'w0', dims: [C, C, 3, 3], floats: w(C * C * 9, C * 9) },
+    { name: 'w1', dims: [C, C, 3, 3], floats: w(C * C * 9, C * 9) },
+    { name: 'w2', dims: [C, C, 3, 3], floats: w(C * C * 9, C * 9) },
+    { name: 'wd', dims: [C, C, 1, 1], floats: w(C * C, C) },
+    { name: 'w3', dims: [C, C, 1, 1], floats: w(C * C, C) },
+  ],
+});
+
+test('a projection shortcut (a convolution only the residual add reads) is quantized: it writes int8 and the add reads it in int8', async () => {
+  const e = await compile(shortcutModel, { precision: 'int8', calibration: feeds(8, 3) });
+  const layers = e.report.layers;
+  expect(layers.map((l) => l.kind)).toEqual(['QuantizeLinear', 'Int8Conv', 'Int8Conv', 'Int8Conv', 'Int8Conv', 'Int8Conv', 'Pool']);
+  const sig = (name: string) => layers.find((l) => l.name === name)!.signature;
+  // one of conv2 / convd takes the add as its epilogue and reads the other's int8 output as its residual
+  const [fused, shortcut] = /int8\[1,8,10,10\],\)\(/.test(sig('conv2')) && /residual_scale/.test(sig('conv2')) ? ['conv2', 'convd'] : ['convd', 'conv2'];
+  expect(sig(fused)).toMatch(/,int8\[1,8,10,10\],\)\(int8\[1,8,10,10\],\)$/);
+  expect(sig(fused)).toMatch(/residual_scale=0\.0\d+/);
+  expect(sig(shortcut)).toMatch(/\)\(int8\[1,8,10,10\],\)$/);
+  const ref = await compile(shortcutModel, {});
+  for (const f of feeds(4, 9)) {
+    const got = (await e.infer(f)).y.data as Float32Array;
+    const want = (await ref.infer(f)).y.data as Float32Array;
+    expect(cosine(got, want)).toBeGreaterThanOrEqual(0.99);
+  }
+  e.dispose();
+  ref.dispose();
+});
