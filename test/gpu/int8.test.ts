@@ -239,6 +239,7 @@ d('cuda int8 tactics vs the CPU reference', () => {
     ['large: 1x1 64→512 on 2x72x72, int8 residual + relu', { N: 2, C: 64, M: 512, spatial: [72, 72], k: [1, 1], xt: I8, zp: 0, out: I8, act: 'relu', residualType: I8 }, true],
     ['large: 3x3 32→200 on 2x96x96 (a partial 128-channel block) → float32 + bias, float residual', { N: 2, C: 32, M: 200, spatial: [96, 96], k: [3, 3], p: [1, 1], xt: I8, zp: 0, out: F32, bias: true, residual: true }, true],
     ['large: 3x3 stride 2, 48→136 on 2x224x224 (K 432: a partial K tile) → uint8 + relu, uint8 residual', { N: 2, C: 48, M: 136, spatial: [224, 224], k: [3, 3], s: [2, 2], p: [1, 1], xt: I8, zp: 0, out: U8, act: 'relu', residualType: U8 }, true],
+    ['1x1 64→48, int8 → int8 without activation, uint8 residual', { N: 2, C: 64, M: 48, spatial: [9, 9], k: [1, 1], xt: I8, zp: 0, out: I8, residualType: U8 }, true],
     ['uint8 activations: not for mma_cl', { N: 1, C: 16, M: 16, spatial: [6, 6], k: [3, 3], p: [1, 1], xt: U8, zp: 128, out: I8 }, false],
     ['zero point 3: not for mma_cl', { N: 1, C: 16, M: 16, spatial: [6, 6], k: [3, 3], p: [1, 1], xt: I8, zp: 3, out: I8 }, false],
     ['C 24 (not a multiple of 16): not for mma_cl', { N: 1, C: 24, M: 16, spatial: [6, 6], k: [3, 3], p: [1, 1], xt: I8, zp: 0, out: I8 }, false],
@@ -261,7 +262,7 @@ d('cuda int8 tactics vs the CPU reference', () => {
     const e = await buildCuda(p2.plan);
     const layer = layers(e).find((l) => l.kind === 'Int8Conv')!;
     const names = layer.candidates.map((x) => x.tactic);
-    const fast = ['cuda.int8_conv.mma_cl.bm128', 'cuda.int8_conv.mma_cl.bm64'];
+    const fast = ['cuda.int8_conv.mma_cl.bm128', 'cuda.int8_conv.mma_cl.bm64', 'cuda.int8_conv.mma_cl.bm64.b6', 'cuda.int8_conv.mma_cl.bm128.w4'];
     if (cl) expect(names).toEqual(expect.arrayContaining(fast));
     else expect(names.filter((t) => t.includes('mma_cl'))).toEqual([]);
     // few output tiles and at least 4 K tiles of 64: the split-K variant is a candidate too
