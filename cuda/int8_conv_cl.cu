@@ -294,7 +294,65 @@ cudaError_t launch(const Geom& g, int positions, int K, int split, const int8_t*
   return cudaGetLastError();
 }
 
+// A block gathers kIm2colRows rows of A (output positions) in shared memory, one thread per position
+// and window row (kz, ky) at a time (the row's k[2] * Cg values, kx then c, are consecutive both in A
+// and, inside the image, in X; zeros outside it: zero point 0), zeros past K up to Kc, then stores
+// them in 16-byte runs (Kc a multiple of 16).
+constexpr int kIm2colRows = 32, kIm2colThreads = 256;
+__global__ void __launch_bounds__(kIm2colThreads) im2col_cl_kernel(Geom g, const int8_t* __restrict__ x, int8_t* __restrict__ a, int positions, int K, int Kc) {
+  extern __shared__ __align__(16) int8_t rows_smem[];
+  const int rows = g.k[0] * g.k[1], run = g.k[2] * g.Cg, p0 = blockIdx.x * kIm2colRows;
+  const int osz = g.out[0] * g.out[1] * g.out[2];
+  for (int i = threadIdx.x; i < kIm2colRows * rows; i += kIm2colThreads) {
+    const int r = i / rows, row = i - r * rows, p = p0 + r;
+    int8_t* dst = rows_smem + r * Kc + row * run;
+    if (p >= positions) continue;
+    const int ky = row % g.k[1], kz = row / g.k[1];
+    const int n = p / osz, o = p - n * osz;
+    const int ox = o % g.out[2], oy = (o / g.out[2]) % g.out[1], oz = o / (g.out[2] * g.out[1]);
+    const int iz = oz * g.s[0] - g.p[0] + kz * g.d[0], iy = oy * g.s[1] - g.p[1] + ky * g.d[1], ix0 = ox * g.s[2] - g.p[2];
+    const bool zy = static_cast<unsigned>(iz) < static_cast<unsigned>(g.in[0]) && static_cast<unsigned>(iy) < static_cast<unsigned>(g.in[1]);
+    const int8_t* xrow = x + ((static_cast<int64_t>(n) * g.in[0] + (zy ? iz : 0)) * g.in[1] + (zy ? iy : 0)) * static_cast<int64_t>(g.in[2]) * g.C;
+    for (int kx = 0; kx < g.k[2]; ++kx) {
+      const int ix = ix0 + kx * g.d[2];
+      const bool ok = zy && static_cast<unsigned>(ix) < static_cast<unsigned>(g.in[2]);
+      for (int c = 0; c < g.Cg; ++c) dst[kx * g.Cg + c] = ok ? __ldg(xrow + static_cast<int64_t>(ix) * g.C + c) : 0;
+    }
+  }
+  for (int i = threadIdx.x; i < kIm2colRows * (Kc - K); i += kIm2colThreads) rows_smem[(i / (Kc - K)) * Kc + K + i % (Kc - K)] = 0;
+  __syncthreads();
+  const int n16 = min(kIm2colRows, positions - p0) * Kc / 16;
+  int4* out = reinterpret_cast<int4*>(a + static_cast<int64_t>(p0) * Kc);
+  for (int i = threadIdx.x; i < n16; i += kIm2colThreads) out[i] = reinterpret_cast<const int4*>(rows_smem)[i];
+}
+
 }  // namespace
+
+Geom im2col_geom(const Geom& g) {
+  Geom g2;
+  const int K = g.Cg * g.k[0] * g.k[1] * g.k[2];
+  g2.N = 1, g2.C = g2.Cg = (K + 15) / 16 * 16, g2.M = g2.Mg = g.M, g2.channels_last = true;
+  g2.in[2] = g2.out[2] = g.N * g.out[0] * g.out[1] * g.out[2];
+  return g2;
+}
+
+size_t im2col_bytes(const Geom& g) {
+  const Geom g2 = im2col_geom(g);
+  return (static_cast<size_t>(g2.in[2]) * g2.C + 255) / 256 * 256;
+}
+
+cudaError_t conv_im2col_cl(const Geom& g, ClTile t, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, void* workspace, cudaStream_t s) {
+  const Geom g2 = im2col_geom(g);
+  const int positions = g2.in[2], K = g.Cg * g.k[0] * g.k[1] * g.k[2];
+  if (positions <= 0 || g.M <= 0) return cudaSuccess;
+  if (g.G != 1) return cudaErrorInvalidValue;
+  const int smem = kIm2colRows * g2.C;
+  if (smem > 48 * 1024) return cudaErrorInvalidValue;  // K <= 1536
+  im2col_cl_kernel<<<(positions + kIm2colRows - 1) / kIm2colRows, kIm2colThreads, smem, s>>>(g, x, static_cast<int8_t*>(workspace), positions, K, g2.C);
+  cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) return e;
+  return conv_mma_cl(g2, t, 1, static_cast<const int8_t*>(workspace), wpacked, ep, nullptr, s);
+}
 
 int cl_bm(ClTile t) { return t == kCl64 || t == kCl64x6 ? 64 : t == kCl256x128 ? 256 : 128; }
 int cl_bn(ClTile t) { return t == kCl64 || t == kCl64x6 || t == kCl128 || t == kCl128w4 ? 64 : 128; }

@@ -189,6 +189,67 @@ int main(int argc, char** argv) {
       std::printf("  x%d\n", L.count);
       for (void* p : {static_cast<void*>(dx), static_cast<void*>(dw), static_cast<void*>(dr), static_cast<void*>(dy), static_cast<void*>(dm), static_cast<void*>(db), static_cast<void*>(dw_plain)}) CK(cudaFree(p));
     }
+    // the stem (3 channels, 7x7 stride 2): the NCHW-gather kernel (conv_mma, channels-last) against
+    // im2col + the channels-last kernel
+    if (!only || std::strstr("stem 7x7 3-64", only)) {
+      Geom g;
+      g.N = N, g.C = g.Cg = 3, g.M = g.Mg = 64, g.channels_last = true;
+      g.in[1] = g.in[2] = 224, g.out[1] = g.out[2] = 112, g.k[1] = g.k[2] = 7, g.s[1] = g.s[2] = 2, g.p[1] = g.p[2] = 3;
+      const size_t xs = static_cast<size_t>(N) * 224 * 224 * 3, ys = static_cast<size_t>(N) * 112 * 112 * 64, K = 147;
+      const Geom g2 = im2col_geom(g);
+      std::vector<int8_t> hx(xs), hw(64 * K), wpad(64 * static_cast<size_t>(g2.C), 0), p1(static_cast<size_t>(mma_mgp(g)) * mma_kp(g)), p2(static_cast<size_t>(mma_mgp(g2)) * mma_kp(g2));
+      for (auto& v : hx) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+      for (auto& v : hw) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+      for (int m = 0; m < 64; ++m) std::memcpy(wpad.data() + m * g2.C, hw.data() + m * K, K);
+      pack_mma_weights(g, hw.data(), p1.data());
+      pack_mma_weights(g2, wpad.data(), p2.data());
+      std::vector<float> mult(64, 2e-3f), bias(64, 0.1f);
+      int8_t *dx, *dw, *dw1, *dw2, *dy;
+      float *dm, *db;
+      void* ws;
+      CK(cudaMalloc(&dx, xs));
+      CK(cudaMalloc(&dw, hw.size()));
+      CK(cudaMalloc(&dw1, p1.size()));
+      CK(cudaMalloc(&dw2, p2.size()));
+      CK(cudaMalloc(&dy, ys));
+      CK(cudaMalloc(&dm, 64 * sizeof(float)));
+      CK(cudaMalloc(&db, 64 * sizeof(float)));
+      CK(cudaMalloc(&ws, im2col_bytes(g)));
+      CK(cudaMemcpy(dx, hx.data(), xs, cudaMemcpyHostToDevice));
+      CK(cudaMemcpy(dw, hw.data(), hw.size(), cudaMemcpyHostToDevice));
+      CK(cudaMemcpy(dw1, p1.data(), p1.size(), cudaMemcpyHostToDevice));
+      CK(cudaMemcpy(dw2, p2.data(), p2.size(), cudaMemcpyHostToDevice));
+      CK(cudaMemcpy(dm, mult.data(), 64 * sizeof(float), cudaMemcpyHostToDevice));
+      CK(cudaMemcpy(db, bias.data(), 64 * sizeof(float), cudaMemcpyHostToDevice));
+      Epilogue ep;
+      ep.mult = dm, ep.bias = db, ep.out = dy, ep.out_type = kOutI8, ep.y_scale = 0.05f, ep.act = kiln::Activation::Relu;
+      std::vector<int8_t> want(ys), got(ys);
+      CK(conv_direct(g, Input{dx, false}, 0, dw, ep, st));
+      CK(cudaStreamSynchronize(st));
+      CK(cudaMemcpy(want.data(), dy, ys, cudaMemcpyDeviceToHost));
+      const char* names[] = {"mma (gather)", "im2col 64x64", "im2col 128x64w4"};
+      std::printf("stem 7x7 3-64 (us):");
+      for (int v = 0; v < 3; ++v) {
+        auto launch = [&]() { return v == 0 ? conv_mma(g, Input{dx, false}, 0, dw1, ep, st) : conv_im2col_cl(g, v == 1 ? kCl64 : kCl128w4, dx, dw2, ep, ws, st); };
+        CK(cudaMemsetAsync(dy, 0, ys, st));
+        CK(launch());
+        CK(cudaStreamSynchronize(st));
+        CK(cudaMemcpy(got.data(), dy, ys, cudaMemcpyDeviceToHost));
+        const bool eq = got == want;
+        all_equal &= eq;
+        if (once) continue;
+        for (int w = 0; w < 3; ++w) CK(launch());
+        CK(cudaEventRecord(e0, st));
+        for (int r = 0; r < reps; ++r) CK(launch());
+        CK(cudaEventRecord(e1, st));
+        CK(cudaEventSynchronize(e1));
+        float ms = 0;
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        std::printf("  %s %.1f%s", names[v], 1e3 * ms / reps, eq ? "" : "!");
+      }
+      std::printf("\n");
+      for (void* p : {static_cast<void*>(dx), static_cast<void*>(dw), static_cast<void*>(dw1), static_cast<void*>(dw2), static_cast<void*>(dy), static_cast<void*>(dm), static_cast<void*>(db), ws}) CK(cudaFree(p));
+    }
     std::printf("%-24s", "network (52 layers)");
     for (double t : total) std::printf(" %8.1f us       ", t);
     std::printf("\nfastest shape per layer: %.1f us\n", best_total);

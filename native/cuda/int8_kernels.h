@@ -87,6 +87,15 @@ inline size_t mma_cl_sums_bytes(const Geom& g) {
 inline size_t mma_cl_workspace(const Geom& g, ClTile t) { return mma_cl_sums_bytes(g) + static_cast<size_t>(mma_cl_tiles(g, t)) * sizeof(unsigned); }
 cudaError_t conv_mma_cl(const Geom& g, ClTile t, int split, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, void* workspace, cudaStream_t s);
 
+// Layers whose channels are not a multiple of 16 (the stem's 3) through the same kernel: X's windows
+// gathered into A [positions, Kc] (Kc: K rounded up to 16; im2col_bytes of workspace), then A x W^T
+// as the 1x1 convolution im2col_geom(g) with conv_mma_cl (tile t). W packed by pack_mma_weights for
+// im2col_geom(g) from rows of Kc values (W's channels-last rows, zero-padded). Channels-last int8 X
+// with zero point 0, one group.
+Geom im2col_geom(const Geom& g);
+size_t im2col_bytes(const Geom& g);
+cudaError_t conv_im2col_cl(const Geom& g, ClTile t, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, void* workspace, cudaStream_t s);
+
 // The epilogue over an int32 product acc [rows, cols] (row-major, channel = column) into ep.out.
 cudaError_t gemm_epilogue(const int32_t* acc, int64_t rows, int64_t cols, const Epilogue& ep, cudaStream_t s);
 

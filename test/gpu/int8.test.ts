@@ -243,6 +243,7 @@ d('cuda int8 tactics vs the CPU reference', () => {
     ['uint8 activations: not for mma_cl', { N: 1, C: 16, M: 16, spatial: [6, 6], k: [3, 3], p: [1, 1], xt: U8, zp: 128, out: I8 }, false],
     ['zero point 3: not for mma_cl', { N: 1, C: 16, M: 16, spatial: [6, 6], k: [3, 3], p: [1, 1], xt: I8, zp: 3, out: I8 }, false],
     ['C 24 (not a multiple of 16): not for mma_cl', { N: 1, C: 24, M: 16, spatial: [6, 6], k: [3, 3], p: [1, 1], xt: I8, zp: 0, out: I8 }, false],
+    ['stem: 7x7 stride 2 pad 3, C 3 → int8 + relu', { N: 2, C: 3, M: 64, spatial: [40, 36], k: [7, 7], s: [2, 2], p: [3, 3], xt: I8, zp: 0, out: I8, act: 'relu' }, false],
   ];
   test.each(CL_CASES)('channels-last %s: every candidate equals the NCHW reference, transposed', async (name, spec, cl) => {
     const c = convCase(name, spec);
@@ -265,6 +266,10 @@ d('cuda int8 tactics vs the CPU reference', () => {
     const fast = ['cuda.int8_conv.mma_cl.bm128', 'cuda.int8_conv.mma_cl.bm64', 'cuda.int8_conv.mma_cl.bm64.b6', 'cuda.int8_conv.mma_cl.bm128.w4'];
     if (cl) expect(names).toEqual(expect.arrayContaining(fast));
     else expect(names.filter((t) => t.includes('mma_cl'))).toEqual([]);
+    // channels not a multiple of 16 (int8, zero point 0, one group): the im2col variants
+    const im2col = ['cuda.int8_conv.im2col.bm64', 'cuda.int8_conv.im2col.bm128.w4'];
+    if (!cl && Cg % 16 !== 0 && spec.xt === I8 && spec.zp === 0 && (spec.G ?? 1) === 1) expect(names).toEqual(expect.arrayContaining(im2col));
+    else expect(names.filter((t) => t.includes('im2col'))).toEqual([]);
     // few output tiles and at least 4 K tiles of 64: the split-K variant is a candidate too
     if (cl && Cg * KH * KW >= 256 && !name.startsWith('large')) expect(names).toContain('cuda.int8_conv.mma_cl.bm64.splitk');
     if (name.startsWith('large')) expect(names).toEqual(expect.arrayContaining(['cuda.int8_conv.mma_cl.bm128n128', 'cuda.int8_conv.mma_cl.bm256n128', 'cuda.int8_conv.mma_cl.bm128n128.w8']));
