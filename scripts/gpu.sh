@@ -19,8 +19,9 @@
 #     kbench   nvcc builds bench/kernels/int8_conv_cl.cu with the int8 kernels and runs it (no Node):
 #              every channels-last block shape on ResNet-50's convolutions, and the wgmma experiment
 #              (bench/kernels/int8_conv_wgmma.cu) as the last column (KILN_KBENCH_ARGS);
-#              KILN_KBENCH_NCU=1 adds an Nsight Compute profile of one launch per shape
-#                                                                 -> $OUT/kbench.log (, $OUT/kbench-ncu.log)
+#              KILN_KBENCH_NCU=1 adds an Nsight Compute profile of one launch per shape,
+#              KILN_KBENCH_SANITIZE=1 compute-sanitizer (memcheck, racecheck) over one launch of each
+#                                  -> $OUT/kbench.log (, $OUT/kbench-ncu.log, $OUT/kbench-sanitize.log)
 #
 # `test` needs .gpu/ made by scripts/gpu-pack.sh and carried: run({ command: 'scripts/gpu.sh test',
 # carry: ['.gpu'] }). `export` needs nothing carried. The exit status is the first failing stage's.
@@ -165,6 +166,16 @@ stage_kbench() {
   [ -x "$bin" ] || return 1
   # shellcheck disable=SC2086
   "$bin" ${KILN_KBENCH_ARGS:-} 2>&1 | tee "$OUT/kbench.log" || rc=1
+  if [ "${KILN_KBENCH_SANITIZE:-0}" = 1 ]; then
+    # every shape, the stem's im2col and the wgmma experiment once each under memcheck (batches 1 and 3:
+    # partial tiles) and racecheck (shared memory; two layers: a 1x1 with residual, a 3x3)
+    local cs
+    cs="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
+    { "$cs" --tool memcheck --leak-check full --error-exitcode 3 "$bin" --batch 1 --batch 3 --once &&
+      "$cs" --tool racecheck --error-exitcode 3 "$bin" --batch 1 --once --only "l2 1x1 128-512" &&
+      "$cs" --tool racecheck --error-exitcode 3 "$bin" --batch 1 --once --only "l3 3x3 256 s2"; } > "$OUT/kbench-sanitize.log" 2>&1 || rc=1
+    tail -5 "$OUT/kbench-sanitize.log"
+  fi
   if [ "${KILN_KBENCH_NCU:-0}" = 1 ]; then
     # one launch of each shape on the layers KILN_KBENCH_NCU_LAYER names (a substring), batch 32
     ncu --clock-control none --kernel-name regex:mma_cl_kernel --section SpeedOfLight --section WarpStateStats --section Occupancy \
