@@ -126,10 +126,7 @@ __global__ void __launch_bounds__(kMmaThreads) mma_kernel(Geom g, Input in, int 
   int64_t xbase = 0;
   if (pv) {
     int n = p / osz, o = p % osz;
-    int ox = o % g.out[2], oy = (o / g.out[2]) % g.out[1], oz = o / (g.out[2] * g.out[1]);
-    bz = oz * g.s[0] - g.p[0];
-    by = oy * g.s[1] - g.p[1];
-    bx = ox * g.s[2] - g.p[2];
+    window_origin(g, o, bz, by, bx);
     xbase = CL ? static_cast<int64_t>(n) * isz * g.C + grp * g.Cg : (static_cast<int64_t>(n) * g.C + grp * g.Cg) * isz;
   }
   const uint8_t* xb = static_cast<const uint8_t*>(in.x) + xbase;

@@ -121,10 +121,9 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks) mma_cl_kernel(Geom
     }
     const int pp = p < positions ? p : 0;
     const int n = pp / osz, o = pp % osz;
-    const int ox = o % g.out[2], oy = (o / g.out[2]) % g.out[1], oz = o / (g.out[2] * g.out[1]);
-    bz[j] = p < positions ? oz * g.s[0] - g.p[0] : -(1 << 29);  // a row past the end: always out of range
-    by[j] = oy * g.s[1] - g.p[1];
-    bx[j] = ox * g.s[2] - g.p[2];
+    int z;
+    window_origin(g, o, z, by[j], bx[j]);
+    bz[j] = p < positions ? z : -(1 << 29);  // a row past the end: always out of range
     xoff[j] = (static_cast<int64_t>(n) * isz + (static_cast<int64_t>(bz[j]) * g.in[1] + by[j]) * g.in[2] + bx[j]) * g.C + static_cast<int64_t>(grp) * g.Cg;
   }
 
@@ -308,9 +307,10 @@ __global__ void __launch_bounds__(kIm2colThreads) im2col_cl_kernel(Geom g, const
     int8_t* dst = rows_smem + r * Kc + row * run;
     if (p >= positions) continue;
     const int ky = row % g.k[1], kz = row / g.k[1];
-    const int n = p / osz, o = p - n * osz;
-    const int ox = o % g.out[2], oy = (o / g.out[2]) % g.out[1], oz = o / (g.out[2] * g.out[1]);
-    const int iz = oz * g.s[0] - g.p[0] + kz * g.d[0], iy = oy * g.s[1] - g.p[1] + ky * g.d[1], ix0 = ox * g.s[2] - g.p[2];
+    const int n = p / osz;
+    int iz, iy, ix0;
+    window_origin(g, p - n * osz, iz, iy, ix0);
+    iz += kz * g.d[0], iy += ky * g.d[1];
     const bool zy = static_cast<unsigned>(iz) < static_cast<unsigned>(g.in[0]) && static_cast<unsigned>(iy) < static_cast<unsigned>(g.in[1]);
     const int8_t* xrow = x + ((static_cast<int64_t>(n) * g.in[0] + (zy ? iz : 0)) * g.in[1] + (zy ? iy : 0)) * static_cast<int64_t>(g.in[2]) * g.C;
     for (int kx = 0; kx < g.k[2]; ++kx) {

@@ -263,7 +263,7 @@ __device__ __forceinline__ void fast_quad_dispatch(int k, F&& f) {
 // (p, m) of Y at p * M + m. Every thread takes runs of 4 channels: with `fast` (fast_quad_kind) the
 // same 4 channels over its rows (kThreads a multiple of BN / 4), FastQuad's constants read once, and
 // an int8/uint8 residual read from `res_tile` when the kernel prefetched it to shared memory (its rows
-// BN bytes apart, row r = output position pbase + r; see prefetch_residual), else from ep.residual;
+// BN bytes apart, row r = output position pbase + r; mma_cl_kernel), else from ep.residual;
 // without `fast`, put_quad (`quads`: quad_ok and Mg % 4 == 0) or put per element. Loads and stores
 // along the channels coalesce; the loops are rolled (one copy of the epilogue's code; the fast loop
 // two steps per turn, so that two steps' memory accesses are in flight).

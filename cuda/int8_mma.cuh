@@ -1,12 +1,21 @@
-// The int8 tensor-core multiply-accumulate the implicit-GEMM kernels share (cuda/int8_conv.cu,
-// cuda/int8_conv_cl.cu): mma.sync.m16n8k32 s8·s8→s32, c += a·b for one warp (fragment layouts in
+// What the implicit-GEMM kernels share (cuda/int8_conv.cu, cuda/int8_conv_cl.cu): the window origin
+// of an output position, and the int8 tensor-core multiply-accumulate: mma.sync.m16n8k32 s8·s8→s32, c += a·b for one warp (fragment layouts in
 // int8_conv.cu's header). sm_80 or newer; compiles to nothing for older targets.
 #pragma once
 
 #include <cstdint>
 
+#include "cuda/int8_kernels.h"
+
 namespace kiln {
 namespace i8cu {
+
+// The window origin (z, y, x) of output position o of an image (0 .. out[0] * out[1] * out[2] - 1):
+// its coordinates times the stride, minus the padding.
+__device__ __forceinline__ void window_origin(const Geom& g, int o, int& bz, int& by, int& bx) {
+  const int ox = o % g.out[2], oy = (o / g.out[2]) % g.out[1], oz = o / (g.out[2] * g.out[1]);
+  bz = oz * g.s[0] - g.p[0], by = oy * g.s[1] - g.p[1], bx = ox * g.s[2] - g.p[2];
+}
 
 __device__ __forceinline__ void mma_s8(int32_t (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
