@@ -178,7 +178,8 @@ function planFor(g: Graph, u: Uses, p: Node, folded?: ReadonlyMap<string, Quanti
 /**
  * Whether `name` is a residual this pass reads in int8 when a per-tensor QuantizeLinear also reads it:
  * the residual input of a Conv/Gemm/MatMul (epilogue fusion's) that a ReLU made (a Relu node, or a
- * layer with a fused relu epilogue). Calibration keeps such a tensor's whole range (src/quant/index.ts).
+ * layer with a fused relu epilogue), or a projection shortcut. Calibration keeps such a tensor's whole
+ * range (src/quant/index.ts).
  */
 export function int8Residual(g: Graph, name: string, u: Uses = new Uses(g)): boolean {
   return (
