@@ -166,14 +166,7 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks) mma_cl_kernel(Geom
     for (int j = 0; j < S::kBRows; ++j) copy16(bs + (r0 + j * kRowStep) * kRow + run * 16, wrow[j] ? wrow[j] + k0 : wp, wrow[j] ? 16 : 0);
     // the next tile's window position
     kn += kMmaBK;
-    kc += kMmaBK;
-    while (kc >= g.Cg) {
-      kc -= g.Cg;
-      if (++kx == g.k[2]) {
-        kx = 0;
-        if (++ky == g.k[1]) ky = 0, ++kz;
-      }
-    }
+    advance_window(g, kMmaBK, kc, kx, ky, kz);
   };
 
   int32_t acc[kMT][kNT][4] = {};

@@ -1,5 +1,6 @@
 // What the implicit-GEMM kernels share (cuda/int8_conv.cu, cuda/int8_conv_cl.cu): the window origin
-// of an output position, and the int8 tensor-core multiply-accumulate: mma.sync.m16n8k32 s8·s8→s32, c += a·b for one warp (fragment layouts in
+// of an output position, the window walk of the channels-last gathers, and the int8 tensor-core
+// multiply-accumulate: mma.sync.m16n8k32 s8·s8→s32, c += a·b for one warp (fragment layouts in
 // int8_conv.cu's header). sm_80 or newer; compiles to nothing for older targets.
 #pragma once
 
@@ -15,6 +16,19 @@ namespace i8cu {
 __device__ __forceinline__ void window_origin(const Geom& g, int o, int& bz, int& by, int& bx) {
   const int ox = o % g.out[2], oy = (o / g.out[2]) % g.out[1], oz = o / (g.out[2] * g.out[1]);
   bz = oz * g.s[0] - g.p[0], by = oy * g.s[1] - g.p[1], bx = ox * g.s[2] - g.p[2];
+}
+
+// A window position k = kc + tap * Cg (the tap (kz, ky, kx); K in channel-minor order) moved `step`
+// further, without divisions.
+__device__ __forceinline__ void advance_window(const Geom& g, int step, int& kc, int& kx, int& ky, int& kz) {
+  kc += step;
+  while (kc >= g.Cg) {
+    kc -= g.Cg;
+    if (++kx == g.k[2]) {
+      kx = 0;
+      if (++ky == g.k[1]) ky = 0, ++kz;
+    }
+  }
 }
 
 __device__ __forceinline__ void mma_s8(int32_t (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {

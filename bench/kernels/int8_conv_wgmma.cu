@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "cuda/int8_epilogue.cuh"
+#include "cuda/int8_mma.cuh"
 #include "native/cuda/int8_kernels.h"
 
 namespace kiln {
@@ -128,14 +129,7 @@ __global__ void __launch_bounds__(kThreads) wgmma_conv_kernel(Geom g, const int8
       copy16(bs + cm_offset(r0 + j * 64, run), wrow[j] ? wrow[j] + k0 : wp, wrow[j] ? 16 : 0);
     }
     kn += kBK;
-    kc += kBK;
-    while (kc >= g.Cg) {
-      kc -= g.Cg;
-      if (++kx == g.k[2]) {
-        kx = 0;
-        if (++ky == g.k[1]) ky = 0, ++kz;
-      }
-    }
+    advance_window(g, kBK, kc, kx, ky, kz);
   };
 
   int32_t acc[64];
