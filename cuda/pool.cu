@@ -136,6 +136,21 @@ __global__ void pool_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t*
 
 // 2-D max/avg pooling, as pool_kernel: the first valid tap starts the max (NaN only when it is first),
 // averages are double sums divided by the taps inside the padded input or inside the input.
+// f(iy * W + ix) for each tap (iy, ix) of the kh x kw window at (y0, x0) (dilation dh, dw) inside
+// the H x W image, row by row.
+template <class F>
+__device__ __forceinline__ void for_each_tap(int y0, int x0, int kh, int kw, int dh, int dw, int H, int W, F&& f) {
+  for (int i = 0; i < kh; ++i) {
+    const int iy = y0 + i * dh;
+    if (iy < 0 || iy >= H) continue;
+    for (int j = 0; j < kw; ++j) {
+      const int ix = x0 + j * dw;
+      if (ix < 0 || ix >= W) continue;
+      f(static_cast<int64_t>(iy * W + ix));
+    }
+  }
+}
+
 template <typename T, bool CL, int MODE>
 __global__ void pool2d_kernel(const T* __restrict__ x, T* __restrict__ y, PParams p) {
   using C = comp_t<T>;
@@ -160,21 +175,15 @@ __global__ void pool2d_kernel(const T* __restrict__ x, T* __restrict__ y, PParam
     bool any = false;
     double sum = 0;
     int valid = 0;
-    for (int i = 0; i < kh; ++i) {
-      const int iy = y0 + i * dh;
-      if (iy < 0 || iy >= H) continue;
-      for (int j = 0; j < kw; ++j) {
-        const int ix = x0 + j * dw;
-        if (ix < 0 || ix >= W) continue;
-        const C v = ld(xp[static_cast<int64_t>(iy * W + ix) * es]);
-        ++valid;
-        if (MODE == 0) {
-          if (!any || v > best) best = v, any = true;
-        } else {
-          sum += static_cast<double>(v);
-        }
+    for_each_tap(y0, x0, kh, kw, dh, dw, H, W, [&](int64_t pix) {
+      const C v = ld(xp[pix * es]);
+      ++valid;
+      if (MODE == 0) {
+        if (!any || v > best) best = v, any = true;
+      } else {
+        sum += static_cast<double>(v);
       }
-    }
+    });
     if (MODE == 0) {
       if (!any) {  // a window wholly in the padding: the kernel's starting value
         if constexpr (std::is_integral<T>::value) best = sizeof(T) == 4 ? C(INT32_MIN) : C(LLONG_MIN);
@@ -215,19 +224,13 @@ __global__ void pool2d_max_bytes_kernel(const uint8_t* __restrict__ x, uint8_t* 
     const int y0 = oy * sh - pt, x0 = ox * sw - pl;
     unsigned best[kWords];
     bool any = false;
-    for (int i = 0; i < kh; ++i) {
-      const int iy = y0 + i * dh;
-      if (iy < 0 || iy >= H) continue;
-      for (int j = 0; j < kw; ++j) {
-        const int ix = x0 + j * dw;
-        if (ix < 0 || ix >= W) continue;
-        const Vec v = xp[static_cast<int64_t>(iy * W + ix) * Cv];
-        const unsigned* w = reinterpret_cast<const unsigned*>(&v);
+    for_each_tap(y0, x0, kh, kw, dh, dw, H, W, [&](int64_t pix) {
+      const Vec v = xp[pix * Cv];
+      const unsigned* w = reinterpret_cast<const unsigned*>(&v);
 #pragma unroll
-        for (int q = 0; q < kWords; ++q) best[q] = !any ? w[q] : SIGNED ? __vmaxs4(best[q], w[q]) : __vmaxu4(best[q], w[q]);
-        any = true;
-      }
-    }
+      for (int q = 0; q < kWords; ++q) best[q] = !any ? w[q] : SIGNED ? __vmaxs4(best[q], w[q]) : __vmaxu4(best[q], w[q]);
+      any = true;
+    });
     if (!any)  // a window wholly in the padding: pool2d_kernel's starting value, truncated to a byte (0)
 #pragma unroll
       for (int q = 0; q < kWords; ++q) best[q] = 0;
