@@ -60,26 +60,17 @@ __device__ __forceinline__ void wgmma_m64n128k32_s8(int32_t (&d)[64], uint64_t a
 #endif
 }
 
-__device__ __forceinline__ void wgmma_fence() {
+// One sm_90a instruction with a memory clobber (nothing on other targets).
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#define KILN_SM90A_ASM(text) asm volatile(text ::: "memory")
+#else
+#define KILN_SM90A_ASM(text)
 #endif
-}
-__device__ __forceinline__ void wgmma_commit() {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void wgmma_wait_all() {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void fence_proxy_async() {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-#endif
-}
+__device__ __forceinline__ void wgmma_fence() { KILN_SM90A_ASM("wgmma.fence.sync.aligned;\n"); }
+__device__ __forceinline__ void wgmma_commit() { KILN_SM90A_ASM("wgmma.commit_group.sync.aligned;\n"); }
+__device__ __forceinline__ void wgmma_wait_all() { KILN_SM90A_ASM("wgmma.wait_group.sync.aligned 0;\n"); }
+__device__ __forceinline__ void fence_proxy_async() { KILN_SM90A_ASM("fence.proxy.async.shared::cta;\n"); }
+#undef KILN_SM90A_ASM
 
 __global__ void __launch_bounds__(kThreads) wgmma_conv_kernel(Geom g, const int8_t* __restrict__ x, const int8_t* __restrict__ wp, Epilogue ep, int K,
                                                               int Kp, int Mgp, int positions, bool quads, int fast) {
