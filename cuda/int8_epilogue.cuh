@@ -19,6 +19,9 @@ namespace i8cu {
 __device__ __forceinline__ float std_min(float a, float b) { return b < a ? b : a; }
 __device__ __forceinline__ float std_max(float a, float b) { return a < b ? b : a; }
 
+// Layers with an int8/uint8 output and no activation, ReLU or Clip requantize in the folded form of
+// native/cpu/int8_fold.h (e.fold): fused multiply-adds there, rounded once each as the CPU's fma_f32.
+
 // The activations with transcendental functions, out of line: inlined at each of an epilogue's
 // unrolled elements they made the kernels larger than the instruction cache.
 static __device__ __noinline__ float activate_math(const Epilogue& e, float v) {
@@ -93,8 +96,32 @@ __device__ __forceinline__ int requantize_as(const Epilogue& e, float v) {
 }
 __device__ __forceinline__ int requantize(const Epilogue& e, float v) { return e.out_type == kOutI8 ? requantize_as<kOutI8>(e, v) : requantize_as<kOutU8>(e, v); }
 
+// The folded form (e.fold; native/cpu/int8_fold.h): channel c's bias term, the residual before its
+// scale, and the requantized integer of sum acc (corrected) with residual value r.
+__device__ __forceinline__ float fold_bias_at(const Epilogue& e, int c) {
+  if (e.fbias) return __ldg(e.fbias + c);
+  return e.bias ? __fadd_rn(__fdiv_rn(__ldg(e.bias + c), e.y_scale), e.y_zp) : e.y_zp;
+}
+__device__ __forceinline__ float residual_raw(const Epilogue& e, int64_t i) {
+  if (e.res_type == kOutF32) return static_cast<const float*>(e.residual)[i];
+  const int q = e.res_type == kOutI8 ? static_cast<int>(static_cast<const int8_t*>(e.residual)[i]) : static_cast<int>(static_cast<const uint8_t*>(e.residual)[i]);
+  return __int2float_rn(q - static_cast<int>(e.r_zp));
+}
+__device__ __forceinline__ int fold_q(const Epilogue& e, int c, int32_t acc, float r) {
+  float v = __fmaf_rn(__int2float_rn(acc), __ldg(e.fmult + c), fold_bias_at(e, c));
+  if (e.residual) v = __fmaf_rn(r, e.f_res, v);
+  return static_cast<int>(rintf(fminf(fmaxf(v, e.f_lo), e.f_hi)));
+}
+
 // Output element i of channel c from its int32 sum.
 __device__ __forceinline__ void put(const Epilogue& e, int64_t i, int c, int32_t acc) {
+  if (e.fold) {
+    if (e.corr) acc = static_cast<int32_t>(static_cast<uint32_t>(acc) - static_cast<uint32_t>(__ldg(e.corr + c)));
+    const int q = fold_q(e, c, acc, e.residual ? residual_raw(e, i) : 0.f);
+    if (e.out_type == kOutI8) static_cast<int8_t*>(e.out)[i] = static_cast<int8_t>(q);
+    else static_cast<uint8_t*>(e.out)[i] = static_cast<uint8_t>(q);
+    return;
+  }
   const float v = value(e, channel(e, c), acc, e.residual ? residual_at(e, i) : 0.f);
   if (e.out_type == kOutF32) static_cast<float*>(e.out)[i] = v;
   else if (e.out_type == kOutI8) static_cast<int8_t*>(e.out)[i] = static_cast<int8_t>(requantize(e, v));
@@ -108,6 +135,10 @@ __host__ __device__ inline bool quad_ok(const Epilogue& e) {
   return reinterpret_cast<uintptr_t>(e.out) % out4 == 0 && (!e.residual || reinterpret_cast<uintptr_t>(e.residual) % res4 == 0);
 }
 __device__ __forceinline__ void put_quad(const Epilogue& e, int64_t i, int c, const int4& a) {
+  if (e.fold) {
+    put(e, i, c, a.x), put(e, i + 1, c + 1, a.y), put(e, i + 2, c + 2, a.z), put(e, i + 3, c + 3, a.w);
+    return;
+  }
   float r[4] = {0.f, 0.f, 0.f, 0.f};
   if (e.residual) {
     if (e.res_type == kOutF32) {
@@ -141,120 +172,62 @@ __device__ __forceinline__ void put_quad(const Epilogue& e, int64_t i, int c, co
 
 constexpr int kNoResidual = -1;
 
-// Four integers saturated to int8 (OUT kOutI8) or uint8 and packed as bytes, q[0] lowest (two
-// cvt.pack.sat on sm_72 and newer).
-template <int OUT>
-__device__ __forceinline__ uint32_t pack_sat4(const int (&q)[4]) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 720
-  uint32_t hi, d;
-  if (OUT == kOutI8) {
-    asm("cvt.pack.sat.s8.s32.b32 %0, %1, %2, 0;" : "=r"(hi) : "r"(q[3]), "r"(q[2]));
-    asm("cvt.pack.sat.s8.s32.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(q[1]), "r"(q[0]), "r"(hi));
-  } else {
-    asm("cvt.pack.sat.u8.s32.b32 %0, %1, %2, 0;" : "=r"(hi) : "r"(q[3]), "r"(q[2]));
-    asm("cvt.pack.sat.u8.s32.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(q[1]), "r"(q[0]), "r"(hi));
-  }
-  return d;
-#else
-  uint32_t d = 0;
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const int lo = OUT == kOutI8 ? -128 : 0, hi = OUT == kOutI8 ? 127 : 255;
-    d |= (static_cast<uint32_t>(q[j] < lo ? lo : (q[j] > hi ? hi : q[j])) & 255u) << (8 * j);
-  }
-  return d;
-#endif
-}
-
-// The common case of int8 layers compiled for its types: int8/uint8 output (OUT), no residual or an
-// int8/uint8 one (RES: kNoResidual, kOutI8, kOutU8), ReLU or nothing; four consecutive channels
-// (constants read once) at a time, equal to put() for each of them. Bias 0 for none and fmaxf for
-// ReLU differ from put() only in the sign of a zero or in NaN becoming 0 before the division, and both
-// requantize to the same integer.
+// The common case of int8 layers compiled for its residual type: the folded form (e.fold), no
+// residual or an int8/uint8 one (RES: kNoResidual, kOutI8, kOutU8); four consecutive channels
+// (constants read once) at a time, equal to put() for each of them.
 //
-// The division by y_scale is a multiplication by its reciprocal where that provably rounds to the same
-// integer: q = v * (1 / y_scale) is within 1.5 * 2^-23 * |q| of the quotient. Where |q| <= 1024 that
-// is less than 2^-12, so when q is farther than 2^-12 from the nearest half-integer both round alike;
-// where |q| > 1024 both saturate alike (|y_zp| <= 256, fast_quad_kind). When any of the four values
-// fails the test (NaN and infinities fail it), the IEEE division decides all four, as requantize_as.
-// On the fast side t + y_zp is a finite integer: its truncating conversion saturates to int32 and
-// pack_sat4 to the output type, as saturate_as does.
+// Rounding and saturation take no conversion instruction: v clamped to [f_lo, f_hi] (within
+// [-128, 255]) plus 1.5 * 2^23 is the float 1.5 * 2^23 + round_half_even(v) exactly, whose low byte
+// is the result's two's-complement byte; three byte permutes pack four of them.
 //
 // A residual byte b becomes the float b - r_zp in two steps: its bits below those of 2^23 (one byte
 // permute) give 2^23 + b (for int8, b + 128: the bytes' sign bits flipped first), and subtracting
-// 2^23 (+ 128) + r_zp is exact, as is the integer q - r_zp that dequant_residual converts.
-template <int OUT, int RES, bool RELU>
+// 2^23 (+ 128) + r_zp is exact, as is the integer q - r_zp that residual_raw converts.
+template <int RES>
 struct FastQuad {
   static constexpr int kRes = RES;
-  float mult[4], bias[4], inv, res_base;
+  float fm[4], fb[4], res_base, f_res, lo, hi;
   int32_t corr[4];
   __device__ __forceinline__ FastQuad(const Epilogue& e, int c) {
-    inv = __fdiv_rn(1.f, e.y_scale);
     res_base = __fadd_rn(RES == kOutI8 ? 8388736.f : 8388608.f, e.r_zp);
+    f_res = e.f_res, lo = e.f_lo, hi = e.f_hi;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      mult[j] = __ldg(e.mult + c + j), bias[j] = e.bias ? __ldg(e.bias + c + j) : 0.f;
+      fm[j] = __ldg(e.fmult + c + j), fb[j] = fold_bias_at(e, c + j);
       corr[j] = e.corr ? __ldg(e.corr + c + j) : 0;
     }
   }
   // the four output bytes, lowest first, from the sums a of channels c .. c + 3 (the constructor's c)
   // and the residual's four bytes `res` (read when RES != kNoResidual)
-  __device__ __forceinline__ uint32_t quad(const Epilogue& e, const int4& a, uint32_t res) const {
+  __device__ __forceinline__ uint32_t quad(const Epilogue&, const int4& a, uint32_t res) const {
     const int32_t acc[4] = {a.x, a.y, a.z, a.w};
-    float v[4], t[4];
-    bool near_half = false;
+    uint32_t t[4];
     if (RES == kOutI8) res ^= 0x80808080u;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int32_t sum = static_cast<int32_t>(static_cast<uint32_t>(acc[j]) - static_cast<uint32_t>(corr[j]));
-      v[j] = __fadd_rn(__fmul_rn(__int2float_rn(sum), mult[j]), bias[j]);
-      if (RES != kNoResidual) {
-        const float r = __fsub_rn(__uint_as_float(__byte_perm(res, 0x4B000000u, 0x7440u | j)), res_base);
-        v[j] = __fadd_rn(v[j], __fmul_rn(r, e.r_scale));
-      }
-      if (RELU) v[j] = fmaxf(v[j], 0.f);
-      const float q = __fmul_rn(v[j], inv);
-      t[j] = rintf(q);
-      // |q - t| is q's distance to the nearest integer (exact), 0.5 minus its distance to a half-integer
-      near_half |= !(fabsf(__fsub_rn(q, t[j])) < 0.499755859375f);
+      float v = __fmaf_rn(__int2float_rn(sum), fm[j], fb[j]);
+      if (RES != kNoResidual) v = __fmaf_rn(__fsub_rn(__uint_as_float(__byte_perm(res, 0x4B000000u, 0x7440u | j)), res_base), f_res, v);
+      t[j] = __float_as_uint(__fadd_rn(fminf(fmaxf(v, lo), hi), 12582912.f));
     }
-    int o[4];
-    if (near_half) {
-#pragma unroll
-      for (int j = 0; j < 4; ++j) o[j] = requantize_as<OUT>(e, v[j]);
-    } else {
-#pragma unroll
-      for (int j = 0; j < 4; ++j) o[j] = __float2int_rz(__fadd_rn(t[j], e.y_zp));
-    }
-    return pack_sat4<OUT>(o);
+    return __byte_perm(__byte_perm(t[0], t[1], 0x0040u), __byte_perm(t[2], t[3], 0x0040u), 0x5410u);
   }
 };
 
 // Which FastQuad fits e (an index for fast_quad_dispatch), or -1: the general put()/put_quad().
 __host__ __device__ inline int fast_quad_kind(const Epilogue& e) {
-  if ((e.out_type != kOutI8 && e.out_type != kOutU8) || (e.act != Activation::None && e.act != Activation::Relu) || !quad_ok(e) || !(fabsf(e.y_zp) <= 256.f)) return -1;
-  const int res = !e.residual ? 0 : e.res_type == kOutI8 ? 1 : e.res_type == kOutU8 ? 2 : -1;
-  if (res < 0) return -1;
-  return ((e.out_type == kOutU8 ? 3 : 0) + res) * 2 + (e.act == Activation::Relu ? 1 : 0);
+  if (!e.fold || !quad_ok(e)) return -1;
+  return !e.residual ? 0 : e.res_type == kOutI8 ? 1 : e.res_type == kOutU8 ? 2 : -1;
 }
-// f(a null FastQuad<...>*, naming the type) for kind k (0 .. 11)
-template <int OUT, int RES, bool RELU>
-using FastQuadTag = FastQuad<OUT, RES, RELU>*;
+// f(a null FastQuad<...>*, naming the type) for kind k (0 .. 2)
+template <int RES>
+using FastQuadTag = FastQuad<RES>*;
 template <class F>
 __device__ __forceinline__ void fast_quad_dispatch(int k, F&& f) {
   switch (k) {
-    case 0: return f(FastQuadTag<kOutI8, kNoResidual, false>{});
-    case 1: return f(FastQuadTag<kOutI8, kNoResidual, true>{});
-    case 2: return f(FastQuadTag<kOutI8, kOutI8, false>{});
-    case 3: return f(FastQuadTag<kOutI8, kOutI8, true>{});
-    case 4: return f(FastQuadTag<kOutI8, kOutU8, false>{});
-    case 5: return f(FastQuadTag<kOutI8, kOutU8, true>{});
-    case 6: return f(FastQuadTag<kOutU8, kNoResidual, false>{});
-    case 7: return f(FastQuadTag<kOutU8, kNoResidual, true>{});
-    case 8: return f(FastQuadTag<kOutU8, kOutI8, false>{});
-    case 9: return f(FastQuadTag<kOutU8, kOutI8, true>{});
-    case 10: return f(FastQuadTag<kOutU8, kOutU8, false>{});
-    default: return f(FastQuadTag<kOutU8, kOutU8, true>{});
+    case 0: return f(FastQuadTag<kNoResidual>{});
+    case 1: return f(FastQuadTag<kOutI8>{});
+    default: return f(FastQuadTag<kOutU8>{});
   }
 }
 

@@ -47,6 +47,27 @@ namespace {
     }                                                                                           \
   } while (0)
 
+// ep (scales, types and activation set) in the engine's folded form (native/cpu/int8_fold.h), with
+// device arrays of mult / y_scale and bias / y_scale + y_zp that live as long as this
+struct FoldArrays {
+  float* fm = nullptr;
+  float* fb = nullptr;
+  FoldArrays(Epilogue& ep, const std::vector<float>& mult, const std::vector<float>& bias) {
+    std::vector<float> m(mult.size()), b(bias.size());
+    for (size_t c = 0; c < mult.size(); ++c)
+      m[c] = kiln::int8::fold_mult(mult[c], ep.y_scale), b[c] = kiln::int8::fold_bias(bias[c], ep.y_scale, static_cast<int32_t>(ep.y_zp));
+    CK(cudaMalloc(&fm, m.size() * sizeof(float)));
+    CK(cudaMalloc(&fb, b.size() * sizeof(float)));
+    CK(cudaMemcpy(fm, m.data(), m.size() * sizeof(float), cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(fb, b.data(), b.size() * sizeof(float), cudaMemcpyHostToDevice));
+    fold_epilogue(ep, fm, fb);
+  }
+  ~FoldArrays() {
+    cudaFree(fm);
+    cudaFree(fb);
+  }
+};
+
 struct Layer {
   const char* name;
   int C, M, H, k, s, count;  // input C x H x H, M outputs, k x k window, stride s (pad k / 2)
@@ -157,6 +178,7 @@ int main(int argc, char** argv) {
       Epilogue ep;
       ep.mult = dm, ep.bias = db, ep.out = dy, ep.out_type = kOutI8, ep.y_scale = 0.05f, ep.act = kiln::Activation::Relu;
       if (L.residual) ep.residual = dr, ep.res_type = kOutI8, ep.r_scale = 0.04f;
+      const FoldArrays folded(ep, mult, bias);
       const double ops = 2.0 * N * OH * OH * L.M * K;
       // the reference: one thread per output, the general epilogue (cuda.int8_conv.direct)
       std::vector<int8_t> want(ys), got(ys);
@@ -223,6 +245,7 @@ int main(int argc, char** argv) {
       CK(cudaMemcpy(db, bias.data(), 64 * sizeof(float), cudaMemcpyHostToDevice));
       Epilogue ep;
       ep.mult = dm, ep.bias = db, ep.out = dy, ep.out_type = kOutI8, ep.y_scale = 0.05f, ep.act = kiln::Activation::Relu;
+      const FoldArrays folded(ep, mult, bias);
       std::vector<int8_t> want(ys), got(ys);
       CK(conv_direct(g, Input{dx, false}, 0, dw, ep, st));
       CK(cudaStreamSynchronize(st));

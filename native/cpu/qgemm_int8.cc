@@ -63,6 +63,11 @@ Params read_params(const LayerInfo& L, int64_t channels) {
       bad(std::string("the residual must be float32, int8 or uint8, got ") + dtype_name(p.res));
     }
   }
+  p.fold = fold_for(p.out != DType::F32, p.out == DType::I8, p.y_scale, p.y_zp, p.act, p.res == DType::F32, p.r_scale);
+  if (p.fold.on) {
+    p.fmult.resize(channels);
+    for (int64_t c = 0; c < channels; ++c) p.fmult[c] = fold_mult(p.mult[c], p.y_scale);
+  }
   return p;
 }
 

@@ -5,7 +5,8 @@
 // int32 sums, then applies the float epilogue per output element:
 //   v = act(acc * x_scale * w_scale[c] + bias[c] + residual[i])
 // and stores v as float32, or requantized: y = saturate(round_half_even(v / y_scale) + y_zero_point) as
-// int8 or uint8. The residual is float32, or int8/uint8 read as (r - residual_zero_point) *
+// int8 or uint8 -- except that layers with an int8/uint8 output and no activation, ReLU or Clip
+// requantize in the folded form of int8_fold.h (acc * (mult / y_scale) + ..., TensorRT's). The residual is float32, or int8/uint8 read as (r - residual_zero_point) *
 // residual_scale (a quantized residual: src/passes/qdq-fusion.ts). Attributes: x_scale, x_zero_point,
 // w_scales (1 or channel count values), y_scale, y_zero_point (used when the output is int8/uint8),
 // residual_scale, residual_zero_point (used when the residual is int8/uint8), and the epilogue
@@ -19,6 +20,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "int8_fold.h"
 #include "kernel_util.h"
 #include "sgemm.h"
 
@@ -35,11 +37,17 @@ struct Params {
   DType res = DType::F32;   // the residual's type (F32, I8 or U8) when there is one
   float r_scale = 1;
   int32_t r_zp = 0;
+  Fold fold;                 // the folded form (int8_fold.h) when fold.on
+  std::vector<float> fmult;  // mult[c] / y_scale when fold.on
+  // The residual's value at element i before its scale: r for float32, q - r_zp for int8/uint8.
+  inline float residual_raw(const void* r, int64_t i) const {
+    if (res == DType::F32) return static_cast<const float*>(r)[i];
+    return static_cast<float>((res == DType::I8 ? static_cast<int32_t>(static_cast<const int8_t*>(r)[i]) : static_cast<int32_t>(static_cast<const uint8_t*>(r)[i])) - r_zp);
+  }
   // The residual's value at element i.
   inline float residual_at(const void* r, int64_t i) const {
     if (res == DType::F32) return static_cast<const float*>(r)[i];
-    int32_t q = res == DType::I8 ? static_cast<int32_t>(static_cast<const int8_t*>(r)[i]) : static_cast<int32_t>(static_cast<const uint8_t*>(r)[i]);
-    return static_cast<float>(q - r_zp) * r_scale;
+    return residual_raw(r, i) * r_scale;
   }
 };
 
@@ -54,6 +62,14 @@ struct Store {
   const void* residual;  // nullptr: none (float32, int8 or uint8: p.res)
   void* out;
   inline void put(int64_t i, int64_t c, int32_t acc) const {
+    if (p.fold.on) {
+      float v = fma_f32(static_cast<float>(acc), p.fmult[c], bias ? fold_bias(bias[c], p.y_scale, p.y_zp) : static_cast<float>(p.y_zp));
+      if (residual) v = fma_f32(p.residual_raw(residual, i), p.fold.res, v);
+      const int32_t q = fold_round(p.fold, v);
+      if (p.out == DType::I8) static_cast<int8_t*>(out)[i] = static_cast<int8_t>(q);
+      else static_cast<uint8_t*>(out)[i] = static_cast<uint8_t>(q);
+      return;
+    }
     float v = static_cast<float>(acc) * p.mult[c];
     if (bias) v += bias[c];
     if (residual) v += p.residual_at(residual, i);

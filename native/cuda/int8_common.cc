@@ -1,6 +1,7 @@
 // Host side shared by the CUDA int8 tactics (see int8_common.h).
 #include "int8_common.h"
 
+#include <cstring>
 #include <vector>
 
 #include "../cpu/conv_geom.h"
@@ -125,6 +126,19 @@ void init_state(const LayerInfo& L, State& st, bool with_corr) {
   e.r_scale = l.p.r_scale;
   e.r_zp = static_cast<float>(l.p.r_zp);
   e.lo = l.p.act.lo, e.hi = l.p.act.hi, e.alpha = l.p.act.alpha, e.beta = l.p.act.beta;
+  if (!l.p.fold.on) return;
+  st.fmult.upload(L, l.p.fmult.data(), l.p.fmult.size() * sizeof(float));
+  const uint8_t* bias = l.has_bias ? L.const_data(2) : nullptr;
+  if (!l.has_bias || bias) {
+    std::vector<float> fb(static_cast<size_t>(channels));
+    for (int64_t c = 0; c < channels; ++c) {
+      float b = 0;
+      if (bias) std::memcpy(&b, bias + c * sizeof(float), sizeof(float));
+      fb[c] = bias ? int8::fold_bias(b, l.p.y_scale, l.p.y_zp) : static_cast<float>(l.p.y_zp);
+    }
+    st.fbias.upload(L, fb.data(), fb.size() * sizeof(float));
+  }
+  fold_epilogue(e, st.fmult.as<float>(), st.fbias.as<float>());
 }
 
 Epilogue epilogue_for(const State& st, const Tensor* in, Tensor* out) {

@@ -52,6 +52,7 @@ bool readable(const LayerInfo& L);
 struct State : LayerState {
   Layer l;
   DeviceBuffer mult, corr;
+  DeviceBuffer fmult, fbias;  // the folded form's arrays (Epilogue::fold; fbias: a constant or no bias)
   Epilogue base;  // everything but the run's tensors
 };
 // Fills st for the layer; with_corr uploads the corrections (W must be constant).

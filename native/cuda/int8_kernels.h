@@ -10,13 +10,17 @@
 // The epilogue of one output element i of channel c with int32 sum acc is the CPU's (qgemm_int8.h):
 //   v = act(float(acc - corr[c]) * mult[c] + bias[c] + residual[i]), stored as float32 or as
 //   saturate(round_half_even(v / y_scale) + y_zero_point) in int8/uint8, every step rounded as the
-//   CPU rounds it (no contracted multiply-adds), so requantized outputs equal the reference's.
+//   CPU rounds it (no contracted multiply-adds), so requantized outputs equal the reference's; with
+//   `fold` (an int8/uint8 output, no activation, ReLU or Clip) the folded form of
+//   native/cpu/int8_fold.h instead: v = fma(float(acc - corr[c]), fmult[c], fbias[c]),
+//   v = fma(residual - r_zp, f_res, v), round_half_even(clamp(v, f_lo, f_hi)).
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "../cpu/int8_fold.h"
 #include "../cpu/sgemm.h"
 
 namespace kiln {
@@ -36,7 +40,24 @@ struct Epilogue {
   float y_scale = 1, y_zp = 0;
   int act = Activation::None;
   float lo = 0, hi = 0, alpha = 0, beta = 0;
+  // the folded form (fold_epilogue): fmult [channels] mult / y_scale; fbias [channels] bias / y_scale
+  // + y_zp, or nullptr: computed from bias (a bias that is not a constant)
+  bool fold = false;
+  const float* fmult = nullptr;
+  const float* fbias = nullptr;
+  float f_res = 0, f_lo = 0, f_hi = 0;
 };
+
+// Sets e's folded form from its types, scales and activation (host; int8::fold_for), with the device
+// arrays fmult and fbias (made from int8::fold_mult / fold_bias) that the caller owns.
+inline void fold_epilogue(Epilogue& e, const float* fmult, const float* fbias) {
+  Activation act;
+  act.kind = static_cast<Activation::Kind>(e.act), act.lo = e.lo, act.hi = e.hi;
+  const int8::Fold f = int8::fold_for(e.out_type != kOutF32, e.out_type == kOutI8, e.y_scale, static_cast<int32_t>(e.y_zp), act, e.res_type == kOutF32, e.r_scale);
+  e.fold = f.on, e.f_res = f.res, e.f_lo = f.lo, e.f_hi = f.hi;
+  e.fmult = f.on ? fmult : nullptr;
+  e.fbias = f.on ? fbias : nullptr;
+}
 
 // Canonical 3-D convolution geometry (1-D and 2-D have leading spatial dims of 1), as conv_geom.h.
 struct Geom {

@@ -67,6 +67,8 @@ interface ConvSpec {
   zp: number;
   out: DataType;
   act?: string;
+  /** activation 'clip' with these bounds (MobileNet's ReLU6: [0, 6]) */
+  clip?: [number, number];
   bias?: boolean;
   residual?: boolean;
   /** an int8/uint8 residual (residual_scale 0.03, residual_zero_point 4 for uint8) instead of float32 */
@@ -108,7 +110,8 @@ function convCase(name: string, o: ConvSpec): Case {
       w_scales: floats(o.perTensor ? [0.003] : Array.from({ length: o.M }, () => 0.001 + r() * 0.004)),
       y_scale: float(0.05),
       y_zero_point: int(o.out === DataType.UINT8 ? 11 : -4),
-      activation: str(o.act ?? 'none'),
+      activation: str(o.clip ? 'clip' : (o.act ?? 'none')),
+      ...(o.clip ? { activation_min: float(o.clip[0]), activation_max: float(o.clip[1]) } : {}),
       ...(o.residualType ? { residual_scale: float(0.03), residual_zero_point: int(o.residualType === DataType.UINT8 ? 4 : 0) } : {}),
     },
     expect: ['cuda.int8_conv.mma', 'cuda.int8_conv.direct'],
@@ -158,6 +161,7 @@ const CASES: Case[] = [
   convCase('depthwise 3x3, int8 → int8 + relu, per-tensor scale', { N: 2, C: 32, M: 32, G: 32, spatial: [12, 12], k: [3, 3], p: [1, 1], xt: I8, zp: 0, out: I8, act: 'relu', perTensor: true }),
   convCase('1-D k5 stride 3, no bias', { N: 2, C: 8, M: 12, spatial: [31], k: [5], s: [3], p: [2], xt: U8, zp: 200, out: F32, bias: false }),
   convCase('3-D 3x3x3 → uint8, residual', { N: 1, C: 4, M: 8, spatial: [5, 6, 5], k: [3, 3, 3], p: [1, 1, 1], xt: U8, zp: 9, out: U8, residual: true }),
+  convCase('depthwise 3x3, uint8 → uint8 + clip [0, 6] (MobileNet\'s ReLU6, folded bounds)', { N: 2, C: 32, M: 32, G: 32, spatial: [12, 12], k: [3, 3], p: [1, 1], xt: U8, zp: 128, out: U8, clip: [0, 6] }),
   convCase('3x3, int8 → int8, int8 residual + relu (a ResNet block in an int8 engine)', { N: 2, C: 16, M: 32, spatial: [10, 10], k: [3, 3], p: [1, 1], xt: I8, zp: 0, out: I8, act: 'relu', residualType: I8 }),
   convCase('1x1, uint8 → float32, uint8 residual with a zero point', { N: 1, C: 8, M: 12, spatial: [6, 7], k: [1, 1], xt: U8, zp: 120, out: F32, residualType: U8 }),
   convCase('wide K (C 96, 3x3) and 70 channels: partial tiles', { N: 1, C: 96, M: 70, spatial: [9, 10], k: [3, 3], p: [1, 1], xt: U8, zp: 128, out: I8, act: 'relu' }),
@@ -239,6 +243,7 @@ d('cuda int8 tactics vs the CPU reference', () => {
     ['large: 1x1 64→512 on 2x72x72, int8 residual + relu', { N: 2, C: 64, M: 512, spatial: [72, 72], k: [1, 1], xt: I8, zp: 0, out: I8, act: 'relu', residualType: I8 }, true],
     ['large: 3x3 32→200 on 2x96x96 (a partial 128-channel block) → float32 + bias, float residual', { N: 2, C: 32, M: 200, spatial: [96, 96], k: [3, 3], p: [1, 1], xt: I8, zp: 0, out: F32, bias: true, residual: true }, true],
     ['large: 3x3 stride 2, 48→136 on 2x224x224 (K 432: a partial K tile) → uint8 + relu, uint8 residual', { N: 2, C: 48, M: 136, spatial: [224, 224], k: [3, 3], s: [2, 2], p: [1, 1], xt: I8, zp: 0, out: U8, act: 'relu', residualType: U8 }, true],
+    ['1x1 32→48, int8 → int8 + clip [-0.4, 0.3] (folded bounds)', { N: 2, C: 32, M: 48, spatial: [9, 9], k: [1, 1], xt: I8, zp: 0, out: I8, clip: [-0.4, 0.3] }, true],
     ['1x1 64→48, int8 → int8 without activation, uint8 residual', { N: 2, C: 64, M: 48, spatial: [9, 9], k: [1, 1], xt: I8, zp: 0, out: I8, residualType: U8 }, true],
     ['uint8 activations: not for mma_cl', { N: 1, C: 16, M: 16, spatial: [6, 6], k: [3, 3], p: [1, 1], xt: U8, zp: 128, out: I8 }, false],
     ['zero point 3: not for mma_cl', { N: 1, C: 16, M: 16, spatial: [6, 6], k: [3, 3], p: [1, 1], xt: I8, zp: 3, out: I8 }, false],
@@ -281,7 +286,7 @@ d('cuda int8 tactics vs the CPU reference', () => {
     }
     console.log(`channels-last ${name}: ${JSON.stringify(Object.fromEntries(layer.candidates.map((x) => [x.tactic, x.ms])))}, chosen ${layer.tactic}`);
     e.dispose();
-  });
+  }, 180_000); // the large cases build and check nine candidates: 40-60 s on the H100 machine
 
   test('an int8 build of a small CNN on cuda runs its int8 layers there and matches the CPU int8 engine', async () => {
     const r2 = rng(11);

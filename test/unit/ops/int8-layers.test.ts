@@ -22,15 +22,40 @@ function run(c: Case, tactic?: string): number[] {
   return Array.from(new T(out));
 }
 
-/** The epilogue of one element, as the native Store does it (float32 math). */
-function epilogue(acc: number, mult: number, b: number, r: number, relu: boolean, out: DataType, ys: number, yzp: number): number {
-  let v = Math.fround(Math.fround(acc * mult) + b);
-  v = Math.fround(v + r);
-  if (relu) v = Math.max(0, v);
-  if (out === DataType.FLOAT) return v;
-  const q = Math.round(Math.fround(v / ys));
-  const even = Math.abs(Math.fround(v / ys) % 1) === 0.5 ? 2 * Math.round(Math.fround(v / ys) / 2) : q;
-  return Math.min(out === DataType.INT8 ? 127 : 255, Math.max(out === DataType.INT8 ? -128 : 0, even + yzp));
+/** fl(a * b + c) rounded once (fmaf): the product of floats is exact in double, the sum rounded to odd there. */
+const f64 = new Float64Array(1);
+const u64 = new BigUint64Array(f64.buffer);
+function fma32(a: number, b: number, c: number): number {
+  const p = a * b;
+  const s = p + c;
+  const bv = s - p;
+  const err = p - (s - bv) + (c - bv);
+  f64[0] = s;
+  if (err !== 0 && Number.isFinite(s) && (u64[0] & 1n) === 0n) u64[0] += (err > 0) === (s > 0) ? 1n : -1n;
+  return Math.fround(f64[0]);
+}
+
+const roundHalfEven = (v: number) => (Math.abs(v % 1) === 0.5 ? 2 * Math.round(v / 2) : Math.round(v));
+
+/**
+ * The epilogue of one element, as the native Store does it (float32 math): float32 outputs
+ * act(acc * mult + b + r); requantized ones in folded form (native/cpu/int8_fold.h), where `r` is the
+ * residual before its scale and `rs` that scale (1 for float32).
+ */
+function epilogue(acc: number, mult: number, b: number, r: number, relu: boolean, out: DataType, ys: number, yzp: number, rs = 1, clip?: [number, number]): number {
+  if (out === DataType.FLOAT) {
+    let v = Math.fround(Math.fround(acc * mult) + b);
+    v = Math.fround(v + Math.fround(r * rs));
+    return relu ? Math.max(0, v) : v;
+  }
+  ys = Math.fround(ys);
+  let v = fma32(Math.fround(acc), Math.fround(mult / ys), Math.fround(Math.fround(b / ys) + yzp));
+  v = fma32(r, Math.fround(Math.fround(rs) / ys), v);
+  let lo = out === DataType.INT8 ? -128 : 0;
+  let hi = out === DataType.INT8 ? 127 : 255;
+  if (relu) lo = Math.max(lo, yzp);
+  if (clip) [lo, hi] = [Math.max(lo, Math.fround(Math.fround(Math.fround(clip[0]) / ys) + yzp)), Math.min(hi, Math.fround(Math.fround(Math.fround(clip[1]) / ys) + yzp))];
+  return roundHalfEven(Math.min(Math.max(v, lo), hi));
 }
 
 function randInt(n: number, lo: number, hi: number, r: () => number): number[] {
@@ -63,7 +88,7 @@ describe('Int8Gemm', () => {
         for (let k = 0; k < K; k++) acc += (a[m * K + k] - 128) * w[n * K + k];
         const want = epilogue(acc, Math.fround(Math.fround(0.02) * ws[n]), bias[n], residual[m * N + n], true, out, 0.01, 3);
         if (out === DataType.FLOAT) expect(got[m * N + n]).toBeCloseTo(want, 4);
-        else expect(Math.abs(got[m * N + n] - want)).toBeLessThanOrEqual(out === DataType.FLOAT ? 0 : 1);
+        else expect(got[m * N + n]).toBe(want);
       }
   });
 
@@ -82,13 +107,38 @@ describe('Int8Gemm', () => {
       for (let n = 0; n < N; n++) {
         let acc = 0;
         for (let k = 0; k < K; k++) acc += (a[m * K + k] - 128) * w[n * K + k];
-        const res = Math.fround((rq[m * N + n] - rzp) * Math.fround(0.015));
-        expect(got[m * N + n]).toBeCloseTo(epilogue(acc, Math.fround(Math.fround(0.02) * ws[n]), bias[n], res, true, DataType.FLOAT, 0.01, 3), 5);
+        expect(got[m * N + n]).toBeCloseTo(epilogue(acc, Math.fround(Math.fround(0.02) * ws[n]), bias[n], rq[m * N + n] - rzp, true, DataType.FLOAT, 0.01, 3, 0.015), 5);
       }
     expect(run(c, 'cpu.int8_gemm.packed')).toEqual(got);
+    // requantized: the folded form, exactly
+    const cq: Case = { ...c, out: { dtype: DataType.INT8, shape: [M, N] } };
+    const gq = run(cq);
+    for (let m = 0; m < M; m++)
+      for (let n = 0; n < N; n++) {
+        let acc = 0;
+        for (let k = 0; k < K; k++) acc += (a[m * K + k] - 128) * w[n * K + k];
+        expect(gq[m * N + n]).toBe(epilogue(acc, Math.fround(Math.fround(0.02) * ws[n]), bias[n], rq[m * N + n] - rzp, true, DataType.INT8, 0.01, 3, 0.015));
+      }
+    expect(run(cq, 'cpu.int8_gemm.packed')).toEqual(gq);
     // a residual_zero_point outside the residual's type is an error naming the layer
     const bad: Case = { ...c, attrs: { ...c.attrs, residual_zero_point: int(rt === DataType.INT8 ? 200 : -1) } };
     expect(() => run(bad)).toThrow(/layer 'q' \(Int8Gemm\): residual_zero_point is out of the residual type's range/);
+  });
+
+  test.each([DataType.INT8, DataType.UINT8])('Clip requantizes in folded form: its bounds over y_scale plus y_zero_point (output type %p)', (out) => {
+    const c = base(out, { activation: str('clip'), activation_min: float(-0.3), activation_max: float(0.45) });
+    const got = run(c);
+    let clipped = 0;
+    for (let m = 0; m < M; m++)
+      for (let n = 0; n < N; n++) {
+        let acc = 0;
+        for (let k = 0; k < K; k++) acc += (a[m * K + k] - 128) * w[n * K + k];
+        const want = epilogue(acc, Math.fround(Math.fround(0.02) * ws[n]), bias[n], residual[m * N + n], false, out, 0.01, 3, 1, [-0.3, 0.45]);
+        expect(got[m * N + n]).toBe(want);
+        if (want === Math.round(0.45 / 0.01) + 3 || want === Math.round(-0.3 / 0.01) + 3) clipped++;
+      }
+    expect(clipped).toBeGreaterThan(0);
+    expect(run(c, 'cpu.int8_gemm.packed')).toEqual(got);
   });
 
   test('a bad w_scales count is an error naming the layer', () => {
