@@ -16,6 +16,7 @@
 // shared memory and writes 4 channels per thread step (store_tile in int8_epilogue.cuh, the CPU's
 // rounding); with split K (below) from the summed partial products.
 #include <type_traits>
+#include <vector>
 
 #include "int8_epilogue.cuh"
 #include "int8_mma.cuh"
@@ -319,7 +320,89 @@ __global__ void __launch_bounds__(kIm2colThreads) im2col_cl_kernel(Geom g, const
   for (int i = threadIdx.x; i < n16; i += kIm2colThreads) out[i] = reinterpret_cast<const int4*>(rows_smem)[i];
 }
 
+// Space-to-depth (conv_s2d_cl): U[n, uy, ux, (dy * sx + dx) * cpad + c] = X[n, sy * uy + dy, sx * ux + dx, c],
+// zero past X's edges and for c >= C; one thread per 16-byte run of U's channels.
+__global__ void __launch_bounds__(256) s2d_kernel(Geom g, int cpad, int Cs, int U1, int U2, const int8_t* __restrict__ x, int8_t* __restrict__ u, int64_t runs) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= runs) return;
+  const int nq = Cs / 16, q = static_cast<int>(i % nq);
+  const int64_t pix = i / nq;
+  const int ux = static_cast<int>(pix % U2), uy = static_cast<int>(pix / U2 % U1), n = static_cast<int>(pix / (static_cast<int64_t>(U2) * U1));
+  const int sy = g.s[1], sx = g.s[2];
+  uint32_t w[4] = {0, 0, 0, 0};
+#pragma unroll 4
+  for (int b = 0; b < 16; ++b) {
+    const int bb = q * 16 + b, d = bb / cpad, c = bb - d * cpad, dy = d / sx, iy = sy * uy + dy, ix = sx * ux + (d - dy * sx);
+    if (c < g.C && iy < g.in[1] && ix < g.in[2])
+      w[b >> 2] |= static_cast<uint32_t>(static_cast<uint8_t>(__ldg(x + ((static_cast<int64_t>(n) * g.in[1] + iy) * g.in[2] + ix) * g.C + c))) << (8 * (b & 3));
+  }
+  reinterpret_cast<int4*>(u)[i] = make_int4(static_cast<int>(w[0]), static_cast<int>(w[1]), static_cast<int>(w[2]), static_cast<int>(w[3]));
+}
+
+// floor(a / b) for b > 0
+int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// the channels of a block of pixels: sy * sx * cpad with cpad >= C the least that makes it a multiple of 16
+int s2d_cpad(const Geom& g) {
+  int c = g.C;
+  while (g.s[1] * g.s[2] * c % 16 != 0) ++c;
+  return c;
+}
+
 }  // namespace
+
+bool s2d_fits(const Geom& g) {
+  if (!g.channels_last || g.G != 1 || g.Cg % 16 == 0 || g.k[0] != 1 || g.s[0] != 1 || g.p[0] != 0 || g.in[0] != 1 || g.out[0] != 1 || g.d[1] != 1 ||
+      g.d[2] != 1 || (g.s[1] < 2 && g.s[2] < 2) || g.s[1] > 16 || g.s[2] > 16 || g.C > 64)
+    return false;
+  const Geom g2 = s2d_geom(g);
+  return static_cast<int64_t>(g2.N) * g2.in[1] * g2.in[2] * g2.C < (int64_t{1} << 31) && g2.C * g2.k[1] * g2.k[2] <= (1 << 20);
+}
+
+Geom s2d_geom(const Geom& g) {
+  Geom g2 = g;
+  g2.C = g2.Cg = g.s[1] * g.s[2] * s2d_cpad(g);
+  for (int i = 1; i < 3; ++i) {
+    // window tap k reads block offset floor((k - p) / s): offsets j0 .. j1
+    const int j0 = floor_div(-g.p[i], g.s[i]), j1 = floor_div(g.k[i] - 1 - g.p[i], g.s[i]);
+    g2.k[i] = j1 - j0 + 1, g2.p[i] = -j0, g2.s[i] = 1;
+    g2.in[i] = (g.in[i] + g.s[i] - 1) / g.s[i];
+  }
+  return g2;
+}
+
+size_t s2d_bytes(const Geom& g) {
+  const Geom g2 = s2d_geom(g);
+  return (static_cast<size_t>(g2.N) * g2.in[1] * g2.in[2] * g2.C + 255) / 256 * 256;
+}
+
+void pack_s2d_weights(const Geom& g, const int8_t* w, int8_t* dst) {
+  const Geom g2 = s2d_geom(g);
+  const int cpad = s2d_cpad(g), sy = g.s[1], sx = g.s[2], j0y = -g2.p[1], j0x = -g2.p[2];
+  std::vector<int8_t> w2(static_cast<size_t>(g.M) * g2.k[1] * g2.k[2] * g2.C, 0);
+  for (int m = 0; m < g.M; ++m)
+    for (int jy = 0; jy < g2.k[1]; ++jy)
+      for (int jx = 0; jx < g2.k[2]; ++jx)
+        for (int dy = 0; dy < sy; ++dy)
+          for (int dx = 0; dx < sx; ++dx) {
+            const int ky = sy * (jy + j0y) + dy + g.p[1], kx = sx * (jx + j0x) + dx + g.p[2];
+            if (ky < 0 || ky >= g.k[1] || kx < 0 || kx >= g.k[2]) continue;
+            for (int c = 0; c < g.C; ++c)
+              w2[((static_cast<size_t>(m) * g2.k[1] + jy) * g2.k[2] + jx) * g2.C + (dy * sx + dx) * cpad + c] = w[((static_cast<size_t>(m) * g.k[1] + ky) * g.k[2] + kx) * g.C + c];
+          }
+  pack_mma_weights(g2, w2.data(), dst);
+}
+
+cudaError_t conv_s2d_cl(const Geom& g, ClTile t, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, void* workspace, cudaStream_t s) {
+  if (!s2d_fits(g)) return cudaErrorInvalidValue;
+  const Geom g2 = s2d_geom(g);
+  const int64_t runs = static_cast<int64_t>(g2.N) * g2.in[1] * g2.in[2] * (g2.C / 16);
+  if (runs <= 0 || g.M <= 0) return cudaSuccess;
+  s2d_kernel<<<static_cast<unsigned>((runs + 255) / 256), 256, 0, s>>>(g, s2d_cpad(g), g2.C, g2.in[1], g2.in[2], x, static_cast<int8_t*>(workspace), runs);
+  cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) return e;
+  return conv_mma_cl(g2, t, 1, static_cast<const int8_t*>(workspace), wpacked, ep, nullptr, s);
+}
 
 Geom im2col_geom(const Geom& g) {
   Geom g2;

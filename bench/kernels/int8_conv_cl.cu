@@ -212,7 +212,7 @@ int main(int argc, char** argv) {
       for (void* p : {static_cast<void*>(dx), static_cast<void*>(dw), static_cast<void*>(dr), static_cast<void*>(dy), static_cast<void*>(dm), static_cast<void*>(db), static_cast<void*>(dw_plain)}) CK(cudaFree(p));
     }
     // the stem (3 channels, 7x7 stride 2): the NCHW-gather kernel (conv_mma, channels-last) against
-    // im2col + the channels-last kernel
+    // im2col and space-to-depth (conv_im2col_cl, conv_s2d_cl), each then the channels-last kernel
     if (!only || std::strstr("stem 7x7 3-64", only)) {
       Geom g;
       g.N = N, g.C = g.Cg = 3, g.M = g.Mg = 64, g.channels_last = true;
@@ -225,18 +225,23 @@ int main(int argc, char** argv) {
       for (int m = 0; m < 64; ++m) std::memcpy(wpad.data() + m * g2.C, hw.data() + m * K, K);
       pack_mma_weights(g, hw.data(), p1.data());
       pack_mma_weights(g2, wpad.data(), p2.data());
+      const Geom g3 = s2d_geom(g);  // space-to-depth: 4x4 stride 1 over 2x2 blocks of 4 channels
+      std::vector<int8_t> p3(static_cast<size_t>(mma_mgp(g3)) * mma_kp(g3));
+      pack_s2d_weights(g, hw.data(), p3.data());
       std::vector<float> mult(64, 2e-3f), bias(64, 0.1f);
-      int8_t *dx, *dw, *dw1, *dw2, *dy;
+      int8_t *dx, *dw, *dw1, *dw2, *dw3, *dy;
       float *dm, *db;
       void* ws;
       CK(cudaMalloc(&dx, xs));
       CK(cudaMalloc(&dw, hw.size()));
       CK(cudaMalloc(&dw1, p1.size()));
       CK(cudaMalloc(&dw2, p2.size()));
+      CK(cudaMalloc(&dw3, p3.size()));
+      CK(cudaMemcpy(dw3, p3.data(), p3.size(), cudaMemcpyHostToDevice));
       CK(cudaMalloc(&dy, ys));
       CK(cudaMalloc(&dm, 64 * sizeof(float)));
       CK(cudaMalloc(&db, 64 * sizeof(float)));
-      CK(cudaMalloc(&ws, im2col_bytes(g)));
+      CK(cudaMalloc(&ws, std::max(im2col_bytes(g), s2d_bytes(g))));
       CK(cudaMemcpy(dx, hx.data(), xs, cudaMemcpyHostToDevice));
       CK(cudaMemcpy(dw, hw.data(), hw.size(), cudaMemcpyHostToDevice));
       CK(cudaMemcpy(dw1, p1.data(), p1.size(), cudaMemcpyHostToDevice));
@@ -250,10 +255,15 @@ int main(int argc, char** argv) {
       CK(conv_direct(g, Input{dx, false}, 0, dw, ep, st));
       CK(cudaStreamSynchronize(st));
       CK(cudaMemcpy(want.data(), dy, ys, cudaMemcpyDeviceToHost));
-      const char* names[] = {"mma (gather)", "im2col 64x64", "im2col 128x64w4"};
+      const char* names[] = {"mma (gather)", "im2col 64x64", "im2col 128x64w4", "s2d 64x64", "s2d 64x64b6", "s2d 128x64", "s2d 128x64w4"};
+      const ClTile s2d_tiles[] = {kCl64, kCl64x6, kCl128, kCl128w4};
       std::printf("stem 7x7 3-64 (us):");
-      for (int v = 0; v < 3; ++v) {
-        auto launch = [&]() { return v == 0 ? conv_mma(g, Input{dx, false}, 0, dw1, ep, st) : conv_im2col_cl(g, v == 1 ? kCl64 : kCl128w4, dx, dw2, ep, ws, st); };
+      for (int v = 0; v < 7; ++v) {
+        auto launch = [&]() {
+          if (v == 0) return conv_mma(g, Input{dx, false}, 0, dw1, ep, st);
+          if (v < 3) return conv_im2col_cl(g, v == 1 ? kCl64 : kCl128w4, dx, dw2, ep, ws, st);
+          return conv_s2d_cl(g, s2d_tiles[v - 3], dx, dw3, ep, ws, st);
+        };
         CK(cudaMemsetAsync(dy, 0, ys, st));
         CK(launch());
         CK(cudaStreamSynchronize(st));
@@ -271,7 +281,7 @@ int main(int argc, char** argv) {
         std::printf("  %s %.1f%s", names[v], 1e3 * ms / reps, eq ? "" : "!");
       }
       std::printf("\n");
-      for (void* p : {static_cast<void*>(dx), static_cast<void*>(dw), static_cast<void*>(dw1), static_cast<void*>(dw2), static_cast<void*>(dy), static_cast<void*>(dm), static_cast<void*>(db), ws}) CK(cudaFree(p));
+      for (void* p : {static_cast<void*>(dx), static_cast<void*>(dw), static_cast<void*>(dw1), static_cast<void*>(dw2), static_cast<void*>(dw3), static_cast<void*>(dy), static_cast<void*>(dm), static_cast<void*>(db), ws}) CK(cudaFree(p));
     }
     std::printf("%-24s", "network (52 layers)");
     for (double t : total) std::printf(" %8.1f us       ", t);

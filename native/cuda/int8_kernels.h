@@ -117,6 +117,18 @@ Geom im2col_geom(const Geom& g);
 size_t im2col_bytes(const Geom& g);
 cudaError_t conv_im2col_cl(const Geom& g, ClTile t, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, void* workspace, cudaStream_t s);
 
+// Strided layers with few channels (the stem's 7x7 stride 2 over 3) as stride-1 ones over blocks of
+// s[1] x s[2] pixels (space-to-depth, as TensorRT's MLPerf ResNet stem): X rearranged into U [N,
+// ceil(in / s), s[1] * s[2] * cpad] (s2d_bytes of workspace; cpad >= C makes the channels a multiple of
+// 16), then conv_mma_cl on s2d_geom(g) (window ceil-ish(k / s), stride 1) with W rearranged and
+// packed by pack_s2d_weights (W channels-last [M, k, C]; zeros where a block tap falls outside the
+// window). 2-D, one group, dilation 1, int8 X with zero point 0; s2d_fits says whether g qualifies.
+bool s2d_fits(const Geom& g);
+Geom s2d_geom(const Geom& g);
+size_t s2d_bytes(const Geom& g);
+void pack_s2d_weights(const Geom& g, const int8_t* w, int8_t* dst);
+cudaError_t conv_s2d_cl(const Geom& g, ClTile t, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, void* workspace, cudaStream_t s);
+
 // The epilogue over an int32 product acc [rows, cols] (row-major, channel = column) into ep.out.
 cudaError_t gemm_epilogue(const int32_t* acc, int64_t rows, int64_t cols, const Epilogue& ep, cudaStream_t s);
 

@@ -163,50 +163,67 @@ class MmaCl : public Tactic {
   std::string name_;
 };
 
-// Channels not a multiple of 16 (the stem convolution's 3): the windows gathered into a workspace,
-// then the channels-last kernel as a 1x1 convolution over them (conv_im2col_cl).
-class Im2colCl : public Tactic {
+// Channels not a multiple of 16 (the stem convolution's 3): X rearranged into a workspace that the
+// channels-last kernel reads, either every window gathered (im2col: conv_im2col_cl, then a 1x1
+// convolution) or, for strided layers, blocks of s x s pixels as channels (s2d: conv_s2d_cl, then a
+// stride-1 convolution with a smaller window; a fraction of im2col's bytes).
+class GatherCl : public Tactic {
  public:
-  explicit Im2colCl(ClTile tile)
-      : tile_(tile), name_(std::string("cuda.int8_conv.im2col.bm") + std::to_string(cl_bm(tile)) + (tile == kCl128w4 ? ".w4" : "")) {}
+  enum Kind { kIm2col, kS2d };
+  GatherCl(Kind kind, ClTile tile)
+      : kind_(kind), tile_(tile), name_(std::string(kind == kIm2col ? "cuda.int8_conv.im2col.bm" : "cuda.int8_conv.s2d.bm") + std::to_string(cl_bm(tile)) + (tile == kCl128w4 ? ".w4" : "")) {}
   const char* name() const override { return name_.c_str(); }
   bool can_implement(const LayerInfo& L) const override {
     if (!L.const_data(1) || device_major() < 8) return false;
     try {
       Layer l = read_layer(L);
       const Geom& g = l.g;
+      if (!g.channels_last || l.u8 || l.pad8 != 0) return false;
+      if (kind_ == kS2d) return s2d_fits(g);
       // where mma_cl cannot read X directly; the gathered rows stay int32-addressable
-      return g.channels_last && !l.u8 && l.pad8 == 0 && g.G == 1 && g.Cg % 16 != 0 && l.K <= 1536 &&
-             static_cast<int64_t>(im2col_geom(g).in[2]) * im2col_geom(g).C < (int64_t{1} << 31);
+      return g.G == 1 && g.Cg % 16 != 0 && l.K <= 1536 && static_cast<int64_t>(im2col_geom(g).in[2]) * im2col_geom(g).C < (int64_t{1} << 31);
     } catch (const Error&) {
       return false;
     }
   }
-  size_t workspace(const LayerInfo& L) const override { return can_implement(L) ? im2col_bytes(read_layer(L).g) : 0; }
+  size_t workspace(const LayerInfo& L) const override {
+    if (!can_implement(L)) return 0;
+    const Geom g = read_layer(L).g;
+    return kind_ == kIm2col ? im2col_bytes(g) : s2d_bytes(g);
+  }
   std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
     if (!can_implement(L)) fail("INVALID_ENGINE", cu::where(L) + ": tactic " + name_ + " cannot run this layer (it needs channels-last int8 activations with zero point 0 and one group)");
     auto st = std::make_unique<MmaState>();
     init_state(L, *st, false);
-    const Geom g2 = im2col_geom(st->l.g);
-    const int K = st->l.K, Kc = g2.C;
-    std::vector<int8_t> w(static_cast<size_t>(g2.M) * Kc, 0), packed(static_cast<size_t>(mma_mgp(g2)) * mma_kp(g2));
+    const Geom& g = st->l.g;
     const int8_t* src = reinterpret_cast<const int8_t*>(L.const_data(1));
-    for (int m = 0; m < g2.M; ++m) std::copy(src + static_cast<size_t>(m) * K, src + static_cast<size_t>(m + 1) * K, w.begin() + static_cast<size_t>(m) * Kc);
-    pack_mma_weights(g2, w.data(), packed.data());
+    const Geom g2 = kind_ == kIm2col ? im2col_geom(g) : s2d_geom(g);
+    std::vector<int8_t> packed(static_cast<size_t>(mma_mgp(g2)) * mma_kp(g2));
+    if (kind_ == kS2d) {
+      pack_s2d_weights(g, src, packed.data());
+    } else {
+      // W's rows of K values, zero-padded to the gathered rows' Kc
+      const int K = st->l.K, Kc = g2.C;
+      std::vector<int8_t> w(static_cast<size_t>(g2.M) * Kc, 0);
+      for (int m = 0; m < g2.M; ++m) std::copy(src + static_cast<size_t>(m) * K, src + static_cast<size_t>(m + 1) * K, w.begin() + static_cast<size_t>(m) * Kc);
+      pack_mma_weights(g2, w.data(), packed.data());
+    }
     st->w.upload(L, packed.data(), packed.size());
     return st;
   }
   void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
     const auto& st = *static_cast<MmaState*>(s);
     cudaGetLastError();
-    if (ctx.workspace_bytes < im2col_bytes(st.l.g)) fail("INTERNAL", cu::where(L) + ": workspace too small for " + name_);
-    check(L,
-          conv_im2col_cl(st.l.g, tile_, static_cast<const int8_t*>(in[0].data), st.w.as<int8_t>(), epilogue_for(st, in, out), ctx.workspace,
-                         static_cast<cudaStream_t>(ctx.stream)),
-          "int8 im2col");
+    if (ctx.workspace_bytes < (kind_ == kIm2col ? im2col_bytes(st.l.g) : s2d_bytes(st.l.g))) fail("INTERNAL", cu::where(L) + ": workspace too small for " + name_);
+    const auto x = static_cast<const int8_t*>(in[0].data);
+    const Epilogue ep = epilogue_for(st, in, out);
+    const auto stream = static_cast<cudaStream_t>(ctx.stream);
+    check(L, kind_ == kIm2col ? conv_im2col_cl(st.l.g, tile_, x, st.w.as<int8_t>(), ep, ctx.workspace, stream) : conv_s2d_cl(st.l.g, tile_, x, st.w.as<int8_t>(), ep, ctx.workspace, stream),
+          kind_ == kIm2col ? "int8 im2col" : "int8 s2d");
   }
 
  private:
+  Kind kind_;
   ClTile tile_;
   std::string name_;
 };
@@ -223,8 +240,10 @@ struct RegisterAll {
       register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl64x6, false));
       register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl64, true));
       if (std::string(kind) == "Int8Conv") {
-        register_tactic("cuda", kind, std::make_unique<Im2colCl>(kCl64));
-        register_tactic("cuda", kind, std::make_unique<Im2colCl>(kCl128w4));
+        for (GatherCl::Kind gk : {GatherCl::kS2d, GatherCl::kIm2col}) {
+          register_tactic("cuda", kind, std::make_unique<GatherCl>(gk, kCl64));
+          register_tactic("cuda", kind, std::make_unique<GatherCl>(gk, kCl128w4));
+        }
       }
       register_tactic("cuda", kind, std::make_unique<Mma>(kind));
       register_tactic("cuda", kind, std::make_unique<Direct>(kind));

@@ -248,6 +248,8 @@ d('cuda int8 tactics vs the CPU reference', () => {
     ['uint8 activations: not for mma_cl', { N: 1, C: 16, M: 16, spatial: [6, 6], k: [3, 3], p: [1, 1], xt: U8, zp: 128, out: I8 }, false],
     ['zero point 3: not for mma_cl', { N: 1, C: 16, M: 16, spatial: [6, 6], k: [3, 3], p: [1, 1], xt: I8, zp: 3, out: I8 }, false],
     ['C 24 (not a multiple of 16): not for mma_cl', { N: 1, C: 24, M: 16, spatial: [6, 6], k: [3, 3], p: [1, 1], xt: I8, zp: 0, out: I8 }, false],
+    ['3x3 stride 2 pad 1 on an odd map, C 8 → uint8 (space-to-depth: 2x2 window over 32 channels)', { N: 2, C: 8, M: 24, spatial: [15, 17], k: [3, 3], s: [2, 2], p: [1, 1], xt: I8, zp: 0, out: U8 }, false],
+    ['4x4 stride 4, C 3 (a patch embedding: space-to-depth makes it 1x1 over 48 channels)', { N: 1, C: 3, M: 32, spatial: [16, 20], k: [4, 4], s: [4, 4], xt: I8, zp: 0, out: I8, act: 'relu' }, false],
     ['stem: 7x7 stride 2 pad 3, C 3 → int8 + relu', { N: 2, C: 3, M: 64, spatial: [40, 36], k: [7, 7], s: [2, 2], p: [3, 3], xt: I8, zp: 0, out: I8, act: 'relu' }, false],
   ];
   test.each(CL_CASES)('channels-last %s: every candidate equals the NCHW reference, transposed', async (name, spec, cl) => {
@@ -271,10 +273,15 @@ d('cuda int8 tactics vs the CPU reference', () => {
     const fast = ['cuda.int8_conv.mma_cl.bm128', 'cuda.int8_conv.mma_cl.bm64', 'cuda.int8_conv.mma_cl.bm64.b6', 'cuda.int8_conv.mma_cl.bm128.w4'];
     if (cl) expect(names).toEqual(expect.arrayContaining(fast));
     else expect(names.filter((t) => t.includes('mma_cl'))).toEqual([]);
-    // channels not a multiple of 16 (int8, zero point 0, one group): the im2col variants
+    // channels not a multiple of 16 (int8, zero point 0, one group): the im2col variants, and for
+    // strided 2-D layers the space-to-depth ones
+    const gather = !cl && Cg % 16 !== 0 && spec.xt === I8 && spec.zp === 0 && (spec.G ?? 1) === 1;
     const im2col = ['cuda.int8_conv.im2col.bm64', 'cuda.int8_conv.im2col.bm128.w4'];
-    if (!cl && Cg % 16 !== 0 && spec.xt === I8 && spec.zp === 0 && (spec.G ?? 1) === 1) expect(names).toEqual(expect.arrayContaining(im2col));
+    if (gather) expect(names).toEqual(expect.arrayContaining(im2col));
     else expect(names.filter((t) => t.includes('im2col'))).toEqual([]);
+    const s2d = ['cuda.int8_conv.s2d.bm64', 'cuda.int8_conv.s2d.bm128.w4'];
+    if (gather && (spec.s ?? [1, 1]).some((x) => x > 1) && !spec.d) expect(names).toEqual(expect.arrayContaining(s2d));
+    else expect(names.filter((t) => t.includes('s2d'))).toEqual([]);
     // few output tiles and at least 4 K tiles of 64: the split-K variant is a candidate too
     if (cl && Cg * KH * KW >= 256 && !name.startsWith('large')) expect(names).toContain('cuda.int8_conv.mma_cl.bm64.splitk');
     if (name.startsWith('large')) expect(names).toEqual(expect.arrayContaining(['cuda.int8_conv.mma_cl.bm128n128', 'cuda.int8_conv.mma_cl.bm256n128', 'cuda.int8_conv.mma_cl.bm128n128.w8']));
