@@ -83,20 +83,10 @@ class ConvRef : public Tactic {
               for (int64_t ox = 0; ox < g.out[2]; ++ox) {
                 double acc = B ? static_cast<double>(load(B[m])) : 0.0;
                 for (int64_t c = 0; c < g.Cg; ++c)
-                  for (int64_t kz = 0; kz < g.k[0]; ++kz) {
-                    int64_t iz = oz * g.s[0] - g.p[0] + kz * g.d[0];
-                    if (iz < 0 || iz >= g.in[0]) continue;
-                    for (int64_t ky = 0; ky < g.k[1]; ++ky) {
-                      int64_t iy = oy * g.s[1] - g.p[1] + ky * g.d[1];
-                      if (iy < 0 || iy >= g.in[1]) continue;
-                      for (int64_t kx = 0; kx < g.k[2]; ++kx) {
-                        int64_t ix = ox * g.s[2] - g.p[2] + kx * g.d[2];
-                        if (ix < 0 || ix >= g.in[2]) continue;
-                        acc += static_cast<double>(load(X[g.xi(n, c0 + c, (iz * g.in[1] + iy) * g.in[2] + ix)])) *
-                               static_cast<double>(load(W[g.wi(m, c, (kz * g.k[1] + ky) * g.k[2] + kx)]));
-                      }
-                    }
-                  }
+                  for_each_tap(g, oz, oy, ox, [&](int64_t tap, int64_t iz, int64_t iy, int64_t ix, bool inside) {
+                    if (inside)
+                      acc += static_cast<double>(load(X[g.xi(n, c0 + c, (iz * g.in[1] + iy) * g.in[2] + ix)])) * static_cast<double>(load(W[g.wi(m, c, tap)]));
+                  });
                 int64_t o = g.yi(n, m, (oz * g.out[1] + oy) * g.out[2] + ox);
                 if (Z) acc += static_cast<double>(load(Z[o]));
                 store(Y[o], g.act.apply(acc));
@@ -526,17 +516,10 @@ class ConvNhwcGemm : public Tactic {
           for (int64_t p = p0; p < p1; ++p) {
             int64_t oz = p / (g.out[1] * g.out[2]), oy = p / g.out[2] % g.out[1], ox = p % g.out[2];
             float* row = cols + p * K;
-            for (int64_t kz = 0; kz < g.k[0]; ++kz) {
-              int64_t iz = oz * g.s[0] - g.p[0] + kz * g.d[0];
-              for (int64_t ky = 0; ky < g.k[1]; ++ky) {
-                int64_t iy = oy * g.s[1] - g.p[1] + ky * g.d[1];
-                for (int64_t kx = 0; kx < g.k[2]; ++kx, row += C) {
-                  int64_t ix = ox * g.s[2] - g.p[2] + kx * g.d[2];
-                  if (iz < 0 || iz >= g.in[0] || iy < 0 || iy >= g.in[1] || ix < 0 || ix >= g.in[2]) std::fill(row, row + C, 0.f);
-                  else std::memcpy(row, x + ((iz * g.in[1] + iy) * g.in[2] + ix) * C, C * sizeof(float));
-                }
-              }
-            }
+            for_each_tap(g, oz, oy, ox, [&](int64_t tap, int64_t iz, int64_t iy, int64_t ix, bool inside) {
+              if (inside) std::memcpy(row + tap * C, x + ((iz * g.in[1] + iy) * g.in[2] + ix) * C, C * sizeof(float));
+              else std::fill(row + tap * C, row + (tap + 1) * C, 0.f);
+            });
           }
         });
         A = {cols, K, 1};
@@ -591,21 +574,12 @@ class ConvNhwcDepthwise : public Tactic {
           float* y = Y + o;
           if (B) std::copy(B, B + C, y);
           else std::fill(y, y + C, 0.f);
-          for (int64_t kz = 0; kz < g.k[0]; ++kz) {
-            int64_t iz = oz * g.s[0] - g.p[0] + kz * g.d[0];
-            if (iz < 0 || iz >= g.in[0]) continue;
-            for (int64_t ky = 0; ky < g.k[1]; ++ky) {
-              int64_t iy = oy * g.s[1] - g.p[1] + ky * g.d[1];
-              if (iy < 0 || iy >= g.in[1]) continue;
-              for (int64_t kx = 0; kx < g.k[2]; ++kx) {
-                int64_t ix = ox * g.s[2] - g.p[2] + kx * g.d[2];
-                if (ix < 0 || ix >= g.in[2]) continue;
-                const float* xv = x + ((iz * g.in[1] + iy) * g.in[2] + ix) * C;
-                const float* wv = st.wt.data() + ((kz * g.k[1] + ky) * g.k[2] + kx) * C;
-                for (int64_t c = 0; c < C; ++c) y[c] += wv[c] * xv[c];
-              }
-            }
-          }
+          for_each_tap(g, oz, oy, ox, [&](int64_t tap, int64_t iz, int64_t iy, int64_t ix, bool inside) {
+            if (!inside) return;
+            const float* xv = x + ((iz * g.in[1] + iy) * g.in[2] + ix) * C;
+            const float* wv = st.wt.data() + tap * C;
+            for (int64_t c = 0; c < C; ++c) y[c] += wv[c] * xv[c];
+          });
           if (Z)
             for (int64_t c = 0; c < C; ++c) y[c] += Z[o + c];
           g.act.apply_row(y, C);

@@ -38,6 +38,26 @@ struct ConvGeom {
   int64_t yi(int64_t n, int64_t m, int64_t o) const { return channels_last ? (n * out_size() + o) * M + m : (n * M + m) * out_size() + o; }
 };
 
+// Calls f(tap, iz, iy, ix, inside) for the window taps of output position (oz, oy, ox), in (kz, ky, kx)
+// order: tap = (kz * k[1] + ky) * k[2] + kx, (iz, iy, ix) the input position it reads, inside whether
+// that lies in the image (else the tap reads padding).
+template <typename F>
+inline void for_each_tap(const ConvGeom& g, int64_t oz, int64_t oy, int64_t ox, F&& f) {
+  int64_t tap = 0;
+  for (int64_t kz = 0; kz < g.k[0]; ++kz) {
+    const int64_t iz = oz * g.s[0] - g.p[0] + kz * g.d[0];
+    const bool zin = iz >= 0 && iz < g.in[0];
+    for (int64_t ky = 0; ky < g.k[1]; ++ky) {
+      const int64_t iy = oy * g.s[1] - g.p[1] + ky * g.d[1];
+      const bool yin = zin && iy >= 0 && iy < g.in[1];
+      for (int64_t kx = 0; kx < g.k[2]; ++kx, ++tap) {
+        const int64_t ix = ox * g.s[2] - g.p[2] + kx * g.d[2];
+        f(tap, iz, iy, ix, yin && ix >= 0 && ix < g.in[2]);
+      }
+    }
+  }
+}
+
 // transposed: W is [C, M/G, k...] (ConvTranspose) instead of [M, C/G, k...].
 inline ConvGeom conv_geom(const LayerInfo& L, bool transposed) {
   const PlanOp& op = *L.op;

@@ -31,19 +31,11 @@ Store store_for(const Params& p, const ConvGeom& g, const Tensor* in, Tensor* ou
 void gather(const ConvGeom& g, const void* X, DType xt, int32_t zp, int64_t n, int64_t grp, int64_t o, int16_t* a) {
   int64_t ox = o % g.out[2], oy = (o / g.out[2]) % g.out[1], oz = o / (g.out[2] * g.out[1]);
   int64_t isz = g.in_size(), k = 0;
-  for (int64_t c = 0; c < g.Cg; ++c) {
+  for (int64_t c = 0; c < g.Cg; ++c, k += g.k_size()) {
     int64_t base = (n * g.C + grp * g.Cg + c) * isz;
-    for (int64_t kz = 0; kz < g.k[0]; ++kz) {
-      int64_t iz = oz * g.s[0] - g.p[0] + kz * g.d[0];
-      for (int64_t ky = 0; ky < g.k[1]; ++ky) {
-        int64_t iy = oy * g.s[1] - g.p[1] + ky * g.d[1];
-        bool row = iz >= 0 && iz < g.in[0] && iy >= 0 && iy < g.in[1];
-        for (int64_t kx = 0; kx < g.k[2]; ++kx, ++k) {
-          int64_t ix = ox * g.s[2] - g.p[2] + kx * g.d[2];
-          a[k] = row && ix >= 0 && ix < g.in[2] ? static_cast<int16_t>(centered(X, xt, base + (iz * g.in[1] + iy) * g.in[2] + ix, zp)) : 0;
-        }
-      }
-    }
+    for_each_tap(g, oz, oy, ox, [&](int64_t tap, int64_t iz, int64_t iy, int64_t ix, bool inside) {
+      a[k + tap] = inside ? static_cast<int16_t>(centered(X, xt, base + (iz * g.in[1] + iy) * g.in[2] + ix, zp)) : 0;
+    });
   }
 }
 
@@ -64,14 +56,9 @@ class Int8ConvRef : public Tactic {
           int64_t ox = o % g.out[2], oy = (o / g.out[2]) % g.out[1], oz = o / (g.out[2] * g.out[1]);
           int32_t acc = 0;
           for (int64_t c = 0; c < g.Cg; ++c)
-            for (int64_t kz = 0; kz < g.k[0]; ++kz)
-              for (int64_t ky = 0; ky < g.k[1]; ++ky)
-                for (int64_t kx = 0; kx < g.k[2]; ++kx) {
-                  int64_t iz = oz * g.s[0] - g.p[0] + kz * g.d[0], iy = oy * g.s[1] - g.p[1] + ky * g.d[1], ix = ox * g.s[2] - g.p[2] + kx * g.d[2];
-                  if (iz < 0 || iz >= g.in[0] || iy < 0 || iy >= g.in[1] || ix < 0 || ix >= g.in[2]) continue;
-                  int32_t x = centered(in[0].data, in[0].dtype, (n * g.C + grp * g.Cg + c) * isz + (iz * g.in[1] + iy) * g.in[2] + ix, p.x_zp);
-                  acc += x * W[(m * g.Cg + c) * ks + (kz * g.k[1] + ky) * g.k[2] + kx];
-                }
+            for_each_tap(g, oz, oy, ox, [&](int64_t tap, int64_t iz, int64_t iy, int64_t ix, bool inside) {
+              if (inside) acc += centered(in[0].data, in[0].dtype, (n * g.C + grp * g.Cg + c) * isz + (iz * g.in[1] + iy) * g.in[2] + ix, p.x_zp) * W[(m * g.Cg + c) * ks + tap];
+            });
           st.put((n * g.M + m) * P + o, m, acc);
         }
       }
