@@ -29,6 +29,13 @@ struct Granularity {
     if (mode == 1) return a;
     return (o * SA + a / block) * inner + j;
   }
+  // f(i, s) for the elements i of outer rows [o0, o1), s the index of their scale / zero point
+  template <typename F>
+  void each(int64_t o0, int64_t o1, F&& f) const {
+    for (int64_t o = o0; o < o1; ++o)
+      for (int64_t a = 0; a < A; ++a)
+        for (int64_t j = 0; j < inner; ++j) f((o * A + a) * inner + j, index(o, a, j));
+  }
 };
 
 Granularity granularity(const LayerInfo& L, const Shape& xs, int64_t scale_numel) {
@@ -114,14 +121,10 @@ struct QuantizeJob {
       dispatch_numeric(in[0].dtype, L, [&]<typename X>() {
         const X* x = in[0].as<X>();
         Q* y = out[0].as<Q>();
-        for (int64_t o = o0; o < o1; ++o)
-          for (int64_t a = 0; a < g.A; ++a)
-            for (int64_t j = 0; j < g.inner; ++j) {
-              int64_t i = (o * g.A + a) * g.inner + j;
-              int64_t s = g.index(o, a, j);
-              double q = to_precision(static_cast<double>(load(x[i])) / scale[s], prec);
-              put<Q>(y[i], q, zp.empty() ? 0.0 : zp[s], saturate);
-            }
+        g.each(o0, o1, [&](int64_t i, int64_t s) {
+          double q = to_precision(static_cast<double>(load(x[i])) / scale[s], prec);
+          put<Q>(y[i], q, zp.empty() ? 0.0 : zp[s], saturate);
+        });
       });
     });
   }
@@ -139,15 +142,11 @@ struct DequantizeJob {
       dispatch_quantized(in[0].dtype, L, [&]<typename X>() {
         const X* x = in[0].as<X>();
         Y* y = out[0].as<Y>();
-        for (int64_t o = o0; o < o1; ++o)
-          for (int64_t a = 0; a < g.A; ++a)
-            for (int64_t j = 0; j < g.inner; ++j) {
-              int64_t i = (o * g.A + a) * g.inner + j;
-              int64_t s = g.index(o, a, j);
-              // (x - zp) is exact in double; the product rounds to the output's precision
-              C d = static_cast<C>(static_cast<double>(load(x[i])) - (zp.empty() ? 0.0 : zp[s]));
-              store(y[i], d * static_cast<C>(scale[s]));
-            }
+        g.each(o0, o1, [&](int64_t i, int64_t s) {
+          // (x - zp) is exact in double; the product rounds to the output's precision
+          C d = static_cast<C>(static_cast<double>(load(x[i])) - (zp.empty() ? 0.0 : zp[s]));
+          store(y[i], d * static_cast<C>(scale[s]));
+        });
       });
     });
   }
