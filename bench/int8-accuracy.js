@@ -20,6 +20,7 @@ const fs = require('fs');
 const { onnx } = require('onnx-proto');
 const { compile, Tensor } = require('../dist');
 const { quantizeWeight } = require('../dist/quant/insert-qdq');
+const { errorStats } = require('../dist/compare');
 const { CALIB_STREAM, HOLDOUT_STREAM, sampleRng, imageSample } = require('./inputs');
 
 const args = process.argv.slice(2);
@@ -68,23 +69,12 @@ function roundedWeights() {
   return onnx.ModelProto.encode(m).finish();
 }
 
-function errors(got, want) {
-  let d = 0, g2 = 0, w2 = 0, e2 = 0;
-  for (let i = 0; i < want.length; i++) {
-    d += got[i] * want[i];
-    g2 += got[i] * got[i];
-    w2 += want[i] * want[i];
-    e2 += (got[i] - want[i]) ** 2;
-  }
-  return { cosine: d / Math.sqrt(g2 * w2), relL2: Math.sqrt(e2 / w2) };
-}
-
 (async () => {
   const calibration = Array.from({ length: calibN }, (_, i) => feed(CALIB_STREAM, i));
   const held = Array.from({ length: holdN }, (_, i) => feed(HOLDOUT_STREAM, i));
   const ref = await compile(bytes, { device: 'cpu', precision: 'fp32', shapes });
   const want = [];
-  for (const f of held) want.push(Float32Array.from(Object.values(await ref.infer(f))[0].data));
+  for (const f of held) want.push(Object.values(await ref.infer(f))[0]);
   ref.dispose();
   const quantizable = model.graph.node.filter((n) => ['Conv', 'Gemm', 'MatMul'].includes(n.opType)).map((n) => n.name);
   const cache = `${require('os').tmpdir()}/kiln-int8-accuracy-${process.pid}.calib.json`;
@@ -98,7 +88,7 @@ function errors(got, want) {
   for (const row of rows) {
     const e = await row.build();
     const errs = [];
-    for (let i = 0; i < held.length; i++) errs.push(errors(Object.values(await e.infer(held[i]))[0].data, want[i]));
+    for (let i = 0; i < held.length; i++) errs.push(errorStats('output', Object.values(await e.infer(held[i]))[0], want[i], 0));
     const layers = {};
     for (const l of e.report.layers) layers[l.precision] = (layers[l.precision] ?? 0) + 1;
     e.dispose();

@@ -188,8 +188,7 @@ class GatherCl : public Tactic {
   }
   size_t workspace(const LayerInfo& L) const override {
     if (!can_implement(L)) return 0;
-    const Geom g = read_layer(L).g;
-    return kind_ == kIm2col ? im2col_bytes(g) : s2d_bytes(g);
+    return bytes(read_layer(L).g);
   }
   std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
     if (!can_implement(L)) fail("INVALID_ENGINE", cu::where(L) + ": tactic " + name_ + " cannot run this layer (it needs channels-last int8 activations with zero point 0 and one group)");
@@ -214,7 +213,7 @@ class GatherCl : public Tactic {
   void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
     const auto& st = *static_cast<MmaState*>(s);
     cudaGetLastError();
-    if (ctx.workspace_bytes < (kind_ == kIm2col ? im2col_bytes(st.l.g) : s2d_bytes(st.l.g))) fail("INTERNAL", cu::where(L) + ": workspace too small for " + name_);
+    if (ctx.workspace_bytes < bytes(st.l.g)) fail("INTERNAL", cu::where(L) + ": workspace too small for " + name_);
     const auto x = static_cast<const int8_t*>(in[0].data);
     const Epilogue ep = epilogue_for(st, in, out);
     const auto stream = static_cast<cudaStream_t>(ctx.stream);
@@ -223,6 +222,8 @@ class GatherCl : public Tactic {
   }
 
  private:
+  // the workspace: the gathered windows or the rearranged image
+  size_t bytes(const Geom& g) const { return kind_ == kIm2col ? im2col_bytes(g) : s2d_bytes(g); }
   Kind kind_;
   ClTile tile_;
   std::string name_;
