@@ -411,9 +411,10 @@ async function one(m, device, precision, batch, optimize, runner) {
     e2e.push(Number(process.hrtime.bigint() - a) / 1e6);
   }
   if (process.env.KILN_BENCH_PROFILE && (batch === 1 || process.env.KILN_BENCH_PROFILE === 'all') && (device === 'cuda' || precision === 'fp32')) {
-    // The slowest layers of one run (each timed alone), for the log (KILN_BENCH_PROFILE=all: every batch).
+    // The slowest layers of one run (each timed alone), for the log (KILN_BENCH_PROFILE=all: every batch;
+    // KILN_BENCH_PROFILE_TOP: how many, 12 unless set).
     const prof = await engine.profile(feeds);
-    const top = prof.layers.map((l, i) => ({ ...l, tactic: engine.report.layers[i].tactic })).sort((a, b) => b.ms - a.ms).slice(0, 12);
+    const top = prof.layers.map((l, i) => ({ ...l, tactic: engine.report.layers[i].tactic })).sort((a, b) => b.ms - a.ms).slice(0, process.env.KILN_BENCH_PROFILE_TOP ? Number(process.env.KILN_BENCH_PROFILE_TOP) : 12);
     const total = prof.layers.reduce((a, l) => a + l.ms, 0);
     console.log(`  profile ${model} ${device} ${precision} b${batch} ${runner}: ${prof.layers.length} layers, sum ${total.toFixed(3)} ms`);
     for (const l of top) console.log(`    ${l.ms.toFixed(4)} ms  ${l.kind.padEnd(12)} ${l.tactic.padEnd(28)} ${l.name}`);

@@ -11,7 +11,8 @@
 #              `npm test` script (and `npm run test:gpu` when test/gpu holds tests)
 #              -> $OUT/build.log, $OUT/test.log, $OUT/jest.json, $OUT/test-gpu.log, $OUT/jest-gpu.json
 #              (KILN_GPU_ONLY=1: the gpu project alone; KILN_GPU_TESTS: jest path patterns to run)
-#     trained  scripts/gpu/train_shapes.py trains ResNet-18 on generated shapes (KILN_TRAIN_SECONDS, 90) and
+#     trained  scripts/gpu/train_shapes.py trains ResNet-18 on generated shapes (KILN_TRAIN_SECONDS, 90;
+#              KILN_TRAIN_ARCH=resnet50 and KILN_TRAIN_SIZE for another model and image size) and
 #              kiln builds it fp32/fp16/int8/best at batch 1 and 32; accuracy against the held-out labels
 #              (top1_label)                                       -> $OUT/gpu.jsonl, $OUT/train.json
 #     sanitize compute-sanitizer memcheck over the model tests on cuda (test/gpu/models-cuda.test.ts,
@@ -22,6 +23,9 @@
 #              KILN_KBENCH_NCU=1 adds an Nsight Compute profile of one launch per shape,
 #              KILN_KBENCH_SANITIZE=1 compute-sanitizer (memcheck, racecheck) over one launch of each
 #                                  -> $OUT/kbench.log (, $OUT/kbench-ncu.log, $OUT/kbench-sanitize.log)
+#     ltbench  nvcc builds bench/kernels/int8_gemm_lt.cu (cuBLASLt's int8 GEMM with an int8 output and its
+#              own epilogue on ResNet-50's 1x1 layers, every heuristic algorithm) and runs it (no Node;
+#              KILN_LTBENCH_ARGS)                                -> $OUT/ltbench.log
 #
 # `test` needs .gpu/ made by scripts/gpu-pack.sh and carried: run({ command: 'scripts/gpu.sh test',
 # carry: ['.gpu'] }). `export` needs nothing carried. The exit status is the first failing stage's.
@@ -30,7 +34,7 @@ set -uo pipefail
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 [ $# -gt 0 ] || { usage; exit 2; }
 for s in "$@"; do
-  case "$s" in info|export|test|bench|trained|sanitize|kbench) ;; -h|--help) usage; exit 0 ;; *) echo "gpu.sh: unknown stage '$s'" >&2; usage >&2; exit 2 ;; esac
+  case "$s" in info|export|test|bench|trained|sanitize|kbench|ltbench) ;; -h|--help) usage; exit 0 ;; *) echo "gpu.sh: unknown stage '$s'" >&2; usage >&2; exit 2 ;; esac
 done
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -135,12 +139,13 @@ stage_bench() {
 stage_trained() {
   local rc=0 dir="$WORK/trained"
   setup_node || return 1
-  PYTHONUNBUFFERED=1 python3 scripts/gpu/train_shapes.py --out "$dir" --seconds "${KILN_TRAIN_SECONDS:-90}" 2>&1 | tee "$OUT/train.log"
+  local arch="${KILN_TRAIN_ARCH:-resnet18}"
+  PYTHONUNBUFFERED=1 python3 scripts/gpu/train_shapes.py --out "$dir" --arch "$arch" --size "${KILN_TRAIN_SIZE:-64}" --seconds "${KILN_TRAIN_SECONDS:-90}" 2>&1 | tee "$OUT/train.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || return 1
   cp "$dir/train.json" "$OUT/train.json"
   # shellcheck disable=SC2086
   node bench/gpu.js --results "$OUT/gpu.jsonl" --iters "${KILN_BENCH_ITERS:-100}" --data "$dir" --classes 10 --calib 64 --holdout 16 \
-    --devices cuda --batches 1,32 --precisions fp32,fp16,int8,best --unoptimized , ${KILN_BENCH_ARGS:-} "$dir/shapes_resnet18.onnx" 2>&1 | tee "$OUT/bench-trained.log" || rc=1
+    --devices cuda --batches 1,32 --precisions fp32,fp16,int8,best --unoptimized , ${KILN_BENCH_ARGS:-} "$dir/shapes_$arch.onnx" 2>&1 | tee "$OUT/bench-trained.log" || rc=1
   return "$rc"
 }
 
@@ -182,6 +187,14 @@ stage_kbench() {
       --section LaunchStats --section MemoryWorkloadAnalysis "$bin" --batch 32 --once --only "${KILN_KBENCH_NCU_LAYER:-3x3 64}" > "$OUT/kbench-ncu.log" 2>&1 || rc=1
   fi
   return "$rc"
+}
+
+stage_ltbench() {
+  local bin="$WORK/int8_gemm_lt"
+  nvcc -O3 -std=c++17 -arch=sm_90 -o "$bin" bench/kernels/int8_gemm_lt.cu -lcublasLt 2>&1 | tail -20
+  [ -x "$bin" ] || return 1
+  # shellcheck disable=SC2086
+  "$bin" ${KILN_LTBENCH_ARGS:-} 2>&1 | tee "$OUT/ltbench.log"
 }
 
 for s in "$@"; do

@@ -24,13 +24,18 @@ namespace kiln {
 namespace i8cu {
 namespace {
 
-constexpr int kBM = 128, kBN = 128, kBK = 64, kStages = 4, kThreads = 256;
-constexpr int kStageA = kBM * kBK, kStageB = kBN * kBK, kStageBytes = kStageA + kStageB;
+constexpr int kBM = 128, kBN = 128, kStages = 4, kThreads = 256;
 constexpr int kLd = kBN + 8;  // the epilogue tile's row stride (int32)
-constexpr int kSmem = (kStages * kStageBytes > kBM * kLd * 4 ? kStages * kStageBytes : kBM * kLd * 4) + 1024;  // + alignment slack
+template <int BK>
+struct Tiles {
+  static constexpr int kStageA = kBM * BK, kStageB = kBN * BK, kStageBytes = kStageA + kStageB;
+  static constexpr int kSmem = (kStages * kStageBytes > kBM * kLd * 4 ? kStages * kStageBytes : kBM * kLd * 4) + 1024;  // + alignment slack
+  static constexpr int kRuns = BK / 16, kRowStep = kThreads / kRuns, kRows = kBM / kRowStep;  // a thread's 16-byte runs per tile
+};
 
-// byte offset of 16-byte chunk c (0..3) of row r in a tile of the core-matrix layout
-__device__ __forceinline__ int cm_offset(int r, int c) { return (r >> 3) * 512 + c * 128 + (r & 7) * 16; }
+// byte offset of 16-byte chunk c (0 .. BK / 16 - 1) of row r in a tile of the core-matrix layout
+template <int BK>
+__device__ __forceinline__ int cm_offset(int r, int c) { return (r >> 3) * (8 * BK) + c * 128 + (r & 7) * 16; }
 
 // wgmma shared-memory matrix descriptor: start address, leading (K) and stride (M/N) byte offsets, no swizzle
 __device__ __forceinline__ uint64_t smem_desc(const void* p, int lbo, int sbo) {
@@ -69,9 +74,11 @@ __device__ __forceinline__ void wgmma_m64n128k32_s8(int32_t (&d)[64], uint64_t a
 __device__ __forceinline__ void wgmma_fence() { KILN_SM90A_ASM("wgmma.fence.sync.aligned;\n"); }
 __device__ __forceinline__ void wgmma_commit() { KILN_SM90A_ASM("wgmma.commit_group.sync.aligned;\n"); }
 __device__ __forceinline__ void wgmma_wait_all() { KILN_SM90A_ASM("wgmma.wait_group.sync.aligned 0;\n"); }
+__device__ __forceinline__ void wgmma_wait_one() { KILN_SM90A_ASM("wgmma.wait_group.sync.aligned 1;\n"); }
 __device__ __forceinline__ void fence_proxy_async() { KILN_SM90A_ASM("fence.proxy.async.shared::cta;\n"); }
 #undef KILN_SM90A_ASM
 
+template <int BK>
 __global__ void __launch_bounds__(kThreads) wgmma_conv_kernel(Geom g, const int8_t* __restrict__ x, const int8_t* __restrict__ wp, Epilogue ep, int K,
                                                               int Kp, int Mgp, int positions, bool quads, int fast) {
   extern __shared__ int8_t smem_raw[];
@@ -82,13 +89,15 @@ __global__ void __launch_bounds__(kThreads) wgmma_conv_kernel(Geom g, const int8
   const int64_t isz = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
 
   // this thread's rows (r0 and r0 + 64 of the A and B tiles) and 16-byte run of each K tile
-  const int run = tid & 3, r0 = tid >> 2;
-  int bz[2], by[2], bx[2];
-  int64_t xoff[2];
-  const int8_t* wrow[2];
+  using T = Tiles<BK>;
+  constexpr int kStageA = T::kStageA, kStageBytes = T::kStageBytes, R = T::kRows;
+  const int run = tid % T::kRuns, r0 = tid / T::kRuns;
+  int bz[R], by[R], bx[R];
+  int64_t xoff[R];
+  const int8_t* wrow[R];
 #pragma unroll
-  for (int j = 0; j < 2; ++j) {
-    const int p = p0 + r0 + j * 64;
+  for (int j = 0; j < R; ++j) {
+    const int p = p0 + r0 + j * T::kRowStep;
     const int pp = p < positions ? p : 0;
     const int n = pp / osz, o = pp % osz;
     const int ox = o % g.out[2], oy = (o / g.out[2]) % g.out[1], oz = o / (g.out[2] * g.out[1]);
@@ -96,7 +105,7 @@ __global__ void __launch_bounds__(kThreads) wgmma_conv_kernel(Geom g, const int8
     by[j] = oy * g.s[1] - g.p[1];
     bx[j] = ox * g.s[2] - g.p[2];
     xoff[j] = (static_cast<int64_t>(n) * isz + (static_cast<int64_t>(bz[j]) * g.in[1] + by[j]) * g.in[2] + bx[j]) * g.C + static_cast<int64_t>(grp) * g.Cg;
-    const int mrow = m0 + r0 + j * 64;
+    const int mrow = m0 + r0 + j * T::kRowStep;
     wrow[j] = mrow < Mgp ? wp + (static_cast<int64_t>(grp) * Mgp + mrow) * Kp + run * 16 : nullptr;
   }
   int kn = run * 16, kc = run * 16 < K ? run * 16 % g.Cg : 0, kx = 0, ky = 0, kz = 0;
@@ -113,40 +122,44 @@ __global__ void __launch_bounds__(kThreads) wgmma_conv_kernel(Geom g, const int8
     const int dz = kz * g.d[0], dy = ky * g.d[1], dx = kx * g.d[2];
     const int64_t tap = ((static_cast<int64_t>(dz) * g.in[1] + dy) * g.in[2] + dx) * g.C + kc;
 #pragma unroll
-    for (int j = 0; j < 2; ++j) {
+    for (int j = 0; j < R; ++j) {
       const bool ok = kin && static_cast<unsigned>(bz[j] + dz) < static_cast<unsigned>(g.in[0]) && static_cast<unsigned>(by[j] + dy) < static_cast<unsigned>(g.in[1]) &&
                       static_cast<unsigned>(bx[j] + dx) < static_cast<unsigned>(g.in[2]);
-      copy16(as + cm_offset(r0 + j * 64, run), ok ? x + xoff[j] + tap : x, ok ? 16 : 0);
-      copy16(bs + cm_offset(r0 + j * 64, run), wrow[j] ? wrow[j] + k0 : wp, wrow[j] ? 16 : 0);
+      copy16(as + cm_offset<BK>(r0 + j * T::kRowStep, run), ok ? x + xoff[j] + tap : x, ok ? 16 : 0);
+      copy16(bs + cm_offset<BK>(r0 + j * T::kRowStep, run), wrow[j] ? wrow[j] + k0 : wp, wrow[j] ? 16 : 0);
     }
-    kn += kBK;
-    advance_window(g, kBK, kc, kx, ky, kz);
+    kn += BK;
+    advance_window(g, BK, kc, kx, ky, kz);
   };
 
   int32_t acc[64];
 #pragma unroll
   for (int i = 0; i < 64; ++i) acc[i] = 0;
-  const int tiles = Kp / kBK;
+  // Tiles t + 1 .. t + kStages - 2 are in flight while tile t is multiplied, and the multiply of tile
+  // t - 1 may still run (wgmma.wait_group 1): a stage is refilled once both warpgroups are past the
+  // wait that retired the multiply reading it (the barrier at the top of the next turn).
+  const int tiles = Kp / BK;
 #pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) {
-    if (s < tiles) load_tile(s, s * kBK);
+  for (int s = 0; s < kStages - 2; ++s) {
+    if (s < tiles) load_tile(s, s * BK);
     copy_commit();
   }
   for (int t = 0; t < tiles; ++t) {
-    copy_wait<kStages - 2>();
+    copy_wait<kStages - 3>();
     fence_proxy_async();
-    __syncthreads();  // tile t is in shared memory for the async proxy; tile t - 1's stage is free
-    const int next = t + kStages - 1;
-    if (next < tiles) load_tile(next % kStages, next * kBK);
+    __syncthreads();  // tile t is in shared memory for the async proxy; tile t - 2's multiplies are done
+    const int next = t + kStages - 2;
+    if (next < tiles) load_tile(next % kStages, next * BK);
     copy_commit();
-    const int8_t* as = smem + (t % kStages) * kStageBytes + wg * 8 * 512;  // this warpgroup's 64 rows
+    const int8_t* as = smem + (t % kStages) * kStageBytes + wg * 8 * (8 * BK);  // this warpgroup's 64 rows
     const int8_t* bs = smem + (t % kStages) * kStageBytes + kStageA;
     wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < 2; ++kk) wgmma_m64n128k32_s8(acc, smem_desc(as + kk * 256, 128, 512), smem_desc(bs + kk * 256, 128, 512), 1);
+    for (int kk = 0; kk < BK / 32; ++kk) wgmma_m64n128k32_s8(acc, smem_desc(as + kk * 256, 128, 8 * BK), smem_desc(bs + kk * 256, 128, 8 * BK), 1);
     wgmma_commit();
-    wgmma_wait_all();
+    wgmma_wait_one();
   }
+  wgmma_wait_all();
   copy_wait<0>();
   __syncthreads();
 
@@ -164,20 +177,28 @@ __global__ void __launch_bounds__(kThreads) wgmma_conv_kernel(Geom g, const int8
   store_tile<kBN, kThreads>(ep, tile, kLd, kBM, p0, positions, g, grp, m0, quads, fast);
 }
 
-}  // namespace
-
-// For the kernel benchmark: mma_cl_fits(g) geometries, W packed by pack_mma_weights.
-cudaError_t conv_wgmma(const Geom& g, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, cudaStream_t s) {
+template <int BK>
+cudaError_t launch_wgmma(const Geom& g, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, cudaStream_t s) {
   const int positions = g.N * g.out[0] * g.out[1] * g.out[2];
   if (positions <= 0 || g.M <= 0) return cudaSuccess;
-  static const cudaError_t set = cudaFuncSetAttribute(wgmma_conv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+  if (mma_kp(g) % BK != 0) return cudaErrorNotSupported;  // packed W's rows end on a tile
+  constexpr int kSmem = Tiles<BK>::kSmem;
+  static const cudaError_t set = cudaFuncSetAttribute(wgmma_conv_kernel<BK>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
   if (set != cudaSuccess) return set;
   const int Mgp = mma_mgp(g);
   const dim3 grid((positions + kBM - 1) / kBM, (Mgp + kBN - 1) / kBN, g.G);
   const bool quads = g.Mg % 4 == 0 && quad_ok(ep);
-  wgmma_conv_kernel<<<grid, kThreads, kSmem, s>>>(g, x, wpacked, ep, g.Cg * g.k[0] * g.k[1] * g.k[2], mma_kp(g), Mgp, positions, quads,
+  wgmma_conv_kernel<BK><<<grid, kThreads, kSmem, s>>>(g, x, wpacked, ep, g.Cg * g.k[0] * g.k[1] * g.k[2], mma_kp(g), Mgp, positions, quads,
                                                   quads ? fast_quad_kind(ep) : -1);
   return cudaGetLastError();
+}
+
+}  // namespace
+
+// For the kernel benchmark: mma_cl_fits(g) geometries, W packed by pack_mma_weights; bk 64 or 128
+// (128: cudaErrorNotSupported unless the packed K is a multiple of 128).
+cudaError_t conv_wgmma(const Geom& g, int bk, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, cudaStream_t s) {
+  return bk == 128 ? launch_wgmma<128>(g, x, wpacked, ep, s) : launch_wgmma<64>(g, x, wpacked, ep, s);
 }
 
 }  // namespace i8cu

@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
 """A trained model with realistic inputs, for kiln's INT8 / best accuracy rows (no hub downloads here).
 
-Trains torchvision's ResNet-18 (10 classes) on "shapes10": 64x64 RGB images of one of ten shapes
+Trains torchvision's ResNet-18 or ResNet-50 (--arch; 10 classes) on "shapes10": 64x64 (--size) RGB images of one of ten shapes
 (circle, square, triangle, diamond, cross, ring, ellipse, star, L, two dots) at a random position,
 size, rotation and colour over a smooth coloured background with pixel noise, generated on the GPU from a
 seed (so the training set is unbounded and the held-out set is images the model never saw). Then:
-  OUT/shapes_resnet18.onnx      the trained model, symbolic batch, input 'input' [N,3,64,64] (ImageNet-normalized)
+  OUT/shapes_ARCH.onnx          the trained model, symbolic batch, input 'input' [N,3,SIZE,SIZE] (ImageNet-normalized)
   OUT/calib.npy                 64 calibration images (float32 NCHW, their own seed)
   OUT/holdout.npy               512 held-out images, OUT/holdout_labels.npy their classes (int64)
   OUT/train.json                steps, seconds, held-out top-1 accuracy of the PyTorch model (fp32)
 bench/gpu.js --data OUT reads the .npy files (calibration, held-out accuracy against the labels).
-Usage: python3 scripts/gpu/train_shapes.py --out DIR [--seconds 90] [--seed 7]
+Usage: python3 scripts/gpu/train_shapes.py --out DIR [--arch resnet18|resnet50] [--size 64] [--seconds 90] [--seed 7]
 """
 import argparse
 import json
@@ -79,11 +79,15 @@ def main():
     ap.add_argument("--seconds", type=float, default=90.0, help="training time budget")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--arch", choices=["resnet18", "resnet50"], default="resnet18")
+    ap.add_argument("--size", type=int, default=64, help="image side in pixels")
     args = ap.parse_args()
+    global SIZE
+    SIZE = args.size
     os.makedirs(args.out, exist_ok=True)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(args.seed)
-    model = torchvision.models.resnet18(num_classes=len(CLASSES)).to(dev).to(memory_format=torch.channels_last)
+    model = getattr(torchvision.models, args.arch)(num_classes=len(CLASSES)).to(dev).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=5e-4)
     gen = torch.Generator(device=dev).manual_seed(args.seed)
     t0, step = time.time(), 0
@@ -116,12 +120,12 @@ def main():
     np.save(os.path.join(args.out, "calib.npy"), cal.cpu().numpy().astype(np.float32))
     np.save(os.path.join(args.out, "holdout.npy"), hold.cpu().numpy().astype(np.float32))
     np.save(os.path.join(args.out, "holdout_labels.npy"), hold_labels.cpu().numpy().astype(np.int64))
-    path = os.path.join(args.out, "shapes_resnet18.onnx")
+    path = os.path.join(args.out, f"shapes_{args.arch}.onnx")
     model_cpu = model.cpu()
     torch.onnx.export(model_cpu, (torch.zeros(1, 3, SIZE, SIZE),), path, input_names=["input"], output_names=["output"],
                       dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, opset_version=17, dynamo=False)
     with open(os.path.join(args.out, "train.json"), "w") as f:
-        json.dump({"model": "shapes_resnet18", "classes": CLASSES, "steps": step, "train_s": round(train_s, 1),
+        json.dump({"model": f"shapes_{args.arch}", "size": SIZE, "classes": CLASSES, "steps": step, "train_s": round(train_s, 1),
                    "batch": args.batch, "holdout_top1_torch_fp32": acc, "holdout": 512, "calib": 64,
                    "torch": torch.__version__}, f)
 

@@ -6,7 +6,8 @@
  * be equal and float32 outputs equal within 1e-5 relative (sigmoid's expf may differ in a last bit).
  * Shapes: ResNet-like 3x3 and 1x1, stride 2, groups, dilation, depthwise, 1-D and 3-D, uint8 with a
  * zero point, int8 outputs, residual + relu, per-tensor scales, a channels-last conv (vs the reference
- * transposed), GEMMs that cuBLASLt takes (K, N multiples of 4) and ones it does not. Then an int8 build
+ * transposed), GEMMs that cuBLASLt takes (K, N multiples of 4) and ones it does not, channels-last 1x1
+ * convolutions on cuBLASLt's own int8 epilogue (within one step: diffStep). Then an int8 build
  * of a small CNN on cuda against the CPU int8 engine built from the same calibration cache.
  */
 import * as fs from 'fs';
@@ -34,6 +35,24 @@ const planOf = int8LayerPlan;
 
 function typed(dtype: DataType, buf: ArrayBuffer): Arr {
   return dtype === DataType.FLOAT ? new Float32Array(buf) : dtype === DataType.INT8 ? new Int8Array(buf) : new Uint8Array(buf);
+}
+
+/**
+ * cuBLASLt's int8 epilogue (cuda.int8_conv.lt.*) sums alpha * acc, beta * residual and the bias in its
+ * own order: an output next to a tie may round the other way. At most one step, on at most 1 in 1000
+ * outputs (and one).
+ */
+function diffStep(got: Arr, ref: Arr): string[] {
+  if (got.length !== ref.length) return [`length ${got.length} vs ${ref.length}`];
+  const out: string[] = [];
+  let steps = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const dv = Math.abs(got[i] - ref[i]);
+    if (dv > 1 && out.length < 3) out.push(`[${i}] ${got[i]} vs ${ref[i]}`);
+    if (dv === 1) steps++;
+  }
+  if (steps > Math.max(1, ref.length / 1000)) out.push(`${steps} of ${ref.length} outputs one step off`);
+  return out;
 }
 
 /** Differences of got from ref as messages (at most 3): equal integers, float32 within 1e-5 relative. */
@@ -74,6 +93,8 @@ interface ConvSpec {
   /** an int8/uint8 residual (residual_scale 0.03, residual_zero_point 4 for uint8) instead of float32 */
   residualType?: DataType;
   perTensor?: boolean;
+  /** the output's zero point (default: 11 for uint8, -4 for int8) */
+  yzp?: number;
 }
 
 /** A residual of `n` elements of type `t` (float32 in [-1, 1), else quantized values). */
@@ -109,7 +130,7 @@ function convCase(name: string, o: ConvSpec): Case {
       x_zero_point: int(o.zp),
       w_scales: floats(o.perTensor ? [0.003] : Array.from({ length: o.M }, () => 0.001 + r() * 0.004)),
       y_scale: float(0.05),
-      y_zero_point: int(o.out === DataType.UINT8 ? 11 : -4),
+      y_zero_point: int(o.yzp ?? (o.out === DataType.UINT8 ? 11 : -4)),
       activation: str(o.clip ? 'clip' : (o.act ?? 'none')),
       ...(o.clip ? { activation_min: float(o.clip[0]), activation_max: float(o.clip[1]) } : {}),
       ...(o.residualType ? { residual_scale: float(0.03), residual_zero_point: int(o.residualType === DataType.UINT8 ? 4 : 0) } : {}),
@@ -251,7 +272,16 @@ d('cuda int8 tactics vs the CPU reference', () => {
     ['3x3 stride 2 pad 1 on an odd map, C 8 → uint8 (space-to-depth: 2x2 window over 32 channels)', { N: 2, C: 8, M: 24, spatial: [15, 17], k: [3, 3], s: [2, 2], p: [1, 1], xt: I8, zp: 0, out: U8 }, false],
     ['4x4 stride 4, C 3 (a patch embedding: space-to-depth makes it 1x1 over 48 channels)', { N: 1, C: 3, M: 32, spatial: [16, 20], k: [4, 4], s: [4, 4], xt: I8, zp: 0, out: I8, act: 'relu' }, false],
     ['stem: 7x7 stride 2 pad 3, C 3 → int8 + relu', { N: 2, C: 3, M: 64, spatial: [40, 36], k: [7, 7], s: [2, 2], p: [3, 3], xt: I8, zp: 0, out: I8, act: 'relu' }, false],
+    // 1x1 layers whose epilogue is cuBLASLt's (int8 out, ReLU with y zero point 0 or none, an int8
+    // residual with zero point 0): cuda.int8_conv.lt.* too
+    ['1x1 64→256 on 2x28x28, int8 residual + relu, y zero point 0 (a bottleneck\'s last conv)', { N: 2, C: 64, M: 256, spatial: [28, 28], k: [1, 1], xt: I8, zp: 0, out: I8, act: 'relu', residualType: I8, yzp: 0 }, true],
+    ['1x1 256→64 + relu, y zero point 0', { N: 1, C: 256, M: 64, spatial: [20, 20], k: [1, 1], xt: I8, zp: 0, out: I8, act: 'relu', yzp: 0 }, true],
+    ['1x1 128→68 without activation, y zero point -4 (in the folded bias), no bias', { N: 3, C: 128, M: 68, spatial: [5, 7], k: [1, 1], xt: I8, zp: 0, out: I8, bias: false }, true],
   ];
+  /** Whether cuBLASLt's int8 epilogue computes the layer (int8_conv_cublaslt.cc's conditions). */
+  const ltTakes = (o: ConvSpec) =>
+    o.k.every((k) => k === 1) && (o.s ?? [1]).every((s) => s === 1) && (o.G ?? 1) === 1 && o.xt === I8 && o.zp === 0 && o.out === I8 && !o.clip &&
+    (o.act === undefined || (o.act === 'relu' && o.yzp === 0)) && !o.residual && (o.residualType === undefined || o.residualType === I8) && o.C % 4 === 0 && o.M % 4 === 0;
   test.each(CL_CASES)('channels-last %s: every candidate equals the NCHW reference, transposed', async (name, spec, cl) => {
     const c = convCase(name, spec);
     const [N, C, H, W] = c.x.shape;
@@ -285,10 +315,15 @@ d('cuda int8 tactics vs the CPU reference', () => {
     // few output tiles and at least 4 K tiles of 64: the split-K variant is a candidate too
     if (cl && Cg * KH * KW >= 256 && !name.startsWith('large')) expect(names).toContain('cuda.int8_conv.mma_cl.bm64.splitk');
     if (name.startsWith('large')) expect(names).toEqual(expect.arrayContaining(['cuda.int8_conv.mma_cl.bm128n128', 'cuda.int8_conv.mma_cl.bm256n128', 'cuda.int8_conv.mma_cl.bm128n128.w8']));
+    if (ltTakes(spec)) expect(names).toContain('cuda.int8_conv.lt.algo0');
+    else expect(names.filter((t) => t.includes('.lt.'))).toEqual([]);
     const want = nhwc(ref, M, OH, OW, N);
     for (const t of names) {
       const one = await buildCuda(p2.plan, { tactics: { Int8Conv: t }, timing: false });
-      for (const run of ['first', 'replay']) expect([t, run, diff(typed(c.out.dtype, (await one.infer(p2.inputs))[0]), want, c.out.dtype)]).toEqual([t, run, []]);
+      for (const run of ['first', 'replay']) {
+        const got = typed(c.out.dtype, (await one.infer(p2.inputs))[0]);
+        expect([t, run, t.includes('.lt.') ? diffStep(got, want) : diff(got, want, c.out.dtype)]).toEqual([t, run, []]);
+      }
       one.dispose();
     }
     console.log(`channels-last ${name}: ${JSON.stringify(Object.fromEntries(layer.candidates.map((x) => [x.tactic, x.ms])))}, chosen ${layer.tactic}`);
