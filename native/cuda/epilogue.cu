@@ -1,6 +1,8 @@
 // Element-wise epilogues of the library tactics (see epilogue.h).
 #include <cuda_fp16.h>
 
+#include <algorithm>
+
 #include "epilogue.h"
 
 namespace kiln {
@@ -64,6 +66,25 @@ __global__ void gemm_fill_kernel(T* d, const T* c, const T* z, GemmFill f, int64
   }
 }
 
+// T: the element's bits (uint16_t for float16, uint32_t for float32): a copy, no arithmetic. Blocks
+// along y take batch items, along x runs of one matrix (rows * cols < 2^31: 32-bit index math).
+template <typename T>
+__global__ void batch_copy_kernel(const T* __restrict__ src, T* __restrict__ dst, BatchCopy f, bool scatter, int64_t nbatch) {
+  const int cols = static_cast<int>(f.cols), size = static_cast<int>(f.rows * f.cols);
+  for (int64_t b = blockIdx.y; b < nbatch; b += gridDim.y) {
+    int64_t base = f.off, rem = b;
+    for (int k = f.rank - 1; k >= 0; --k) {
+      base += (rem % f.batch[k]) * f.stride[k];
+      rem /= f.batch[k];
+    }
+    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < size; j += gridDim.x * blockDim.x) {
+      const int64_t strided = base + static_cast<int64_t>(j / cols) * f.ld + j % cols, packed = b * size + j;
+      if (scatter) dst[strided] = src[packed];
+      else dst[packed] = src[strided];
+    }
+  }
+}
+
 unsigned grid_for(int64_t n) {
   static int sms = [] {
     int dev = 0, k = 0;
@@ -115,6 +136,24 @@ void gemm_fill(const LayerInfo& L, DType t, void* d, const void* c, const void* 
   else
     gemm_fill_kernel<<<grid_for(n), kThreads, 0, s>>>(static_cast<float*>(d), static_cast<const float*>(c), static_cast<const float*>(z), f, n);
   check(L, "gemm_fill");
+}
+
+int64_t BatchCopy::elements() const {
+  int64_t n = rows * cols;
+  for (int k = 0; k < rank; ++k) n *= batch[k];
+  return n;
+}
+
+void batch_copy(const LayerInfo& L, DType t, const void* src, void* dst, const BatchCopy& f, bool scatter, cudaStream_t s) {
+  const int64_t size = f.rows * f.cols, nbatch = size > 0 ? f.elements() / size : 0;
+  if (nbatch <= 0) return;
+  if (size >= (int64_t{1} << 31)) fail("UNSUPPORTED", "layer '" + L.op->name + "' (" + L.op->kind + "): a matrix of 2^31 elements or more to pack");
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>((size + kThreads - 1) / kThreads, 1024)), static_cast<unsigned>(std::min<int64_t>(nbatch, 65535)));
+  if (t == DType::F16)
+    batch_copy_kernel<<<grid, kThreads, 0, s>>>(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), f, scatter, nbatch);
+  else
+    batch_copy_kernel<<<grid, kThreads, 0, s>>>(static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), f, scatter, nbatch);
+  check(L, "batch_copy");
 }
 
 }  // namespace cuep

@@ -35,5 +35,17 @@ struct GemmFill {
 };
 void gemm_fill(const LayerInfo& L, DType t, void* d, const void* c, const void* z, const GemmFill& f, cudaStream_t s);
 
+// A batch of matrices between a strided layout and a packed one ([batch..., rows, cols], rows of cols
+// elements): packed[(b * rows + r) * cols + c] and strided[off + Σ_d idx_d(b) * stride[d] + r * ld + c],
+// idx(b) the batch index b in the extents `batch`. Gather: strided → packed; scatter: packed → strided.
+// For cuBLASLt's operands whose batch strides do not merge into one (gemm_cublaslt.cc's packed tactics).
+struct BatchCopy {
+  int rank = 0;
+  int64_t batch[kMaxBatch] = {}, stride[kMaxBatch] = {};
+  int64_t rows = 0, cols = 0, ld = 0, off = 0;
+  int64_t elements() const;
+};
+void batch_copy(const LayerInfo& L, DType t, const void* src, void* dst, const BatchCopy& f, bool scatter, cudaStream_t s);
+
 }  // namespace cuep
 }  // namespace kiln

@@ -2,12 +2,16 @@
 //   out[b, m, n] = act(alpha * sum_k A[b](m, k) * B[b](k, n) + beta * C[b, m, n] + residual[b, m, n])
 // kiln's row-major product is cuBLASLt's column-major Dᵀ = Bᵀ·Aᵀ, so a per-N bias vector is
 // cuBLASLt's BIAS epilogue (fused with RELU / GELU(tanh) where the activation is one of those). Batch
-// dims that merge into one stride run as one strided-batched call; the rest loop on the host. Any
+// dims that merge into one stride run as one strided-batched call; the rest loop on the host, or, in
+// the packed tactics, the operands whose strides do not merge (attention's Q·Kᵀ over batch and heads
+// of a [batch, seq, heads, dim] tensor) are copied into the workspace packed ([batch..., rows, cols];
+// an output of that kind is written there and scattered after), and the whole batch is one call. Any
 // other C, and the residual, are written into the output first (cuep::gemm_fill) and accumulated with
 // beta = 1; activations cuBLASLt has no epilogue for run after it (cuep::bias_act).
 // Tactics: cuda.cublaslt.algoN (fp32 math for float32, fp32 accumulation for float16) and
 // cuda.cublaslt.tf32.algoN (float32 on TF32 tensor cores; left out by `strict`), N = the rank of the
-// algorithm in cuBLASLt's heuristic for the layer, each timed as its own candidate.
+// algorithm in cuBLASLt's heuristic for the layer, each timed as its own candidate; cuda.cublaslt.packed.algoN
+// and cuda.cublaslt.tf32.packed.algoN where batch dims loop on the host otherwise.
 #include <algorithm>
 #include <memory>
 #include <numeric>
@@ -19,7 +23,9 @@
 namespace kiln {
 namespace {
 
-constexpr int kAlgos = 6;
+constexpr int kAlgos = 6, kPackedAlgos = 3;
+
+size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 constexpr uint64_t kMaxWorkspace = 32ull << 20;
 
 struct LtState : LayerState, GemmDims {
@@ -38,8 +44,13 @@ struct LtState : LayerState, GemmDims {
   int64_t ldd = 0;  // the output's row stride (d_ld; N when contiguous)
   cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;  // cuBLASLt's A (= kiln B), B (= kiln A), C = D
+  // packed operands: A and B gathered into the workspace, D written there and scattered
+  bool pack_a = false, pack_b = false, pack_d = false;
+  cuep::BatchCopy pa, pb, pd;
   cublasLtMatmulAlgo_t algo{};
-  size_t workspace = 0;
+  size_t lt_workspace = 0;  // cuBLASLt's share, first in the workspace
+  size_t workspace = 0;     // all of it: cuBLASLt's, then the packed A, B and D
+  size_t pack_bytes(const cuep::BatchCopy& f) const { return align256(static_cast<size_t>(f.elements()) * dtype_size(dt)); }
   ~LtState() override {
     if (la) cublasLtMatrixLayoutDestroy(la);
     if (lb) cublasLtMatrixLayoutDestroy(lb);
@@ -80,7 +91,28 @@ void make_desc(const LayerInfo& L, const LtState& st, const void* bias, OpDesc& 
 }
 
 // Reads and checks the layer; nullptr (with no CUDA call made) when cuBLASLt cannot take it.
-std::unique_ptr<LtState> analyze(const LayerInfo& L, bool tf32) {
+// Strides that merge into one along the dims' extents (each the next one's times its extent).
+bool merges(const std::vector<int64_t>& extents, const std::vector<int64_t>& strides) {
+  for (size_t d = 1; d < extents.size(); ++d)
+    if (strides[d - 1] != strides[d] * extents[d]) return false;
+  return true;
+}
+
+// Packs one operand: the copy from its layout (offset, leading dimension, batch strides) into packed
+// [batch..., rows, cols], whose strides then replace its own.
+void pack(cuep::BatchCopy& f, const std::vector<int64_t>& extents, std::vector<int64_t>& strides, int64_t rows, int64_t cols, int64_t& off, int64_t& ld) {
+  f.rank = static_cast<int>(extents.size());
+  for (size_t d = 0; d < extents.size(); ++d) f.batch[d] = extents[d], f.stride[d] = strides[d];
+  f.rows = rows, f.cols = cols, f.ld = ld, f.off = off;
+  off = 0, ld = cols;
+  int64_t step = rows * cols;
+  for (size_t d = extents.size(); d-- > 0;) {
+    strides[d] = step;
+    step *= extents[d];
+  }
+}
+
+std::unique_ptr<LtState> analyze(const LayerInfo& L, bool tf32, bool packed) {
   if (!types_ok(L)) return nullptr;
   const PlanOp& op = *L.op;
   auto st = std::make_unique<LtState>();
@@ -172,6 +204,19 @@ std::unique_ptr<LtState> analyze(const LayerInfo& L, bool tf32) {
       bsb.push_back(sb[d]);
       bsd.push_back(sd[d]);
     }
+  if (packed) {
+    // only where the batch dims would loop on the host: pack whatever does not merge
+    if (merges(bd, bsa) && merges(bd, bsb) && merges(bd, bsd)) return nullptr;
+    if (!merges(bd, bsa)) st->pack_a = true, pack(st->pa, bd, bsa, st->ta ? st->K : st->M, st->ta ? st->M : st->K, st->a_off, st->lda);
+    if (!merges(bd, bsb)) st->pack_b = true, pack(st->pb, bd, bsb, st->tb ? st->N : st->K, st->tb ? st->K : st->N, st->b_off, st->ldb);
+    if (!merges(bd, bsd)) {
+      if (st->fill) return nullptr;  // C and the residual are written into D before the product
+      int64_t off = 0;
+      st->pack_d = true, pack(st->pd, bd, bsd, st->M, st->N, off, st->ldd);
+    }
+    for (const cuep::BatchCopy* f : {&st->pa, &st->pb, &st->pd})
+      if (f->rows * f->cols >= (int64_t{1} << 31)) return nullptr;  // batch_copy's index math is 32-bit within a matrix
+  }
   size_t split = bd.size();
   if (split > 0) {
     --split;
@@ -218,8 +263,9 @@ int heuristics(const LayerInfo& L, LtState& st, cublasLtMatmulHeuristicResult_t*
   std::vector<int64_t> sa_all = st.outer_sa, sb_all = st.outer_sb;
   sa_all.insert(sa_all.end(), {st.a_off, st.lda, st.inner_sa});
   sb_all.insert(sb_all.end(), {st.b_off, st.ldb, st.inner_sb});
-  uint32_t aa = align(cu::alignment_of(*L.plan, L.in[1]), sb_all), ab = align(cu::alignment_of(*L.plan, L.in[0]), sa_all),
-           ad = align(cu::alignment_of(*L.plan, L.out[0]), dstr);
+  // (a packed operand lies in the workspace: 256-byte aligned)
+  uint32_t aa = align(st.pack_b ? 256 : cu::alignment_of(*L.plan, L.in[1]), sb_all), ab = align(st.pack_a ? 256 : cu::alignment_of(*L.plan, L.in[0]), sa_all),
+           ad = align(st.pack_d ? 256 : cu::alignment_of(*L.plan, L.out[0]), dstr);
   cu::LtPreference pref(L, kMaxWorkspace, aa, ab, ad);
   OpDesc od;
   make_desc(L, st, nullptr, od);  // the bias pointer is set per run; the heuristic does not read it
@@ -232,8 +278,8 @@ int heuristics(const LayerInfo& L, LtState& st, cublasLtMatmulHeuristicResult_t*
 
 class GemmLt : public cu::LibraryTactic<LtState> {
  public:
-  GemmLt(int index, bool tf32) : index_(index), tf32_(tf32) {
-    name_ = std::string("cuda.cublaslt.") + (tf32 ? "tf32." : "") + "algo" + std::to_string(index);
+  GemmLt(int index, bool tf32, bool packed) : index_(index), tf32_(tf32), packed_(packed) {
+    name_ = std::string("cuda.cublaslt.") + (tf32 ? "tf32." : "") + (packed ? "packed." : "") + "algo" + std::to_string(index);
   }
   const char* name() const override { return name_.c_str(); }
   bool reduced_precision(const LayerInfo&) const override { return tf32_; }
@@ -251,6 +297,16 @@ class GemmLt : public cu::LibraryTactic<LtState> {
     auto* A = static_cast<const uint8_t*>(in[0].data);
     auto* B = static_cast<const uint8_t*>(in[1].data);
     auto* D = static_cast<uint8_t*>(out[0].data);
+    auto* pack_at = static_cast<uint8_t*>(ctx.workspace) + align256(st.lt_workspace);
+    if (st.pack_a) {
+      cuep::batch_copy(L, st.dt, A, pack_at, st.pa, false, stream);
+      A = pack_at, pack_at += st.pack_bytes(st.pa);
+    }
+    if (st.pack_b) {
+      cuep::batch_copy(L, st.dt, B, pack_at, st.pb, false, stream);
+      B = pack_at, pack_at += st.pack_bytes(st.pb);
+    }
+    if (st.pack_d) D = pack_at;
     cublasLtHandle_t h = cu::lt_handle();
     for (int64_t o = 0; o < nouter; ++o) {
       int64_t oa = 0, ob = 0, odd = 0, rem = o;
@@ -263,32 +319,41 @@ class GemmLt : public cu::LibraryTactic<LtState> {
       }
       uint8_t* Dp = D + static_cast<size_t>(odd) * es;
       KILN_CUDA_TRY_AT(L, cublasLtMatmul(h, od.d, &st.alpha, B + (ob + st.b_off) * es, st.la, A + (oa + st.a_off) * es, st.lb, &beta, Dp, st.ld, Dp, st.ld, &st.algo,
-                                         ctx.workspace, st.workspace, stream));
+                                         ctx.workspace, st.lt_workspace, stream));
     }
+    if (st.pack_d) cuep::batch_copy(L, st.dt, D, out[0].data, st.pd, true, stream);
     if (st.post_act) cuep::bias_act(L, st.dt, out[0].data, nullptr, nullptr, out[0].numel(), 1, 1, st.act, stream);
   }
 
  private:
   std::string why() const override { return "cuBLASLt offers no such algorithm"; }
   std::unique_ptr<LtState> make(const LayerInfo& L) const override {
-    auto st = analyze(L, tf32_);
+    auto st = analyze(L, tf32_, packed_);
     if (!st) return nullptr;
     cublasLtMatmulHeuristicResult_t res[kAlgos] = {};
     int got = heuristics(L, *st, res, kAlgos);
     if (got <= index_ || res[index_].state != CUBLAS_STATUS_SUCCESS) return nullptr;
     st->algo = res[index_].algo;
-    st->workspace = res[index_].workspaceSize;
+    st->lt_workspace = res[index_].workspaceSize;
+    st->workspace = st->lt_workspace;
+    if (st->pack_a || st->pack_b || st->pack_d) {
+      st->workspace = align256(st->lt_workspace);
+      for (auto [on, f] : {std::pair{st->pack_a, &st->pa}, std::pair{st->pack_b, &st->pb}, std::pair{st->pack_d, &st->pd}})
+        if (on) st->workspace += st->pack_bytes(*f);
+    }
     return st;
   }
   int index_;
-  bool tf32_;
+  bool tf32_, packed_;
   std::string name_;
 };
 
 struct RegisterAll {
   RegisterAll() {
     for (bool tf32 : {false, true})
-      for (int i = 0; i < kAlgos; ++i) register_tactic("cuda", "Gemm", std::make_unique<GemmLt>(i, tf32));
+      for (int i = 0; i < kAlgos; ++i) register_tactic("cuda", "Gemm", std::make_unique<GemmLt>(i, tf32, false));
+    for (bool tf32 : {false, true})
+      for (int i = 0; i < kPackedAlgos; ++i) register_tactic("cuda", "Gemm", std::make_unique<GemmLt>(i, tf32, true));
   }
 } register_all;
 

@@ -2,7 +2,8 @@
  * Gemm/MatMul and Conv on the cuda backend vs the CPU reference engine, on random shapes: every
  * candidate tactic the build lists (cuBLASLt algorithms, cuDNN algorithms; fp32 and TF32 math) is
  * built alone and checked (strict fp32: ‖err‖/‖ref‖ ≤ 1e-5, TF32: 1e-3). Also: strict builds list no
- * TF32 tactic, and the timings of a 512³ GEMM and a ResNet-style 3x3 conv are printed.
+ * TF32 tactic, and the timings of a 512³ GEMM and a ResNet-style 3x3 conv are printed. Attention's
+ * strided heads at batch 3 also run on the packed tactics (operands copied packed, one batched call).
  */
 import { inferGraph } from '../../src/ir/infer';
 import { lowerGraph } from '../../src/lower/lower';
@@ -18,6 +19,8 @@ import { buildCuda, layers, noCuda, reduced, relNorm, tolerance } from './cuda-h
 
 interface Case {
   name: string;
+  /** batch dims that do not merge into one stride: cuda.cublaslt.packed.* are candidates */
+  packed?: boolean;
   kind: 'Gemm' | 'Conv';
   spec: { nodes: NodeSpec[]; inputs: IOSpec[]; outputs: IOSpec[]; initializers?: InitSpec[] };
   /** Run the Plan passes that make GEMMs read strided windows in place (copy fusion, strided operands)
@@ -88,12 +91,15 @@ function convCase(x: number[], w: number[], attrs: Record<string, number[] | num
   };
 }
 
-// attention's heads read and written in place: x [1,16,192] → three column windows of 64 → [1,16,4,16] →
-// heads first (Kᵀ for the scores) → S = Q·Kᵀ → S·V → back to [1,16,4,16] → [1,16,64]
-const heads: Case = {
-  name: 'Q·Kᵀ and S·V reading the heads in place from a merged projection, S·V writing token-major',
+// attention's heads read and written in place: x [B,16,192] → three column windows of 64 → [B,16,4,16] →
+// heads first (Kᵀ for the scores) → S = Q·Kᵀ → S·V → back to [B,16,4,16] → [B,16,64]. With B > 1 the
+// batch and head strides do not merge: cuBLASLt loops over B on the host, or the packed tactics copy
+// Q, Kᵀ and V packed and scatter S·V's output.
+const headsCase = (B: number): Case => ({
+  name: `Q·Kᵀ and S·V reading the heads in place from a merged projection, S·V writing token-major (batch ${B})`,
   kind: 'Gemm',
   fold: true,
+  packed: B > 1,
   spec: {
     nodes: [
       { op: 'Split', inputs: ['x', 'sizes'], outputs: ['q2', 'k2', 'v2'], attrs: { axis: 2 } },
@@ -108,22 +114,22 @@ const heads: Case = {
       { op: 'Transpose', inputs: ['o4'], outputs: ['o'], attrs: { perm: [0, 2, 1, 3] } },
       { op: 'Reshape', inputs: ['o', 'oshape'], outputs: ['y'] },
     ],
-    inputs: [{ name: 'x', dims: [1, 16, 192] }],
-    outputs: [{ name: 'y', dims: [1, 16, 64] }],
+    inputs: [{ name: 'x', dims: [B, 16, 192] }],
+    outputs: [{ name: 'y', dims: [B, 16, 64] }],
     initializers: [
       { name: 'sizes', dims: [3], int64s: [64, 64, 64], type: 7 },
-      { name: 'shape', dims: [4], int64s: [1, 16, 4, 16], type: 7 },
-      { name: 'oshape', dims: [3], int64s: [1, 16, 64], type: 7 },
+      { name: 'shape', dims: [4], int64s: [B, 16, 4, 16], type: 7 },
+      { name: 'oshape', dims: [3], int64s: [B, 16, 64], type: 7 },
     ],
   },
-};
+});
 
 const CASES: Case[] = [
-  heads,
+  headsCase(1),
   ...Array.from({ length: 8 }, (_, i) => gemmCase(i)),
   matmulCase([3, 37, 29], [29, 41], [3, 37, 41]),
   matmulCase([2, 3, 17, 19], [2, 3, 19, 23], [2, 3, 17, 23]),
-  matmulCase([2, 1, 9, 12], [1, 3, 12, 5], [2, 3, 9, 5]),
+  { ...matmulCase([2, 1, 9, 12], [1, 3, 12, 5], [2, 3, 9, 5]), packed: true },
   convCase([2, 16, 20, 20], [32, 16, 3, 3], { pads: [1, 1, 1, 1] }, [2, 32, 20, 20], true, true),
   convCase([1, 8, 17, 15], [12, 2, 3, 3], { group: 4, strides: [2, 2], dilations: [2, 1], pads: [2, 1, 2, 1] }, [1, 12, 9, 8], true),
   convCase([2, 6, 31], [4, 6, 5], { strides: [3], pads: [2, 2] }, [2, 4, 11], false),
@@ -143,6 +149,7 @@ const CASES: Case[] = [
       outputs: [{ name: 'y', dims: [1, 8, 10, 10] }],
     },
   },
+  headsCase(3),
 ];
 
 function inputsFor(plan: Plan): Float32Array[] {
@@ -166,6 +173,9 @@ d('cuda Gemm and Conv tactics vs the CPU reference', () => {
     expect(layer.backend).toBe('cuda');
     const names = layer.candidates.map((x) => x.tactic);
     expect(names.length).toBeGreaterThan(0);
+    // the packed tactics only where batch dims would loop on the host
+    if (c.packed) expect(names).toEqual(expect.arrayContaining(['cuda.cublaslt.packed.algo0', 'cuda.cublaslt.tf32.packed.algo0']));
+    else expect(names.filter((t) => t.includes('.packed.'))).toEqual([]);
     const errs: string[] = [];
     for (const t of names) {
       const one = await buildCuda(plan, { tactics: { [c.kind]: t }, timing: false });
