@@ -1,15 +1,17 @@
 // EXPERIMENT, not a tactic: the channels-last int8 implicit GEMM of cuda/int8_conv_cl.cu on Hopper's
 // warpgroup MMA (wgmma.mma_async m64n128k32 s8·s8→s32, sm_90a), for bench/kernels/int8_conv_cl.cu's
-// kernel benchmark (scripts/gpu.sh kbench builds it in with -DKILN_KBENCH_WGMMA). Written in the fifth
-// session without a GPU left to run it: the first kbench run says whether its outputs equal
-// conv_direct's and what it is worth before it becomes a tactic.
+// kernel benchmark (scripts/gpu.sh kbench builds it in with -DKILN_KBENCH_WGMMA; columns wgmma and
+// wgmma.k128). Every output equals conv_direct's; it is no faster than mma.sync (eighth session,
+// bench/results/logs-2026-11-25-s8/kbench-3-wgmma-pipelined.log): the cp.async gathers, not the
+// multiplies, bound it.
 //
-// A block: 128 output positions x 128 channels, two warpgroups of 64 positions each; K in 64-byte
-// tiles through a 4-stage cp.async pipeline (the mma_cl gathers: 16 channels of one pixel per
-// 16-byte copy, zero-filled outside the image). Shared tiles are in wgmma's no-swizzle K-major layout:
-// 8-row x 16-byte core matrices of 128 contiguous bytes, the 4 of a row group's 64 K bytes side by
-// side (K-direction offset 128 B), row groups 512 B apart. Each tile: fence.proxy.async (cp.async
-// wrote through the generic proxy), a barrier, two wgmma k32 per warpgroup, wait. The epilogue is
+// A block: 128 output positions x 128 channels, two warpgroups of 64 positions each; K in 64- or
+// 128-byte tiles (BK) through a 4-stage cp.async pipeline (the mma_cl gathers: 16 channels of one pixel
+// per 16-byte copy, zero-filled outside the image). Shared tiles are in wgmma's no-swizzle K-major
+// layout: 8-row x 16-byte core matrices of 128 contiguous bytes, the BK / 16 of a row group's K bytes
+// side by side (K-direction offset 128 B), row groups 8 * BK bytes apart. Each tile: fence.proxy.async
+// (cp.async wrote through the generic proxy), a barrier, BK / 32 wgmma k32 per warpgroup, commit, and
+// wait_group 1 (the previous tile's multiplies retire while this one's run). The epilogue is
 // store_tile's (int8_epilogue.cuh), from the accumulators staged in shared memory.
 #include <cuda_runtime.h>
 
