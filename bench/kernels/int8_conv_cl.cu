@@ -21,6 +21,8 @@
 
 #include "native/cuda/int8_kernels.h"
 
+#include "check.h"
+
 using namespace kiln::i8cu;
 
 #ifdef KILN_KBENCH_WGMMA
@@ -37,15 +39,6 @@ cudaError_t launch_shape(int ti, const Geom& g, const int8_t* x, const int8_t* w
 }  // namespace
 
 namespace {
-
-#define CK(x)                                                                                   \
-  do {                                                                                          \
-    cudaError_t e_ = (x);                                                                       \
-    if (e_ != cudaSuccess) {                                                                    \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                             \
-    }                                                                                           \
-  } while (0)
 
 // ep (scales, types and activation set) in the engine's folded form (native/cpu/int8_fold.h), with
 // device arrays of mult / y_scale and bias / y_scale + y_zp that live as long as this

@@ -20,16 +20,10 @@
 #include <random>
 #include <vector>
 
+#include "check.h"
+
 namespace {
 
-#define CK(x)                                                                                   \
-  do {                                                                                          \
-    cudaError_t e_ = (x);                                                                       \
-    if (e_ != cudaSuccess) {                                                                    \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                             \
-    }                                                                                           \
-  } while (0)
 #define LT(x)                                                                                                \
   do {                                                                                                       \
     cublasStatus_t s_ = (x);                                                                                 \

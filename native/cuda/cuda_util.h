@@ -117,5 +117,38 @@ struct LtPreference {
   LtPreference& operator=(const LtPreference&) = delete;
 };
 
+// A cuBLASLt matmul with its layouts (cuBLASLt's A, B and C = D) and the algorithm picked for it,
+// destroyed with the object: the int8 tactics' states (int8_gemm_cublaslt.cc, int8_conv_cublaslt.cc).
+struct LtOp {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  size_t lt_workspace = 0;  // the algorithm's
+  LtOp() = default;
+  LtOp(const LtOp&) = delete;
+  LtOp& operator=(const LtOp&) = delete;
+  ~LtOp() {
+    if (la) cublasLtMatrixLayoutDestroy(la);
+    if (lb) cublasLtMatrixLayoutDestroy(lb);
+    if (lc) cublasLtMatrixLayoutDestroy(lc);
+    if (desc) cublasLtMatmulDescDestroy(desc);
+  }
+  // Takes the index-th algorithm of cuBLASLt's heuristic for desc and the layouts; false when there is
+  // none (or cuBLASLt does not support the combination at all).
+  bool pick(const LayerInfo& L, const LtPreference& pref, int index) {
+    constexpr int kMax = 8;
+    cublasLtMatmulHeuristicResult_t res[kMax] = {};
+    int got = 0;
+    if (index < 0 || index >= kMax) return false;
+    const cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(lt_handle(), desc, la, lb, lc, lc, pref.p, index + 1, res, &got);
+    if (s == CUBLAS_STATUS_NOT_SUPPORTED) return false;
+    KILN_CUDA_TRY_AT(L, s);
+    if (got <= index || res[index].state != CUBLAS_STATUS_SUCCESS) return false;
+    algo = res[index].algo;
+    lt_workspace = res[index].workspaceSize;
+    return true;
+  }
+};
+
 }  // namespace cu
 }  // namespace kiln

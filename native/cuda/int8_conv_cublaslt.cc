@@ -26,19 +26,10 @@ namespace {
 constexpr int kAlgos = 3;
 constexpr uint64_t kMaxLtWorkspace = 32ull << 20;
 
-struct LtConvState : State {
+// cuBLASLt's A is W, its B the activations X, C = D the output (and the residual's layout).
+struct LtConvState : State, cu::LtOp {
   DeviceBuffer w;  // W as given ([M, C] int8)
   float beta = 0;
-  cublasLtMatmulDesc_t desc = nullptr;
-  cublasLtMatrixLayout_t lw = nullptr, lx = nullptr, ly = nullptr;
-  cublasLtMatmulAlgo_t algo{};
-  size_t lt_workspace = 0;
-  ~LtConvState() override {
-    if (lw) cublasLtMatrixLayoutDestroy(lw);
-    if (lx) cublasLtMatrixLayoutDestroy(lx);
-    if (ly) cublasLtMatrixLayoutDestroy(ly);
-    if (desc) cublasLtMatmulDescDestroy(desc);
-  }
 };
 
 // The layer when cuBLASLt's epilogue computes it (no CUDA call made); false otherwise.
@@ -99,8 +90,8 @@ class LtConv : public Tactic {
     if (ctx.workspace_bytes < st.lt_workspace) fail("INTERNAL", cu::where(L) + ": workspace too small for " + name_);
     cudaGetLastError();
     const void* c = st.l.has_residual ? in[3].data : out[0].data;  // beta 0 without a residual
-    KILN_CUDA_TRY_AT(L, cublasLtMatmul(cu::lt_handle(), st.desc, st.fmult.as<float>(), st.w.as<int8_t>(), st.lw, in[0].data, st.lx, &st.beta, c, st.ly, out[0].data,
-                                       st.ly, &st.algo, ctx.workspace, st.lt_workspace, static_cast<cudaStream_t>(ctx.stream)));
+    KILN_CUDA_TRY_AT(L, cublasLtMatmul(cu::lt_handle(), st.desc, st.fmult.as<float>(), st.w.as<int8_t>(), st.la, in[0].data, st.lb, &st.beta, c, st.lc, out[0].data,
+                                       st.lc, &st.algo, ctx.workspace, st.lt_workspace, static_cast<cudaStream_t>(ctx.stream)));
   }
 
  private:
@@ -129,21 +120,13 @@ class LtConv : public Tactic {
     // the folded bias (a device array made by init_state; a stand-in address until prepare)
     const void* bias = with_params ? st->fbias.as<float>() : reinterpret_cast<const void*>(256);
     KILN_CUDA_TRY_AT(L, cublasLtMatmulDescSetAttribute(st->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
-    KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st->lw, CUDA_R_8I, K, M, K));
-    KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st->lx, CUDA_R_8I, K, P, K));
-    KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st->ly, CUDA_R_8I, M, P, M));
+    KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st->la, CUDA_R_8I, K, M, K));
+    KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st->lb, CUDA_R_8I, K, P, K));
+    KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st->lc, CUDA_R_8I, M, P, M));
     uint32_t ay = align16(L, L.out[0]);
     if (l.has_residual) ay = std::min(ay, align16(L, L.in[3]));
     cu::LtPreference pref(L, kMaxLtWorkspace, 16, align16(L, L.in[0]), ay);
-    cublasLtMatmulHeuristicResult_t res[kAlgos] = {};
-    int got = 0;
-    const cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(cu::lt_handle(), st->desc, st->lw, st->lx, st->ly, st->ly, pref.p, kAlgos, res, &got);
-    if (s == CUBLAS_STATUS_NOT_SUPPORTED) return nullptr;
-    KILN_CUDA_TRY_AT(L, s);
-    if (got <= index_ || res[index_].state != CUBLAS_STATUS_SUCCESS) return nullptr;
-    st->algo = res[index_].algo;
-    st->lt_workspace = res[index_].workspaceSize;
-    return st;
+    return st->pick(L, pref, index_) ? std::move(st) : nullptr;
   }
 
   int index_;

@@ -23,22 +23,13 @@ constexpr uint64_t kMaxLtWorkspace = 32ull << 20;
 
 size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 
-struct LtState : State {
+// cuBLASLt's A is W, its B the activations A', C = D the int32 sums.
+struct LtState : State, cu::LtOp {
   int64_t M = 0, N = 0, K = 0;
-  cublasLtMatmulDesc_t desc = nullptr;
-  cublasLtMatrixLayout_t lw = nullptr, la = nullptr, lc = nullptr;  // cuBLASLt's A (= W), B (= A'), C = D
-  cublasLtMatmulAlgo_t algo{};
-  size_t lt_workspace = 0;
   // workspace: acc (M x N int32), then A' (M x K bytes, uint8 activations only), then cuBLASLt's
   size_t acc_bytes() const { return align256(static_cast<size_t>(M * N) * sizeof(int32_t)); }
   size_t shift_bytes() const { return l.u8 ? align256(static_cast<size_t>(M * K)) : 0; }
   size_t workspace() const { return acc_bytes() + shift_bytes() + lt_workspace; }
-  ~LtState() override {
-    if (lw) cublasLtMatrixLayoutDestroy(lw);
-    if (la) cublasLtMatrixLayoutDestroy(la);
-    if (lc) cublasLtMatrixLayoutDestroy(lc);
-    if (desc) cublasLtMatmulDescDestroy(desc);
-  }
 };
 
 // The layer's shapes when IMMA can take them (no CUDA call made); false otherwise.
@@ -91,7 +82,7 @@ class Imma : public Tactic {
       a = shifted;
     }
     const int32_t one = 1, zero = 0;
-    KILN_CUDA_TRY_AT(L, cublasLtMatmul(cu::lt_handle(), st.desc, &one, in[1].data, st.lw, a, st.la, &zero, acc, st.lc, acc, st.lc, &st.algo,
+    KILN_CUDA_TRY_AT(L, cublasLtMatmul(cu::lt_handle(), st.desc, &one, in[1].data, st.la, a, st.lb, &zero, acc, st.lc, acc, st.lc, &st.algo,
                                        ws + st.acc_bytes() + st.shift_bytes(), st.lt_workspace, stream));
     check(L, gemm_epilogue(acc, st.M, st.N, epilogue_for(st, in, out), stream), "int8 gemm_epilogue");
   }
@@ -111,21 +102,13 @@ class Imma : public Tactic {
     cublasOperation_t opw = CUBLAS_OP_T, opa = CUBLAS_OP_N;
     KILN_CUDA_TRY_AT(L, cublasLtMatmulDescSetAttribute(st->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opw, sizeof(opw)));
     KILN_CUDA_TRY_AT(L, cublasLtMatmulDescSetAttribute(st->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opa, sizeof(opa)));
-    KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st->lw, CUDA_R_8I, K, N, K));
-    KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st->la, CUDA_R_8I, K, M, K));
+    KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st->la, CUDA_R_8I, K, N, K));
+    KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st->lb, CUDA_R_8I, K, M, K));
     KILN_CUDA_TRY_AT(L, cublasLtMatrixLayoutCreate(&st->lc, CUDA_R_32I, N, M, N));
     // W is a constant and the workspace 256-byte aligned; A' is the input (or the aligned shifted copy)
     uint32_t aw = 256, aa = st->l.u8 ? 256 : static_cast<uint32_t>(std::min<size_t>(256, cu::alignment_of(*L.plan, L.in[0]))), ac = 256;
     cu::LtPreference pref(L, kMaxLtWorkspace, aw, aa, ac);
-    cublasLtMatmulHeuristicResult_t res[kAlgos] = {};
-    int got = 0;
-    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(cu::lt_handle(), st->desc, st->lw, st->la, st->lc, st->lc, pref.p, kAlgos, res, &got);
-    if (s == CUBLAS_STATUS_NOT_SUPPORTED) return nullptr;
-    KILN_CUDA_TRY_AT(L, s);
-    if (got <= index_ || res[index_].state != CUBLAS_STATUS_SUCCESS) return nullptr;
-    st->algo = res[index_].algo;
-    st->lt_workspace = res[index_].workspaceSize;
-    return st;
+    return st->pick(L, pref, index_) ? std::move(st) : nullptr;
   }
 
   int index_;
