@@ -24,9 +24,9 @@ namespace kiln {
 namespace {
 
 constexpr int kAlgos = 6, kPackedAlgos = 3;
+constexpr uint64_t kMaxWorkspace = 32ull << 20;
 
 size_t align256(size_t n) { return (n + 255) / 256 * 256; }
-constexpr uint64_t kMaxWorkspace = 32ull << 20;
 
 struct LtState : LayerState, GemmDims {
   float alpha = 1, beta = 0;
@@ -90,7 +90,6 @@ void make_desc(const LayerInfo& L, const LtState& st, const void* bias, OpDesc& 
   }
 }
 
-// Reads and checks the layer; nullptr (with no CUDA call made) when cuBLASLt cannot take it.
 // Strides that merge into one along the dims' extents (each the next one's times its extent).
 bool merges(const std::vector<int64_t>& extents, const std::vector<int64_t>& strides) {
   for (size_t d = 1; d < extents.size(); ++d)
@@ -112,6 +111,8 @@ void pack(cuep::BatchCopy& f, const std::vector<int64_t>& extents, std::vector<i
   }
 }
 
+// Reads and checks the layer; nullptr (with no CUDA call made) when cuBLASLt cannot take it. packed:
+// the packed tactics' view of it (nullptr unless some batch strides do not merge).
 std::unique_ptr<LtState> analyze(const LayerInfo& L, bool tf32, bool packed) {
   if (!types_ok(L)) return nullptr;
   const PlanOp& op = *L.op;
