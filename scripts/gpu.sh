@@ -26,6 +26,9 @@
 #     ltbench  nvcc builds bench/kernels/int8_gemm_lt.cu (cuBLASLt's int8 GEMM with an int8 output and its
 #              own epilogue on ResNet-50's 1x1 layers, every heuristic algorithm) and runs it (no Node;
 #              KILN_LTBENCH_ARGS)                                -> $OUT/ltbench.log
+#     cudnnbench nvcc builds bench/kernels/int8_conv_cudnn.cu (cuDNN's int8 convolution graphs with kiln's
+#              folded epilogue on ResNet-50's layers, every heuristic engine) and runs it (no Node;
+#              KILN_CUDNNBENCH_ARGS)                             -> $OUT/cudnnbench.log
 #
 # `test` needs .gpu/ made by scripts/gpu-pack.sh and carried: run({ command: 'scripts/gpu.sh test',
 # carry: ['.gpu'] }). `export` needs nothing carried. The exit status is the first failing stage's.
@@ -34,7 +37,7 @@ set -uo pipefail
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 [ $# -gt 0 ] || { usage; exit 2; }
 for s in "$@"; do
-  case "$s" in info|export|test|bench|trained|sanitize|kbench|ltbench) ;; -h|--help) usage; exit 0 ;; *) echo "gpu.sh: unknown stage '$s'" >&2; usage >&2; exit 2 ;; esac
+  case "$s" in info|export|test|bench|trained|sanitize|kbench|ltbench|cudnnbench) ;; -h|--help) usage; exit 0 ;; *) echo "gpu.sh: unknown stage '$s'" >&2; usage >&2; exit 2 ;; esac
 done
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -195,6 +198,14 @@ stage_ltbench() {
   [ -x "$bin" ] || return 1
   # shellcheck disable=SC2086
   "$bin" ${KILN_LTBENCH_ARGS:-} 2>&1 | tee "$OUT/ltbench.log"
+}
+
+stage_cudnnbench() {
+  local bin="$WORK/int8_conv_cudnn"
+  nvcc -O3 -std=c++17 -arch=sm_90 -I/usr/include/x86_64-linux-gnu -o "$bin" bench/kernels/int8_conv_cudnn.cu -lcudnn 2>&1 | tail -20
+  [ -x "$bin" ] || return 1
+  # shellcheck disable=SC2086
+  "$bin" ${KILN_CUDNNBENCH_ARGS:-} 2>&1 | tee "$OUT/cudnnbench.log"
 }
 
 for s in "$@"; do

@@ -7,7 +7,8 @@
  * Shapes: ResNet-like 3x3 and 1x1, stride 2, groups, dilation, depthwise, 1-D and 3-D, uint8 with a
  * zero point, int8 outputs, residual + relu, per-tensor scales, a channels-last conv (vs the reference
  * transposed), GEMMs that cuBLASLt takes (K, N multiples of 4) and ones it does not, channels-last 1x1
- * convolutions on cuBLASLt's own int8 epilogue (within one step: diffStep). Then an int8 build
+ * convolutions on cuBLASLt's own int8 epilogue and cuDNN's fused int8 graphs (within one step:
+ * diffStep). Then an int8 build
  * of a small CNN on cuda against the CPU int8 engine built from the same calibration cache.
  */
 import * as fs from 'fs';
@@ -38,8 +39,9 @@ function typed(dtype: DataType, buf: ArrayBuffer): Arr {
 }
 
 /**
- * cuBLASLt's int8 epilogue (cuda.int8_conv.lt.*) sums alpha * acc, beta * residual and the bias in its
- * own order: an output next to a tie may round the other way. At most one step, on at most 1 in 1000
+ * cuBLASLt's int8 epilogue (cuda.int8_conv.lt.*) and cuDNN's fused int8 graphs (cuda.int8_conv.cudnn.*)
+ * sum alpha * acc, beta * residual and the bias in their own order: an output next to a tie may round
+ * the other way. At most one step, on at most 1 in 1000
  * outputs (and one).
  */
 function diffStep(got: Arr, ref: Arr): string[] {
@@ -277,11 +279,24 @@ d('cuda int8 tactics vs the CPU reference', () => {
     ['1x1 64→256 on 2x28x28, int8 residual + relu, y zero point 0 (a bottleneck\'s last conv)', { N: 2, C: 64, M: 256, spatial: [28, 28], k: [1, 1], xt: I8, zp: 0, out: I8, act: 'relu', residualType: I8, yzp: 0 }, true],
     ['1x1 256→64 + relu, y zero point 0', { N: 1, C: 256, M: 64, spatial: [20, 20], k: [1, 1], xt: I8, zp: 0, out: I8, act: 'relu', yzp: 0 }, true],
     ['1x1 128→68 without activation, y zero point -4 (in the folded bias), no bias', { N: 3, C: 128, M: 68, spatial: [5, 7], k: [1, 1], xt: I8, zp: 0, out: I8, bias: false }, true],
+    // cuDNN's fused int8 graphs (cuda.int8_conv.cudnn.*) take 3x3 and strided layers too
+    ['3x3 64→64 on 2x14x14, int8 residual + relu, y zero point 0', { N: 2, C: 64, M: 64, spatial: [14, 14], k: [3, 3], p: [1, 1], xt: I8, zp: 0, out: I8, act: 'relu', residualType: I8, yzp: 0 }, true],
+    ['1x1 stride 2, 64→128 on 2x14x14 (a projection shortcut: no post padding), no activation', { N: 2, C: 64, M: 128, spatial: [14, 14], k: [1, 1], s: [2, 2], xt: I8, zp: 0, out: I8 }, true],
   ];
   /** Whether cuBLASLt's int8 epilogue computes the layer (int8_conv_cublaslt.cc's conditions). */
   const ltTakes = (o: ConvSpec) =>
     o.k.every((k) => k === 1) && (o.s ?? [1]).every((s) => s === 1) && (o.G ?? 1) === 1 && o.xt === I8 && o.zp === 0 && o.out === I8 && !o.clip &&
     (o.act === undefined || (o.act === 'relu' && o.yzp === 0)) && !o.residual && (o.residualType === undefined || o.residualType === I8) && o.C % 4 === 0 && o.M % 4 === 0;
+  /**
+   * Whether int8_conv_cudnn.cc's conditions hold (cuDNN itself may still have no engine), and where
+   * cuDNN must have one (channels in multiples of 16).
+   */
+  const cudnnTakes = (o: ConvSpec) =>
+    (o.G ?? 1) === 1 && o.xt === I8 && o.zp === 0 && o.out === I8 && !o.clip && (o.act === undefined || (o.act === 'relu' && o.yzp === 0)) && !o.residual &&
+    (o.residualType === undefined || o.residualType === I8);
+  const cudnnHas = (o: ConvSpec) => cudnnTakes(o) && o.C % 16 === 0 && o.M % 16 === 0;
+  /** Tactics whose epilogue rounds in a library's order (within one step of the CPU: diffStep). */
+  const oneStep = (t: string) => t.includes('.lt.') || t.includes('.cudnn.');
   test.each(CL_CASES)('channels-last %s: every candidate equals the NCHW reference, transposed', async (name, spec, cl) => {
     const c = convCase(name, spec);
     const [N, C, H, W] = c.x.shape;
@@ -317,12 +332,14 @@ d('cuda int8 tactics vs the CPU reference', () => {
     if (name.startsWith('large')) expect(names).toEqual(expect.arrayContaining(['cuda.int8_conv.mma_cl.bm128n128', 'cuda.int8_conv.mma_cl.bm256n128', 'cuda.int8_conv.mma_cl.bm128n128.w8']));
     if (ltTakes(spec)) expect(names).toContain('cuda.int8_conv.lt.algo0');
     else expect(names.filter((t) => t.includes('.lt.'))).toEqual([]);
+    if (cudnnHas(spec)) expect(names).toContain('cuda.int8_conv.cudnn.0');
+    if (!cudnnTakes(spec)) expect(names.filter((t) => t.includes('.cudnn.'))).toEqual([]);
     const want = nhwc(ref, M, OH, OW, N);
     for (const t of names) {
       const one = await buildCuda(p2.plan, { tactics: { Int8Conv: t }, timing: false });
       for (const run of ['first', 'replay']) {
         const got = typed(c.out.dtype, (await one.infer(p2.inputs))[0]);
-        expect([t, run, t.includes('.lt.') ? diffStep(got, want) : diff(got, want, c.out.dtype)]).toEqual([t, run, []]);
+        expect([t, run, oneStep(t) ? diffStep(got, want) : diff(got, want, c.out.dtype)]).toEqual([t, run, []]);
       }
       one.dispose();
     }
