@@ -2,7 +2,8 @@
 // move as bytes of their size (1, 2, 4, 8), so every element type works. Variants:
 // - 'StridedCopy' (cuda.strided_copy): out[i] = in[offset + Σ idx[d]·strides[d]] (Transpose, Slice,
 //   Split, Expand, Tile, DepthToSpace, …); dims merged, one thread per output element, 32-bit index
-//   arithmetic when it fits. The view is range-checked at build (otherwise the CPU tactic reports it).
+//   arithmetic when it fits; a reformat to channels-last of few channels (a network input's) one thread
+//   per position. The view is range-checked at build (otherwise the CPU tactic reports it).
 // - 'Concat' (cuda.concat): one cudaMemcpy2DAsync per input (its block of every outer row).
 // - 'GatherND' (cuda.gather_nd): batch_dims, index tuples of up to 8 coordinates.
 // - 'Gather' (cuda.gather) and 'GatherElements' (cuda.gather_elements): int32/int64 indices, negative
@@ -47,6 +48,34 @@ __global__ void strided_copy_kernel(const T* __restrict__ src, T* __restrict__ d
   }
 }
 
+// The reformat to channels-last of a tensor with few channels (a network's input: [N, C, H, W] ->
+// [N, H, W, C]): after merging, out[(a * d1 + b) * d2 + c] = in[a * s0 + b + c * s2] with d2 small. One
+// thread per (a, b) copies its d2 values: the reads of each c are contiguous across a warp, the writes
+// are runs of d2, and the index arithmetic is one division per d2 elements instead of three per element.
+// (One image: the merged view has rank 2, d0 = 1.) False when the view is not of that form.
+constexpr int kInterleaveMax = 16;
+struct Interleave {
+  uint32_t d1 = 0, d2 = 0, s0 = 0, s2 = 0, rows = 0;
+};
+bool interleave_view(const Strided<1>& sp, Interleave& v) {
+  const int o = sp.rank - 2;  // the (b, c) dims
+  if ((sp.rank != 2 && sp.rank != 3) || sp.stride[0][o] != 1 || sp.shape[o + 1] > kInterleaveMax || sp.stride[0][o + 1] < 0 || (o && sp.stride[0][0] < 0)) return false;
+  v.d1 = static_cast<uint32_t>(sp.shape[o]), v.d2 = static_cast<uint32_t>(sp.shape[o + 1]);
+  v.s0 = o ? static_cast<uint32_t>(sp.stride[0][0]) : 0, v.s2 = static_cast<uint32_t>(sp.stride[0][o + 1]);
+  v.rows = static_cast<uint32_t>((o ? sp.shape[0] : 1) * sp.shape[o]);
+  return true;
+}
+
+template <typename T>
+__global__ void interleave_kernel(const T* __restrict__ src, T* __restrict__ dst, uint32_t d1, uint32_t d2, uint32_t s0, uint32_t s2, uint32_t rows) {
+  for (uint32_t r = blockIdx.x * blockDim.x + threadIdx.x; r < rows; r += gridDim.x * blockDim.x) {
+    const uint32_t a = r / d1, b = r - a * d1;
+    const T* in = src + a * s0 + b;
+    T* out = dst + static_cast<size_t>(r) * d2;
+    for (uint32_t c = 0; c < d2; ++c) out[c] = in[c * s2];
+  }
+}
+
 class StridedCopyCuda : public Tactic {
  public:
   const char* name() const override { return "cuda.strided_copy"; }
@@ -65,7 +94,10 @@ class StridedCopyCuda : public Tactic {
     dispatch_bytes(in[0].dtype, [&](auto tag) {
       using T = typename decltype(tag)::type;
       const T* src = in[0].as<T>() + off;
-      if (fits32(sp, n)) strided_copy_kernel<uint32_t, T><<<grid_for(n), kThreads, 0, s>>>(src, out[0].as<T>(), sp, n);
+      Interleave v;
+      if (fits32(sp, n) && interleave_view(sp, v))
+        interleave_kernel<T><<<grid_for(v.rows), kThreads, 0, s>>>(src, out[0].as<T>(), v.d1, v.d2, v.s0, v.s2, v.rows);
+      else if (fits32(sp, n)) strided_copy_kernel<uint32_t, T><<<grid_for(n), kThreads, 0, s>>>(src, out[0].as<T>(), sp, n);
       else strided_copy_kernel<int64_t, T><<<grid_for(n), kThreads, 0, s>>>(src, out[0].as<T>(), sp, n);
     });
     check_launch(L, name());

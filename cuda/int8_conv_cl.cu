@@ -417,15 +417,21 @@ size_t im2col_bytes(const Geom& g) {
   return (static_cast<size_t>(g2.in[2]) * g2.C + 255) / 256 * 256;
 }
 
-cudaError_t conv_im2col_cl(const Geom& g, ClTile t, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, void* workspace, cudaStream_t s) {
+cudaError_t im2col_cl(const Geom& g, const int8_t* x, void* workspace, cudaStream_t s) {
   const Geom g2 = im2col_geom(g);
   const int positions = g2.in[2], K = g.Cg * g.k[0] * g.k[1] * g.k[2];
-  if (positions <= 0 || g.M <= 0) return cudaSuccess;
+  if (positions <= 0) return cudaSuccess;
   if (g.G != 1) return cudaErrorInvalidValue;
   const int smem = kIm2colRows * g2.C;
   if (smem > 48 * 1024) return cudaErrorInvalidValue;  // K <= 1536
   im2col_cl_kernel<<<(positions + kIm2colRows - 1) / kIm2colRows, kIm2colThreads, smem, s>>>(g, x, static_cast<int8_t*>(workspace), positions, K, g2.C);
-  cudaError_t e = cudaGetLastError();
+  return cudaGetLastError();
+}
+
+cudaError_t conv_im2col_cl(const Geom& g, ClTile t, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, void* workspace, cudaStream_t s) {
+  const Geom g2 = im2col_geom(g);
+  if (g2.in[2] <= 0 || g.M <= 0) return cudaSuccess;
+  cudaError_t e = im2col_cl(g, x, workspace, s);
   if (e != cudaSuccess) return e;
   return conv_mma_cl(g2, t, 1, static_cast<const int8_t*>(workspace), wpacked, ep, nullptr, s);
 }

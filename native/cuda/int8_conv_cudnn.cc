@@ -12,7 +12,12 @@
 //   channels-last, one group, 1-D or 2-D; int8 X with zero point 0; an int8 output; no activation or
 //   ReLU with y_zp 0; no residual or an int8 one with zero point 0; a constant (or no) bias.
 // Tactic cuda.int8_conv.cudnn.<i> is the i-th engine configuration cuDNN's heuristics rank for the
-// graph; plans are made and kept as for Conv (cudnn_graph.h).
+// graph; plans are made and kept as for Conv (cudnn_graph.h). cuDNN's int8 engines are slow on few
+// channels (ResNet-50's stem, 7x7 stride 2 over 3 channels padded to 4: 1.43 ms at batch 32; as
+// space-to-depth over 16: 0.33 ms), so layers whose channels are not a multiple of 16 run as
+// cuda.int8_conv.cudnn.im2col.<i>: X's windows gathered into A [positions, Kc] in the workspace
+// (im2col_cl, Kc = K rounded up to 16), then the graph as a 1x1 convolution over Kc channels with W's
+// channels-last rows zero-padded to Kc (the stem: 0.041 ms for that GEMM at batch 32).
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -37,12 +42,15 @@ enum Uid : int64_t { kX = 1, kW = 2, kY = 3, kS = 4, kB = 5, kZ = 6, kBeta = 7, 
 struct CudnnState : State {
   std::shared_ptr<Graph> graph;
   const Desc* plan = nullptr;
-  int64_t workspace = 0;
+  int64_t workspace = 0;    // the whole layer's: the gathered windows (im2col) and the plan's
+  int64_t plan_offset = 0;  // where the plan's workspace starts
   DeviceBuffer s, b, beta;  // the graph's per-channel tensors
+  DeviceBuffer w;           // im2col: W's rows zero-padded to Kc
 };
 
-// The layer when the graph computes it (no CUDA call made); false otherwise.
-bool layer_ok(const LayerInfo& L, Layer& l, ConvGeom& cg) {
+// The layer when the graph computes it (no CUDA call made); false otherwise. im2col: the gathered form
+// (then cg becomes the 1x1 convolution the graph runs).
+bool layer_ok(const LayerInfo& L, Layer& l, ConvGeom& cg, bool im2col) {
   if (L.op->kind != "Int8Conv" || L.in.size() < 2 || !L.in[1]) return false;
   try {
     l = read_layer(L);
@@ -55,21 +63,31 @@ bool layer_ok(const LayerInfo& L, Layer& l, ConvGeom& cg) {
   const bool act = p.act.kind == Activation::None || (p.act.kind == Activation::Relu && p.y_zp == 0);
   const bool res = !l.has_residual || (p.res == DType::I8 && p.r_zp == 0 && std::isfinite(p.fold.res));
   const bool bias = !l.has_bias || L.const_data(2);
-  return cg.channels_last && cg.G == 1 && two_d && !l.u8 && l.pad8 == 0 && p.fold.on && p.out == DType::I8 && act && res && bias && L.in[1]->dtype == DType::I8;
+  if (!(cg.channels_last && cg.G == 1 && two_d && !l.u8 && l.pad8 == 0 && p.fold.on && p.out == DType::I8 && act && res && bias && L.in[1]->dtype == DType::I8))
+    return false;
+  if (!im2col) return true;
+  // few channels (else the direct graph is the one), K <= 1536 (im2col_cl), constant W (padded once)
+  if (cg.Cg % 16 == 0 || l.K > 1536 || !L.const_data(1)) return false;
+  ConvGeom g2 = cg;
+  g2.C = g2.Cg = im2col_geom(l.g).C;
+  for (int i = 0; i < 3; ++i) g2.in[i] = g2.out[i], g2.k[i] = g2.s[i] = g2.d[i] = 1, g2.p[i] = 0;
+  cg = g2;
+  return true;
 }
 
-std::string key_of(const LayerInfo& L, const Layer& l, const ConvGeom& g) {
-  return std::string("i8") + (l.p.act.kind == Activation::Relu ? "r" : "") + cudnn_graph::conv_key(L, g);
+std::string key_of(const LayerInfo& L, const Layer& l, const ConvGeom& g, bool im2col) {
+  return std::string("i8") + (im2col ? "c" : "") + (l.p.act.kind == Activation::Relu ? "r" : "") + cudnn_graph::conv_key(L, g);
 }
 
-// The operation graph and its ranked engines; nullptr when cuDNN has none for it.
-std::shared_ptr<Graph> make_graph(const LayerInfo& L, const Layer& l, const ConvGeom& g) {
+// The operation graph and its ranked engines; nullptr when cuDNN has none for it. im2col: X and W are
+// the tactic's own buffers (16-byte aligned).
+std::shared_ptr<Graph> make_graph(const LayerInfo& L, const Layer& l, const ConvGeom& g, bool im2col) {
   auto gr = std::make_shared<Graph>();
   auto strides = [](const std::vector<int64_t>& d) { return cudnn_graph::strides_of(d, true); };
   auto align = [&](const PlanTensor* t) { return int64_t(std::min<size_t>(cu::alignment_of(*L.plan, t), 16)); };
   std::vector<int64_t> xd{g.N, g.C, g.in[1], g.in[2]}, wd{g.M, g.Cg, g.k[1], g.k[2]}, yd{g.N, g.M, g.out[1], g.out[2]}, cd{1, g.M, 1, 1};
-  Desc& X = gr->tensor(kX, xd, strides(xd), CUDNN_DATA_INT8, false, align(L.in[0]));
-  Desc& W = gr->tensor(kW, wd, strides(wd), CUDNN_DATA_INT8, false, align(L.in[1]));
+  Desc& X = gr->tensor(kX, xd, strides(xd), CUDNN_DATA_INT8, false, im2col ? 16 : align(L.in[0]));
+  Desc& W = gr->tensor(kW, wd, strides(wd), CUDNN_DATA_INT8, false, im2col ? 16 : align(L.in[1]));
   gr->uids = {kX, kW, kY, kS, kB};
   int64_t next_virtual = kVirtual;
   Desc* cur = &gr->tensor(next_virtual++, yd, strides(yd), CUDNN_DATA_INT32, true, 16);
@@ -102,21 +120,21 @@ std::shared_ptr<Graph> make_graph(const LayerInfo& L, const Layer& l, const Conv
 }
 
 // Graphs by layer configuration, for the life of the process (plans hold compiled kernels).
-std::shared_ptr<Graph> graph_for(const LayerInfo& L, const Layer& l, const ConvGeom& g) {
+std::shared_ptr<Graph> graph_for(const LayerInfo& L, const Layer& l, const ConvGeom& g, bool im2col) {
   static std::mutex mu;
   static std::map<std::string, std::shared_ptr<Graph>> cache;
-  std::string key = key_of(L, l, g);
+  std::string key = key_of(L, l, g, im2col);
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  auto gr = make_graph(L, l, g);
+  auto gr = make_graph(L, l, g, im2col);
   cache[key] = gr;
   return gr;
 }
 
 class Int8ConvCudnn : public cu::LibraryTactic<CudnnState> {
  public:
-  explicit Int8ConvCudnn(int rank) : rank_(rank), name_("cuda.int8_conv.cudnn." + std::to_string(rank)) {}
+  Int8ConvCudnn(int rank, bool im2col) : rank_(rank), im2col_(im2col), name_(std::string(im2col ? "cuda.int8_conv.cudnn.im2col." : "cuda.int8_conv.cudnn.") + std::to_string(rank)) {}
   const char* name() const override { return name_.c_str(); }
   std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
     auto st = make(L);
@@ -134,14 +152,28 @@ class Int8ConvCudnn : public cu::LibraryTactic<CudnnState> {
     st->s.upload(L, s.data(), s.size() * sizeof(float));
     st->b.upload(L, b.data(), b.size() * sizeof(float));
     if (l.has_residual) st->beta.upload(L, beta.data(), beta.size() * sizeof(float));
+    if (im2col_) {
+      const int Kc = im2col_geom(l.g).C;
+      std::vector<int8_t> w(static_cast<size_t>(l.g.M) * Kc, 0);
+      const int8_t* src = reinterpret_cast<const int8_t*>(L.const_data(1));
+      for (int m = 0; m < l.g.M; ++m) std::memcpy(&w[static_cast<size_t>(m) * Kc], src + static_cast<size_t>(m) * l.K, static_cast<size_t>(l.K));
+      st->w.upload(L, w.data(), w.size());
+    }
     return st;
   }
   void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
     const CudnnState& st = *static_cast<CudnnState*>(s);
     if (ctx.workspace_bytes < size_t(st.workspace)) fail("INTERNAL", cu::where(L) + ": workspace too small for " + name_);
-    std::vector<void*> ptrs{in[0].data, in[1].data, out[0].data, const_cast<float*>(st.s.as<float>()), const_cast<float*>(st.b.as<float>())};
+    cudaStream_t stream = static_cast<cudaStream_t>(ctx.stream);
+    void* x = in[0].data;
+    void* w = in[1].data;
+    if (im2col_) {
+      check(L, im2col_cl(st.l.g, static_cast<const int8_t*>(in[0].data), ctx.workspace, stream), "int8 im2col");
+      x = ctx.workspace, w = const_cast<int8_t*>(st.w.as<int8_t>());
+    }
+    std::vector<void*> ptrs{x, w, out[0].data, const_cast<float*>(st.s.as<float>()), const_cast<float*>(st.b.as<float>())};
     if (st.l.has_residual) ptrs.push_back(in[3].data), ptrs.push_back(const_cast<float*>(st.beta.as<float>()));
-    cudnn_graph::execute(L, name_, *st.plan, st.graph->uids, ptrs, ctx.workspace, static_cast<cudaStream_t>(ctx.stream));
+    cudnn_graph::execute(L, name_, *st.plan, st.graph->uids, ptrs, static_cast<char*>(ctx.workspace) + st.plan_offset, stream);
   }
 
  private:
@@ -149,24 +181,27 @@ class Int8ConvCudnn : public cu::LibraryTactic<CudnnState> {
   std::unique_ptr<CudnnState> make(const LayerInfo& L) const override {
     Layer l;
     ConvGeom g;
-    if (!layer_ok(L, l, g)) return nullptr;
+    if (!layer_ok(L, l, g, im2col_)) return nullptr;
     auto st = std::make_unique<CudnnState>();
     st->l = l;
-    st->graph = graph_for(L, l, g);
+    st->graph = graph_for(L, l, g, im2col_);
     if (!st->graph) return nullptr;
     st->plan = st->graph->plan(size_t(rank_));
     if (!st->plan) return nullptr;
-    st->workspace = st->graph->workspace[rank_];
+    st->plan_offset = im2col_ ? static_cast<int64_t>(im2col_bytes(l.g)) : 0;  // a multiple of 256
+    st->workspace = st->plan_offset + st->graph->workspace[rank_];
     return st;
   }
 
   int rank_;
+  bool im2col_;
   std::string name_;
 };
 
 struct RegisterAll {
   RegisterAll() {
-    for (int i = 0; i < kCandidates; ++i) register_tactic("cuda", "Int8Conv", std::make_unique<Int8ConvCudnn>(i));
+    for (bool im2col : {false, true})
+      for (int i = 0; i < kCandidates; ++i) register_tactic("cuda", "Int8Conv", std::make_unique<Int8ConvCudnn>(i, im2col));
   }
 } register_all;
 

@@ -115,6 +115,8 @@ cudaError_t conv_mma_cl(const Geom& g, ClTile t, int split, const int8_t* x, con
 // with zero point 0, one group.
 Geom im2col_geom(const Geom& g);
 size_t im2col_bytes(const Geom& g);
+// The gather alone: A [positions, Kc] (im2col_bytes(g) at `workspace`; K <= 1536).
+cudaError_t im2col_cl(const Geom& g, const int8_t* x, void* workspace, cudaStream_t s);
 cudaError_t conv_im2col_cl(const Geom& g, ClTile t, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, void* workspace, cudaStream_t s);
 
 // Strided layers with few channels (the stem's 7x7 stride 2 over 3) as stride-1 ones over blocks of

@@ -15,7 +15,7 @@ import { native } from '../../src/native/binding';
 import { Tensor } from '../../src/tensor';
 import { IOSpec, InitSpec, NodeSpec, buildModel } from '../helpers/model-builder';
 
-const FLOAT = 1, INT32 = 6, INT64 = 7, BOOL = 9, FLOAT16 = 10;
+const FLOAT = 1, INT8 = 3, INT32 = 6, INT64 = 7, BOOL = 9, FLOAT16 = 10;
 const selfcheck = process.env.KILN_KERNELS_SELFCHECK === '1';
 const haveCuda = (() => {
   try {
@@ -337,10 +337,27 @@ suite('cuda kernels vs the CPU reference', () => {
     });
   });
 
+  describe('Quantization', () => {
+    test('QuantizeLinear, one scale: float32 four elements per thread, and a size that is not a multiple of 4', async () => {
+      for (const dims of [[2, 3, 8, 8], [3, 5, 7]])
+        await check({
+          nodes: [node('QuantizeLinear', ['x', 's', 'z'])],
+          feeds: [fin('x', dims, -4, 4)],
+          initializers: [{ name: 's', dims: [], floats: [0.023] }, { name: 'z', type: INT8, dims: [], raw: new Uint8Array(Int8Array.of(-3).buffer) }],
+          outputs: [{ name: 'y', type: INT8 }],
+          opset: 13,
+        });
+    });
+  });
+
   describe('Data movement', () => {
     test('Transpose, Slice (negative steps), Expand, Tile, Split', async () => {
       await check({ nodes: [node('Transpose', ['x'], ['y'], { perm: [2, 0, 1] })], feeds: [fin('x', [3, 4, 5])], outputs: [{ name: 'y' }], fp16: true });
       await check({ nodes: [node('Transpose', ['x'], ['y'], { perm: [0, 2, 1, 3] })], feeds: [iin('x', [2, 33, 17, 3], INT64, -9, 9)], outputs: [{ name: 'y', type: INT64 }] });
+      // NCHW -> NHWC with few channels (a network input's reformat: one thread per position), batch 2
+      // and batch 1 (the merged view has one dim less)
+      await check({ nodes: [node('Transpose', ['x'], ['y'], { perm: [0, 2, 3, 1] })], feeds: [fin('x', [2, 3, 37, 29])], outputs: [{ name: 'y' }], fp16: true });
+      await check({ nodes: [node('Transpose', ['x'], ['y'], { perm: [0, 2, 3, 1] })], feeds: [fin('x', [1, 16, 5, 7])], outputs: [{ name: 'y' }] });
       await check({
         nodes: [node('Slice', ['x', 'st', 'en', 'ax', 'sp'])],
         feeds: [fin('x', [6, 10, 7])],
