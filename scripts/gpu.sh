@@ -16,7 +16,8 @@
 #              kiln builds it fp32/fp16/int8/best at batch 1 and 32; accuracy against the held-out labels
 #              (top1_label)                                       -> $OUT/gpu.jsonl, $OUT/train.json
 #     sanitize compute-sanitizer memcheck over the model tests on cuda (test/gpu/models-cuda.test.ts,
-#              KILN_GPU_MODELS picks models)                      -> $OUT/sanitize.log
+#              KILN_GPU_MODELS picks models; KILN_SANITIZE_TESTS: other jest paths and
+#              arguments instead)                                 -> $OUT/sanitize.log
 #     kbench   nvcc builds bench/kernels/int8_conv_cl.cu with the int8 kernels and runs it (no Node):
 #              every channels-last block shape on ResNet-50's convolutions, and the wgmma experiment
 #              (bench/kernels/int8_conv_wgmma.cu) as the last column (KILN_KBENCH_ARGS);
@@ -158,9 +159,10 @@ stage_sanitize() {
   setup_node || return 1
   cs="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
   [ -x "$cs" ] || { echo "gpu.sh: compute-sanitizer not found" >&2; return 1; }
+  # shellcheck disable=SC2086
   KILN_TEST_GPU=1 KILN_GPU_MODELS="${KILN_GPU_MODELS:-resnet-tiny-ts.onnx,bert-tiny-ts.onnx}" "$cs" --tool memcheck --leak-check full \
     --error-exitcode 7 --target-processes all node node_modules/jest/bin/jest.js --selectProjects gpu --runInBand \
-    test/gpu/models-cuda.test.ts > "$OUT/sanitize.log" 2>&1 || rc=$?
+    ${KILN_SANITIZE_TESTS:-test/gpu/models-cuda.test.ts} > "$OUT/sanitize.log" 2>&1 || rc=$?
   grep -E '^(Tests:|=========.*ERROR SUMMARY|========= LEAK SUMMARY)' "$OUT/sanitize.log" | head
   return "$rc"
 }
