@@ -12,7 +12,8 @@
  *         (StridedCopy from Slice/Split, e.g. a merged Conv's split) get their shape and strides remapped,
  *         and Reduce its axes (ReduceMean over H, W is how some exporters write GlobalAveragePool).
  *         One reformat (a StridedCopy) per tensor and direction, shared by all its readers, sits where
- *         a region meets a layer that stays NCHW; a tensor whose bytes are the same in both layouts
+ *         a region meets a layer that stays NCHW (a QuantizeLinear that alone reads a graph input
+ *         stays NCHW, so that the reformat moves its int8 output rather than the float input); a tensor whose bytes are the same in both layouts
  *         (C = 1, or H·W = 1 such as a GlobalAveragePool's output) crosses with a Copy instead, which
  *         copy elimination turns into a view.
  * Handles: regions are the connected groups of layers that can run channels-last, joined through the
@@ -167,6 +168,13 @@ function transposeData(t: PlanTensor): Uint8Array {
 export function assignLayout(plan: Plan, options: LayoutOptions = {}): LayoutResult {
   const channelsLast = options.channelsLast ?? CHANNELS_LAST.cpu;
   const roles = plan.ops.map((op) => roleOf(plan, op, channelsLast));
+  // A QuantizeLinear that is the only reader of a graph input stays NCHW: the reformat then moves its
+  // narrow output (an int8 engine's input: a quarter of the bytes) instead of the float input.
+  const readers = new Map<number, number>();
+  for (const op of plan.ops) for (const t of op.inputs) if (t >= 0) readers.set(t, (readers.get(t) ?? 0) + 1);
+  plan.ops.forEach((op, k) => {
+    if (op.kind === 'QuantizeLinear' && plan.inputs.includes(op.inputs[0]) && readers.get(op.inputs[0]) === 1) roles[k] = undefined;
+  });
   // union-find over layers: two candidates are joined through a tensor both store in their layout
   const parent = plan.ops.map((_, k) => k);
   const find = (k: number): number => (parent[k] === k ? k : (parent[k] = find(parent[k])));

@@ -471,6 +471,21 @@ describe('layout assignment: int8 plans', () => {
     expect(p.ops.filter((op) => op.kind === 'Int8Conv').every(cl)).toBe(true);
   });
 
+  test('a QuantizeLinear that alone reads the graph input stays NCHW: the reformat moves its int8 output', () => {
+    const p = int8Plan();
+    p.ops[2] = { ...p.ops[2], inputs: [6, 7] };  // no residual: x's only reader is the QuantizeLinear
+    const res = assignLayout(p, CUDA);
+    expect(res).toEqual({ converted: ['c1', 'c2', 'dequant'], reformats: 2, aliases: 0 });
+    const quant = p.ops.find((op) => op.name === 'quant')!;
+    expect(quant.inputs[0]).toBe(0);
+    expect(p.tensors[quant.outputs[0]]).toMatchObject({ name: 'xq', dtype: DataType.INT8, shape: [1, C, H, W] });
+    expect(kinds(p)).toEqual(['QuantizeLinear', 'StridedCopy', 'Int8Conv', 'Int8Conv', 'DequantizeLinear', 'StridedCopy']);
+    const reformat = p.ops[1];
+    expect(reformat).toMatchObject({ name: 'xq__to_nhwc', inputs: [quant.outputs[0]], attrs: { shape: ints([1, H, W, C]), strides: ints([240, 5, 1, 15]), offset: int(0) } });
+    expect(p.tensors[reformat.outputs[0]]).toMatchObject({ dtype: DataType.INT8, shape: [1, H, W, C] });
+    expect(p.ops[2].inputs[0]).toBe(reformat.outputs[0]);
+  });
+
   test('for the cpu (the default kinds) Int8Conv stays NCHW, and a region of Quantize/Dequantize without a Conv is not converted', () => {
     for (const options of [{}, { channelsLast: CHANNELS_LAST.cpu }]) {
       const p = int8Plan();
