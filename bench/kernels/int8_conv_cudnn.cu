@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "../../native/cuda/cudnn_desc.h"
 #include "check.h"
 
 namespace {
@@ -59,43 +60,7 @@ const Layer kLayers[] = {
 // as its own op (a second branch), then added.
 int g_res_mode = 0;
 
-// One backend descriptor; setters record the first failure.
-class Desc {
- public:
-  explicit Desc(cudnnBackendDescriptorType_t t) { ok_ = cudnnBackendCreateDescriptor(t, &d_) == CUDNN_STATUS_SUCCESS; }
-  ~Desc() {
-    if (d_) cudnnBackendDestroyDescriptor(d_);
-  }
-  Desc(const Desc&) = delete;
-  Desc& operator=(const Desc&) = delete;
-  cudnnBackendDescriptor_t get() const { return d_; }
-  template <typename T>
-  Desc& set(cudnnBackendAttributeName_t a, cudnnBackendAttributeType_t t, const T* v, int64_t n = 1) {
-    if (ok_) {
-      cudnnStatus_t s = cudnnBackendSetAttribute(d_, a, t, n, v);
-      if (s != CUDNN_STATUS_SUCCESS) ok_ = false, status_ = s;
-    }
-    return *this;
-  }
-  Desc& set_desc(cudnnBackendAttributeName_t a, const Desc& v) {
-    cudnnBackendDescriptor_t x = v.get();
-    return set(a, CUDNN_TYPE_BACKEND_DESCRIPTOR, &x);
-  }
-  bool finalize() {
-    if (ok_) {
-      cudnnStatus_t s = cudnnBackendFinalize(d_);
-      if (s != CUDNN_STATUS_SUCCESS) ok_ = false, status_ = s;
-    }
-    return ok_;
-  }
-  bool ok() const { return ok_; }
-  int status() const { return static_cast<int>(status_); }
-
- private:
-  cudnnBackendDescriptor_t d_ = nullptr;
-  bool ok_ = false;
-  cudnnStatus_t status_ = CUDNN_STATUS_SUCCESS;
-};
+using kiln::cudnn_graph::Desc;
 
 enum : int64_t { kX = 1, kW, kY, kS, kB, kZ, kBeta, kVirt = 100 };
 
@@ -123,7 +88,7 @@ std::unique_ptr<Graph> make_graph(cudnnHandle_t h, const Layer& L, int N, int P_
         .set(CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, &align)
         .set(CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, &v)
         .finalize();
-    if (!x.ok()) g->why = "tensor " + std::to_string(uid) + " status " + std::to_string(x.status());
+    if (!x.ok()) g->why = "tensor " + std::to_string(uid) + " status " + std::to_string(static_cast<int>(x.status()));
     return x;
   };
   const int64_t Ho = P_out;
@@ -133,19 +98,10 @@ std::unique_ptr<Graph> make_graph(cudnnHandle_t h, const Layer& L, int N, int P_
   int64_t vid = kVirt;
   Desc* cur = &tensor(vid++, yd, CUDNN_DATA_INT32, true);
   Desc& conv = *g->keep.emplace_back(std::make_unique<Desc>(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR));
-  cudnnDataType_t acc = CUDNN_DATA_INT32, fl = CUDNN_DATA_FLOAT;
-  cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
-  int64_t spatial = 2, pad = L.k / 2;
-  std::vector<int64_t> dil{1, 1}, str{L.s, L.s}, pre{pad, pad};
-  std::vector<int64_t> post(2, (Ho - 1) * L.s + L.k - L.H - pad);
-  conv.set(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, &acc)
-      .set(CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, &mode)
-      .set(CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, &spatial)
-      .set(CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, dil.data(), 2)
-      .set(CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, str.data(), 2)
-      .set(CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, pre.data(), 2)
-      .set(CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, post.data(), 2)
-      .finalize();
+  cudnnDataType_t fl = CUDNN_DATA_FLOAT;
+  const int64_t pad = L.k / 2, str[2] = {L.s, L.s}, dil[2] = {1, 1}, pre[2] = {pad, pad};
+  const int64_t p1 = kiln::cudnn_graph::post_padding(L.H, Ho, L.k, L.s, 1, pad), post[2] = {p1, p1};
+  kiln::cudnn_graph::conv_desc(conv, CUDNN_DATA_INT32, str, dil, pre, post);
   {
     Desc& op = *g->keep.emplace_back(std::make_unique<Desc>(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR));
     float alpha = 1.f, beta = 0.f;
@@ -156,7 +112,7 @@ std::unique_ptr<Graph> make_graph(cudnnHandle_t h, const Layer& L, int N, int P_
         .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, &alpha)
         .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, &beta)
         .finalize();
-    if (!op.ok() && g->why.empty()) g->why = "conv op status " + std::to_string(op.status());
+    if (!op.ok() && g->why.empty()) g->why = "conv op status " + std::to_string(static_cast<int>(op.status()));
     g->ops.push_back(op.get());
   }
   std::vector<std::pair<cudnnPointwiseMode_t, int64_t>> steps{{CUDNN_POINTWISE_MUL, kS}, {CUDNN_POINTWISE_ADD, kB}};
@@ -193,7 +149,7 @@ std::unique_ptr<Graph> make_graph(cudnnHandle_t h, const Layer& L, int N, int P_
       op.set(CUDNN_ATTR_OPERATION_POINTWISE_ALPHA1, CUDNN_TYPE_FLOAT, &a1).set(CUDNN_ATTR_OPERATION_POINTWISE_ALPHA2, CUDNN_TYPE_FLOAT, &a2);
     }
     op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_YDESC, y).finalize();
-    if (!op.ok() && g->why.empty()) g->why = "pointwise op " + std::to_string(i) + " status " + std::to_string(op.status());
+    if (!op.ok() && g->why.empty()) g->why = "pointwise op " + std::to_string(i) + " status " + std::to_string(static_cast<int>(op.status()));
     g->ops.push_back(op.get());
     cur = &y;
   }
@@ -201,7 +157,7 @@ std::unique_ptr<Graph> make_graph(cudnnHandle_t h, const Layer& L, int N, int P_
   graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, g->ops.data(), static_cast<int64_t>(g->ops.size()))
       .set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, &h)
       .finalize();
-  if (!graph.ok() && g->why.empty()) g->why = "graph status " + std::to_string(graph.status());
+  if (!graph.ok() && g->why.empty()) g->why = "graph status " + std::to_string(static_cast<int>(graph.status()));
   g->graph = &graph;
   return g;
 }
@@ -211,7 +167,7 @@ std::vector<std::unique_ptr<Desc>> configs(const Graph& g, cudnnBackendHeurMode_
   std::vector<std::unique_ptr<Desc>> out;
   Desc heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
   heur.set_desc(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, *g.graph).set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, &m).finalize();
-  *status = heur.status();
+  *status = static_cast<int>(heur.status());
   if (!heur.ok()) return out;
   std::vector<cudnnBackendDescriptor_t> raw;
   for (int i = 0; i < n; ++i) out.push_back(std::make_unique<Desc>(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR)), raw.push_back(out.back()->get());
@@ -268,24 +224,11 @@ int main(int argc, char** argv) {
   cudaStream_t st;
   CK(cudaStreamCreate(&st));
   cudnnSetStream(h, st);
-  cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
   const int64_t kWs = int64_t(256) << 20;
   void* ws;
   CK(cudaMalloc(&ws, kWs));
   std::mt19937 rng(7);
-  auto time_it = [&](auto&& fn) {
-    for (int i = 0; i < 3; ++i) fn();
-    CK(cudaStreamSynchronize(st));
-    CK(cudaEventRecord(e0, st));
-    for (int i = 0; i < reps; ++i) fn();
-    CK(cudaEventRecord(e1, st));
-    CK(cudaEventSynchronize(e1));
-    float ms = 0;
-    CK(cudaEventElapsedTime(&ms, e0, e1));
-    return 1000.0 * ms / reps;
-  };
+  const Timer time_it(st, reps);
   for (int N : batches) {
     std::printf("\nbatch %d: us per launch of the fastest exact-or-one-step engine; engines tried; diffs against the reference\n", N);
     double sum = 0;

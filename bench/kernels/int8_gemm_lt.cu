@@ -85,24 +85,11 @@ int main(int argc, char** argv) {
   LT(cublasLtCreate(&lt));
   cudaStream_t st;
   CK(cudaStreamCreate(&st));
-  cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
   const size_t kWs = 32 << 20;
   void* ws;
   CK(cudaMalloc(&ws, kWs));
   std::mt19937 rng(11);
-  auto time_it = [&](auto&& fn) {
-    for (int i = 0; i < 3; ++i) fn();
-    CK(cudaStreamSynchronize(st));
-    CK(cudaEventRecord(e0, st));
-    for (int i = 0; i < reps; ++i) fn();
-    CK(cudaEventRecord(e1, st));
-    CK(cudaEventSynchronize(e1));
-    float ms = 0;
-    CK(cudaEventElapsedTime(&ms, e0, e1));
-    return 1000.0 * ms / reps;
-  };
+  const Timer time_it(st, reps);
   for (int N : batches) {
     std::printf("\nbatch %d: us per launch; best cuBLASLt algorithm (of how many), copy floor, diffs against the reference\n", N);
     double sum_best = 0, sum_copy = 0;

@@ -12,9 +12,7 @@
 // `strict`, since the graph API does not promise FMA math) and float16.
 // Heuristics and execution plans (cudnn_graph.h) are made once per layer configuration and kept;
 // can_implement, workspace and prepare share them.
-#include <map>
 #include <memory>
-#include <mutex>
 
 #include "cudnn_graph.h"
 #include "epilogue.h"
@@ -108,15 +106,7 @@ std::shared_ptr<Graph> make_graph(const LayerInfo& L, const ConvGeom& g, DType d
 
 // Graphs by layer configuration, for the life of the process (plans hold compiled kernels).
 std::shared_ptr<Graph> graph_for(const LayerInfo& L, const ConvGeom& g, DType dt, bool tc, bool conv_only) {
-  static std::mutex mu;
-  static std::map<std::string, std::shared_ptr<Graph>> cache;
-  std::string key = key_of(L, g, dt, tc, conv_only);
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  auto gr = make_graph(L, g, dt, conv_only);
-  cache[key] = gr;
-  return gr;
+  return cudnn_graph::cached(key_of(L, g, dt, tc, conv_only), [&] { return make_graph(L, g, dt, conv_only); });
 }
 
 class ConvCudnnGraph : public cu::LibraryTactic<GraphState> {

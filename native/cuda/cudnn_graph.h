@@ -10,6 +10,7 @@
 #include <deque>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -18,42 +19,12 @@
 
 #include "../cpu/conv_geom.h"
 #include "cuda_util.h"
+#include "cudnn_desc.h"
 
 namespace kiln {
 namespace cudnn_graph {
 
 constexpr int64_t kMaxWorkspace = int64_t(1) << 30;
-
-// One backend descriptor, destroyed with its owner.
-class Desc {
- public:
-  explicit Desc(cudnnBackendDescriptorType_t t) { ok_ = cudnnBackendCreateDescriptor(t, &d_) == CUDNN_STATUS_SUCCESS; }
-  ~Desc() {
-    if (d_) cudnnBackendDestroyDescriptor(d_);
-  }
-  Desc(const Desc&) = delete;
-  Desc& operator=(const Desc&) = delete;
-  cudnnBackendDescriptor_t get() const { return d_; }
-  // Each setter records failure; finalize() says whether everything so far succeeded.
-  template <typename T>
-  Desc& set(cudnnBackendAttributeName_t a, cudnnBackendAttributeType_t t, const T* v, int64_t n = 1) {
-    if (ok_) ok_ = cudnnBackendSetAttribute(d_, a, t, n, v) == CUDNN_STATUS_SUCCESS;
-    return *this;
-  }
-  Desc& set_desc(cudnnBackendAttributeName_t a, const Desc& v) {
-    cudnnBackendDescriptor_t x = v.get();
-    return set(a, CUDNN_TYPE_BACKEND_DESCRIPTOR, &x);
-  }
-  bool finalize() {
-    if (ok_) ok_ = cudnnBackendFinalize(d_) == CUDNN_STATUS_SUCCESS;
-    return ok_;
-  }
-  bool ok() const { return ok_; }
-
- private:
-  cudnnBackendDescriptor_t d_ = nullptr;
-  bool ok_ = false;
-};
 
 // The long-lived finalizing threads, each with its own cuDNN handle (the plans keep them; the threads
 // live as long as the process and are never joined).
@@ -135,25 +106,11 @@ struct Graph {
   // false when cuDNN's paddings cannot give the layer's output size.
   bool conv(const ConvGeom& g, cudnnDataType_t acc, const Desc& X, const Desc& W, const Desc& Y) {
     Desc& conv = add(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
-    int64_t spatial = 2;
-    cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
-    std::vector<int64_t> dil{g.d[1], g.d[2]}, str{g.s[1], g.s[2]}, pre{g.p[1], g.p[2]}, post(2);
-    // post paddings: what makes the output size come out as the layer's. cuDNN's output size is
-    // floor((in + pre + post - extent) / s) + 1, so a window that ends before the last input rows (a
-    // strided 1x1) needs none: the least post padding >= 0 that gives the layer's size.
-    for (int i = 0; i < 2; ++i) {
-      const int64_t extent = (g.k[1 + i] - 1) * g.d[1 + i] + 1;
-      post[i] = std::max<int64_t>(0, (g.out[1 + i] - 1) * g.s[1 + i] + extent - g.in[1 + i] - g.p[1 + i]);
-      if ((g.in[1 + i] + g.p[1 + i] + post[i] - extent) / g.s[1 + i] + 1 != g.out[1 + i]) return false;
-    }
-    conv.set(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, &acc)
-        .set(CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, &mode)
-        .set(CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, &spatial)
-        .set(CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, dil.data(), 2)
-        .set(CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, str.data(), 2)
-        .set(CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, pre.data(), 2)
-        .set(CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, post.data(), 2)
-        .finalize();
+    const int64_t str[2] = {g.s[1], g.s[2]}, dil[2] = {g.d[1], g.d[2]}, pre[2] = {g.p[1], g.p[2]};
+    int64_t post[2];
+    for (int i = 0; i < 2; ++i)
+      if ((post[i] = post_padding(g.in[1 + i], g.out[1 + i], g.k[1 + i], g.s[1 + i], g.d[1 + i], g.p[1 + i])) < 0) return false;
+    conv_desc(conv, acc, str, dil, pre, post);
     Desc& op = add(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR);
     float alpha = 1.f, beta = 0.f;
     op.set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, X)
@@ -248,6 +205,18 @@ struct Graph {
     return f.get() ? plans[r].get() : nullptr;
   }
 };
+
+// The graph for `key`, made by make() on first need and kept for the life of the process (plans hold
+// compiled kernels; a nullptr result, no engine, is kept too).
+template <typename Make>
+std::shared_ptr<Graph> cached(const std::string& key, Make&& make) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<Graph>> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  return cache[key] = make();
+}
 
 // Logical dims [N, C, H, W] (or a filter's [M, Cg, kH, kW]) with the stored layout's strides:
 // channels-last [N, H, W, C] or [N, C, H, W].

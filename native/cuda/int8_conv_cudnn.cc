@@ -20,9 +20,7 @@
 // channels-last rows zero-padded to Kc (the stem: 0.041 ms for that GEMM at batch 32).
 #include <cmath>
 #include <cstring>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "cudnn_graph.h"
@@ -121,15 +119,7 @@ std::shared_ptr<Graph> make_graph(const LayerInfo& L, const Layer& l, const Conv
 
 // Graphs by layer configuration, for the life of the process (plans hold compiled kernels).
 std::shared_ptr<Graph> graph_for(const LayerInfo& L, const Layer& l, const ConvGeom& g, bool im2col) {
-  static std::mutex mu;
-  static std::map<std::string, std::shared_ptr<Graph>> cache;
-  std::string key = key_of(L, l, g, im2col);
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  auto gr = make_graph(L, l, g, im2col);
-  cache[key] = gr;
-  return gr;
+  return cudnn_graph::cached(key_of(L, l, g, im2col), [&] { return make_graph(L, l, g, im2col); });
 }
 
 class Int8ConvCudnn : public cu::LibraryTactic<CudnnState> {
