@@ -77,7 +77,7 @@ class FinalizePool {
 // A layer's operation graph with its heuristics' engine configurations, and the plans made from them.
 struct Graph {
   std::vector<std::unique_ptr<Desc>> keep;  // tensors, ops, the graph: alive as long as the plans
-  std::vector<cudnnBackendDescriptor_t> ops;  // the graph's operations, in order (build())
+  std::vector<cudnnBackendDescriptor_t> ops;  // the graph's operations, in order (conv(), pointwise())
   std::vector<std::unique_ptr<Desc>> cfgs;  // heuristics' ranking
   std::vector<std::unique_ptr<Desc>> plans; // per rank, finalized on first need (see plan())
   std::vector<int64_t> workspace;

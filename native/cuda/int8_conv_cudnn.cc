@@ -42,7 +42,7 @@ struct CudnnState : State {
   const Desc* plan = nullptr;
   int64_t workspace = 0;    // the whole layer's: the gathered windows (im2col) and the plan's
   int64_t plan_offset = 0;  // where the plan's workspace starts
-  DeviceBuffer s, b, beta;  // the graph's per-channel tensors
+  DeviceBuffer beta;        // beta[c] = r_scale / y_scale (the multiplier and bias: State's fmult, fbias)
   DeviceBuffer w;           // im2col: W's rows zero-padded to Kc
 };
 
@@ -73,8 +73,8 @@ bool layer_ok(const LayerInfo& L, Layer& l, ConvGeom& cg, bool im2col) {
   return true;
 }
 
-std::string key_of(const LayerInfo& L, const Layer& l, const ConvGeom& g, bool im2col) {
-  return std::string("i8") + (im2col ? "c" : "") + (l.p.act.kind == Activation::Relu ? "r" : "") + cudnn_graph::conv_key(L, g);
+std::string key_of(const LayerInfo& L, const ConvGeom& g, bool im2col) {
+  return std::string("i8") + (im2col ? "c" : "") + cudnn_graph::conv_key(L, g);  // the key holds the activation
 }
 
 // The operation graph and its ranked engines; nullptr when cuDNN has none for it. im2col: X and W are
@@ -119,7 +119,7 @@ std::shared_ptr<Graph> make_graph(const LayerInfo& L, const Layer& l, const Conv
 
 // Graphs by layer configuration, for the life of the process (plans hold compiled kernels).
 std::shared_ptr<Graph> graph_for(const LayerInfo& L, const Layer& l, const ConvGeom& g, bool im2col) {
-  return cudnn_graph::cached(key_of(L, l, g, im2col), [&] { return make_graph(L, l, g, im2col); });
+  return cudnn_graph::cached(key_of(L, g, im2col), [&] { return make_graph(L, l, g, im2col); });
 }
 
 class Int8ConvCudnn : public cu::LibraryTactic<CudnnState> {
@@ -129,19 +129,12 @@ class Int8ConvCudnn : public cu::LibraryTactic<CudnnState> {
   std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
     auto st = make(L);
     if (!st) fail("INVALID_ENGINE", cu::where(L) + ": tactic " + name_ + " cannot run this layer on this device (" + why() + ")");
-    init_state(L, *st, false);
+    init_state(L, *st, false);  // uploads the folded multiplier and bias (fmult, fbias: a constant or no bias)
     const Layer& l = st->l;
-    // the graph's per-channel tensors: the folded multiplier and bias, beta[c] = r_scale / y_scale
-    std::vector<float> s(l.p.fmult), b(static_cast<size_t>(l.g.M)), beta(static_cast<size_t>(l.g.M), l.p.fold.res);
-    const uint8_t* bias = l.has_bias ? L.const_data(2) : nullptr;
-    for (int c = 0; c < l.g.M; ++c) {
-      float bc = 0;
-      if (bias) std::memcpy(&bc, bias + c * sizeof(float), sizeof(float));
-      b[c] = bias ? int8::fold_bias(bc, l.p.y_scale, l.p.y_zp) : static_cast<float>(l.p.y_zp);
+    if (l.has_residual) {
+      const std::vector<float> beta(static_cast<size_t>(l.g.M), l.p.fold.res);
+      st->beta.upload(L, beta.data(), beta.size() * sizeof(float));
     }
-    st->s.upload(L, s.data(), s.size() * sizeof(float));
-    st->b.upload(L, b.data(), b.size() * sizeof(float));
-    if (l.has_residual) st->beta.upload(L, beta.data(), beta.size() * sizeof(float));
     if (im2col_) {
       const int Kc = im2col_geom(l.g).C;
       std::vector<int8_t> w(static_cast<size_t>(l.g.M) * Kc, 0);
@@ -161,7 +154,7 @@ class Int8ConvCudnn : public cu::LibraryTactic<CudnnState> {
       check(L, im2col_cl(st.l.g, static_cast<const int8_t*>(in[0].data), ctx.workspace, stream), "int8 im2col");
       x = ctx.workspace, w = const_cast<int8_t*>(st.w.as<int8_t>());
     }
-    std::vector<void*> ptrs{x, w, out[0].data, const_cast<float*>(st.s.as<float>()), const_cast<float*>(st.b.as<float>())};
+    std::vector<void*> ptrs{x, w, out[0].data, const_cast<float*>(st.fmult.as<float>()), const_cast<float*>(st.fbias.as<float>())};
     if (st.l.has_residual) ptrs.push_back(in[3].data), ptrs.push_back(const_cast<float*>(st.beta.as<float>()));
     cudnn_graph::execute(L, name_, *st.plan, st.graph->uids, ptrs, static_cast<char*>(ctx.workspace) + st.plan_offset, stream);
   }
