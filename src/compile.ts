@@ -27,6 +27,7 @@ import { CHANNELS_LAST, LayoutResult, assignLayout } from './passes/layout-assig
 import { GuardResult, clonePlan, describePin, guardHalfPrecision } from './passes/accuracy-guard';
 import { CacheIdentity, CachedGuard, readTimingCache, writeTimingCache } from './timing-cache';
 import { quantizeGraph } from './quant';
+import { GUARD_SAMPLES, firstFeeds } from './quant/calibrate';
 import { LayerPrecision, resolveLayerPrecisions } from './quant/layer-precisions';
 import { BestMeta, buildBest } from './quant/best';
 
@@ -193,15 +194,19 @@ export async function compileResolved(model: ModelSource, o: ResolvedOptions, mi
     const keep = mixed ? resolveLayerPrecisions(g, mixed.userPins) : floatPins;
     const fp16Pins = new Set([...keep].filter(([, p]) => p === 'fp16').map(([n]) => n));
     if (o.guard) {
-      // a rebuild with the timing cache reuses the guard's findings for the same model and options
-      const key = cache && guardKey(bytes, o, ranges, fp16Pins);
+      // the guard's samples: the first calibration feeds when the build has them (an fp16 build reads
+      // its calibration only here; other builds read an array again, not an iterable they consumed)
+      const samples =
+        o.calibration && (o.precision === 'fp16' || Array.isArray(o.calibration)) ? await firstFeeds(o.calibration, cpuPlan, GUARD_SAMPLES) : undefined;
+      // a rebuild with the timing cache reuses the guard's findings for the same model, options and samples
+      const key = cache && guardKey(bytes, o, ranges, fp16Pins, samples);
       const cached = key ? cache.guards[key] : undefined;
       if (cached) {
         halfGuard = cached;
         passes.push({ name: 'precision-guard-cached', changed: cached.pinned.length, nodes: cached.pinned.map((p) => p.layer) });
       } else {
         try {
-          halfGuard = guardHalfPrecision(cpuPlan, { keep: fp16Pins, ...(o.tolerance !== undefined ? { tolerance: o.tolerance } : {}) });
+          halfGuard = guardHalfPrecision(cpuPlan, { keep: fp16Pins, samples, ...(o.tolerance !== undefined ? { tolerance: o.tolerance } : {}) });
           if (key) cache.guards[key] = halfGuard;
         } catch (e) {
           guardFailure = `precision guard: the plans could not run on the CPU reference kernels (${(e as Error).message}); every layer runs in fp16 unchecked`;
@@ -334,9 +339,10 @@ export function guardWarnings(guard: GuardResult): string[] {
  * guard's verdict depend on (shapes, bound constants, optimizer and precision options, pins, the
  * calibration ranges of a mixed build, the tolerance).
  */
-function guardKey(bytes: Uint8Array, o: ResolvedOptions, ranges: Record<string, number>, keep: ReadonlySet<string>): string {
+function guardKey(bytes: Uint8Array, o: ResolvedOptions, ranges: Record<string, number>, keep: ReadonlySet<string>, samples?: ArrayBufferView[][]): string {
   const h = crypto.createHash('sha256');
   h.update(bytes);
+  for (const sample of samples ?? []) for (const b of sample) h.update(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
   for (const [name, t] of Object.entries(o.constants).sort(([a], [b]) => (a < b ? -1 : 1))) {
     h.update(`|${name}:${t.type}:${t.dims.join('x')}:`);
     const d = t.data as ArrayBufferView | unknown[];
@@ -345,6 +351,7 @@ function guardKey(bytes: Uint8Array, o: ResolvedOptions, ranges: Record<string, 
   h.update(
     JSON.stringify({
       guard: 1,
+      samples: samples?.length ?? 0,
       precision: o.precision,
       shapes: o.shapes,
       optimize: o.optimize,

@@ -59,13 +59,14 @@ export interface CompileOptions {
   debug?: { exposeAll?: boolean };
   /**
    * precision 'fp16': the accuracy guard (default true). The build runs the fp32 and fp16 plans on the
-   * CPU reference kernels on seeded sample inputs, and pins to fp32 each layer whose fp16 output
+   * CPU reference kernels on sample inputs (the first feeds of `calibration` when given, else a seeded
+   * generated one: floats in [-1, 1), integers zero), and pins to fp32 each layer whose fp16 output
    * overflows or loses accuracy (report.precisionGuard and the warnings name them). false skips it.
    */
   guard?: boolean;
   /**
    * precision 'int8': the calibration set, input feeds (`{ [input]: Tensor }`) as an array or an async
-   * iterable (read once). The fp32 model runs on them and the calibrator picks each quantized
+   * iterable (read once); precision 'fp16': the accuracy guard's sample inputs (its first feeds). The fp32 model runs on them and the calibrator picks each quantized
    * activation's range. Not needed when `calibrationCache` holds the ranges, nor for models that carry
    * QuantizeLinear/DequantizeLinear nodes. int8 without either is an error: kiln never guesses scales.
    */

@@ -71,7 +71,8 @@ Compile options (build, and run/inspect/bench of an .onnx model):
   --timing-cache file.json         reuse (and record) tactic times across builds on this device
   --strict                         fp32 without reduced-precision math (no TF32 on GPUs)
   --calibration dir                int8/best: calibration feeds as .npy files — one per feed for a
-                                   single-input model, or one folder per feed holding <input>.npy
+                                   single-input model, or one folder per feed holding <input>.npy;
+                                   fp16: the accuracy guard's sample inputs
   --calibration-cache file.json    int8/best: reuse (and record) the calibrated ranges
   --calibrator entropy|percentile|minmax   int8/best: how ranges are chosen (default entropy)
   --layer-precision name=fp32,...  pin layers or ONNX nodes to fp32, fp16 or int8

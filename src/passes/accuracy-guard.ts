@@ -9,9 +9,10 @@
  * Layers at fault are pinned to fp32 and the candidate is rebuilt without them, until a round finds
  * nothing or `maxRounds` have run. Errors inherited from an earlier layer never pin a later one.
  *
- * fp16 (`guardHalfPrecision`, before precision assignment): seeded sample inputs (the CLI's generator:
- * floats uniform in [-1, 1), integers zero); a value beyond the float16 range (±65504) in fp32 pins
- * the layers that read or write it up front. The Plan given is not changed: the result names the
+ * fp16 (`guardHalfPrecision`, before precision assignment): the samples given (compile(): the first
+ * feeds of `calibration` when the build has one), else a seeded sample input (the CLI's generator:
+ * floats uniform in [-1, 1), integers zero — an attention mask of zeros masks every key); a value
+ * beyond the float16 range (±65504) in fp32 pins the layers that read or write it up front. The Plan given is not changed: the result names the
  * layers to pass to assignHalfPrecision.
  * int8 (src/quant/index.ts): the calibration feeds as samples; the candidate is the graph rebuilt with
  * the pinned layers left out of quantization.
@@ -301,11 +302,14 @@ export function guardPlans(ref: Plan, build: (pinned: ReadonlySet<string>) => Gu
 }
 
 /** Finds the layers of the fp32 `plan` that must stay fp32 for the fp16 build to keep its accuracy. */
-export function guardHalfPrecision(plan: Plan, options: GuardOptions & { keep?: ReadonlySet<string> } = {}): GuardResult {
-  const infos = plan.inputs.map((i) => ({ name: plan.tensors[i].name, type: dtypeName(plan.tensors[i].dtype), dims: [...plan.tensors[i].shape] }));
-  const sample = randomInputs(infos, options.seed ?? 1);
-  const inputs = infos.map((i) => sample[i.name].data as ArrayBufferView);
-  const ref = runAll(clonePlan(plan), [inputs]);
+export function guardHalfPrecision(plan: Plan, options: GuardOptions & { keep?: ReadonlySet<string>; samples?: ArrayBufferView[][] } = {}): GuardResult {
+  let samples = options.samples ?? [];
+  if (!samples.length) {
+    const infos = plan.inputs.map((i) => ({ name: plan.tensors[i].name, type: dtypeName(plan.tensors[i].dtype), dims: [...plan.tensors[i].shape] }));
+    const sample = randomInputs(infos, options.seed ?? 1);
+    samples = [infos.map((i) => sample[i.name].data as ArrayBufferView)];
+  }
+  const ref = runAll(clonePlan(plan), samples);
   const early: PinnedLayer[] = [];
   const halfCandidates = new Set(assignHalfPrecision(clonePlan(plan), new Set()).half);
   // Up front: a value beyond the float16 range cannot be written or read in fp16.
@@ -327,7 +331,7 @@ export function guardHalfPrecision(plan: Plan, options: GuardOptions & { keep?: 
       const half = clonePlan(plan);
       return { plan: half, running: new Set(assignHalfPrecision(half, new Set(pinned)).half) };
     },
-    [inputs],
+    samples,
     { ...options, precision: 'fp16', pinned: early, refValues: ref },
   );
 }

@@ -29,6 +29,19 @@ export function feedBuffers(plan: Plan, feed: Record<string, TensorLike>, where:
   });
 }
 
+/** Feeds kept from the calibration set as the accuracy guards' samples. */
+export const GUARD_SAMPLES = 4;
+
+/** The input buffers of the first `n` feeds of `data` (the accuracy guards' samples). */
+export async function firstFeeds(data: CalibrationData, plan: Plan, n: number): Promise<ArrayBufferView[][]> {
+  const out: ArrayBufferView[][] = [];
+  for await (const feed of data as AsyncIterable<Record<string, TensorLike>>) {
+    out.push(feedBuffers(plan, feed, `calibration feed ${out.length}`));
+    if (out.length >= n) break;
+  }
+  return out;
+}
+
 export interface Collected {
   stats: Map<string, TensorStats>;
   /** The first `keep` feeds' input buffers. */

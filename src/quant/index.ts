@@ -28,13 +28,11 @@ import { fuseQdq, int8Residual } from '../passes/qdq-fusion';
 import { createHash } from 'crypto';
 import type { CachedGuard } from '../timing-cache';
 import { modelHash, readCalibrationCache, writeCalibrationCache, CalibrationKey } from './cache';
-import { collectStats, feedBuffers } from './calibrate';
+import { GUARD_SAMPLES, collectStats, firstFeeds } from './calibrate';
 import { amaxOf } from './calibrator';
 import { insertQdq, quantizedActivations } from './insert-qdq';
 import { resolveLayerPrecisions } from './layer-precisions';
 
-/** Feeds kept from the calibration set as the guard's samples. */
-const GUARD_SAMPLES = 4;
 /** The int8 guard's default bound on a layer's relative L2 error. */
 export const INT8_TOLERANCE = 5e-2;
 /** The int8 guard's default budget on the model outputs' relative L2 error (cosine ≈ 0.995). */
@@ -197,15 +195,6 @@ function guardKey(amax: ReadonlyMap<string, number>, samples: ArrayBufferView[][
 }
 
 /** The first `n` feeds of the calibration data, as input buffers (guard samples for a cached build). */
-async function firstFeeds(data: NonNullable<ResolvedOptions['calibration']>, plan: Plan, n: number): Promise<ArrayBufferView[][]> {
-  const out: ArrayBufferView[][] = [];
-  for await (const feed of data as AsyncIterable<Record<string, TensorLike>>) {
-    out.push(feedBuffers(plan, feed, `calibration feed ${out.length}`));
-    if (out.length >= n) break;
-  }
-  return out;
-}
-
 const BOUNDED_OPS = new Set(['Clip', 'Sigmoid', 'HardSigmoid', 'Tanh', 'Softsign']);
 const BOUNDED_EPILOGUES = new Set(['clip', 'sigmoid', 'hard_sigmoid', 'tanh']);
 

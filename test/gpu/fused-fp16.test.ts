@@ -83,4 +83,25 @@ d('fused kinds in fp16 on cuda', () => {
     const feeds = { input_ids: new Tensor('int64', ids, [1, SEQ]), attention_mask: new Tensor('int64', mask, [1, SEQ]) };
     await expectFp16Rule(new Uint8Array(fs.readFileSync(file)), feeds, ['Attention', 'Elementwise']);
   });
+
+  test("the fp16 guard takes calibration feeds as its samples: bert-tiny's attention stays fp16 on an unpadded mask, and is pinned on the generated one (every key masked)", async () => {
+    const file = path.join(__dirname, '..', '..', 'models', 'bert-tiny-ts.onnx');
+    const model = new Uint8Array(fs.readFileSync(file));
+    const SEQ = 16;
+    const feed = {
+      input_ids: new Tensor('int64', BigInt64Array.from({ length: SEQ }, (_, i) => BigInt(1 + ((i * 7) % 50))), [1, SEQ]),
+      attention_mask: new Tensor('int64', new BigInt64Array(SEQ).fill(1n), [1, SEQ]),
+    };
+    const generated = await compile(model, { device: 'cuda', precision: 'fp16' });
+    const sampled = await compile(model, { device: 'cuda', precision: 'fp16', calibration: [feed] });
+    try {
+      expect(generated.report.precisionGuard!.pinned.length).toBeGreaterThan(0);
+      expect(sampled.report.precisionGuard!.pinned).toEqual([]);
+      // a malformed feed is the user's error, named
+      await expect(compile(model, { device: 'cuda', precision: 'fp16', calibration: [{ input_ids: feed.input_ids }] })).rejects.toThrow(/calibration feed 0: input 'attention_mask' is missing/);
+    } finally {
+      generated.dispose();
+      sampled.dispose();
+    }
+  });
 });

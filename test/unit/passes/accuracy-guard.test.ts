@@ -1,8 +1,11 @@
 /**
  * The fp16 accuracy guard on the Plan (CPU reference kernels): a layer that overflows float16 is
  * pinned to fp32 and the fp16 plan then matches fp32; a well-behaved model pins nothing; the findings
- * reach the engine report (EngineMeta) and each layer reports the precision it runs in.
+ * reach the engine report (EngineMeta) and each layer reports the precision it runs in; samples given
+ * to the guard replace its generated input (a BERT's attention mask).
  */
+import * as fs from 'fs';
+import * as path from 'path';
 import { DataType } from '../../../src/dtype';
 import { bindShapes, guardWarnings } from '../../../src/compile';
 import { Engine, EngineMeta } from '../../../src/engine';
@@ -12,6 +15,7 @@ import { Plan, encodePlan } from '../../../src/lower/plan';
 import { native } from '../../../src/native/binding';
 import { importModel } from '../../../src/onnx/import';
 import '../../../src/ops';
+import { runPasses } from '../../../src/passes/manager';
 import { guardHalfPrecision } from '../../../src/passes/accuracy-guard';
 import { assignHalfPrecision } from '../../../src/passes/precision-assignment';
 import { Tensor } from '../../../src/tensor';
@@ -148,4 +152,20 @@ describe('fp16 accuracy guard', () => {
       engine.dispose();
     }
   });
+
+  test("samples replace the generated input: bert-tiny's attention is pinned on a mask of zeros (every key masked: -3.4e38 beyond float16) and on a padded one, not on a mask of ones", () => {
+    const g = importModel(new Uint8Array(fs.readFileSync(path.join(__dirname, '../../../models/bert-tiny-ts.onnx'))));
+    bindShapes(g, {});
+    inferGraph(g);
+    runPasses(g, true, { target: 'cuda' });
+    const plan = lowerGraph(g);
+    expect(plan.inputs.map((i) => [plan.tensors[i].name, plan.tensors[i].shape])).toEqual([['input_ids', [1, 16]], ['attention_mask', [1, 16]]]);
+    const ids = BigInt64Array.from({ length: 16 }, (_, i) => BigInt(1 + ((i * 7) % 50)));
+    const mask = (n: number) => BigInt64Array.from({ length: 16 }, (_, i) => (i < n ? 1n : 0n));
+    const attention = (pins: { layer: string; kind: string }[]) => pins.filter((p) => /attention\/self\/(MatMul|Softmax)$/.test(p.layer)).map((p) => p.kind);
+    // the generated sample: integers zero
+    expect(attention(guardHalfPrecision(plan).pinned)).toEqual(['Gemm', 'Softmax', 'Gemm', 'Softmax']);
+    expect(attention(guardHalfPrecision(plan, { samples: [[ids, mask(12)]] }).pinned)).toEqual(['Gemm', 'Softmax', 'Gemm', 'Softmax']);
+    expect(guardHalfPrecision(plan, { samples: [[ids, mask(16)]] }).pinned).toEqual([]);
+  }, 60000);
 });
