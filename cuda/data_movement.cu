@@ -52,14 +52,15 @@ __global__ void strided_copy_kernel(const T* __restrict__ src, T* __restrict__ d
 // [N, H, W, C]): after merging, out[(a * d1 + b) * d2 + c] = in[a * s0 + b + c * s2] with d2 small. One
 // thread per (a, b) copies its d2 values: the reads of each c are contiguous across a warp, the writes
 // are runs of d2, and the index arithmetic is one division per d2 elements instead of three per element.
-// (One image: the merged view has rank 2, d0 = 1.) False when the view is not of that form.
+// (One image: the merged view has rank 2, d0 = 1.) False when the view is not of that form. Called only
+// where fits32 holds, so strides are non-negative and every offset fits 32 bits.
 constexpr int kInterleaveMax = 16;
 struct Interleave {
   uint32_t d1 = 0, d2 = 0, s0 = 0, s2 = 0, rows = 0;
 };
 bool interleave_view(const Strided<1>& sp, Interleave& v) {
   const int o = sp.rank - 2;  // the (b, c) dims
-  if ((sp.rank != 2 && sp.rank != 3) || sp.stride[0][o] != 1 || sp.shape[o + 1] > kInterleaveMax || sp.stride[0][o + 1] < 0 || (o && sp.stride[0][0] < 0)) return false;
+  if ((sp.rank != 2 && sp.rank != 3) || sp.stride[0][o] != 1 || sp.shape[o + 1] > kInterleaveMax) return false;
   v.d1 = static_cast<uint32_t>(sp.shape[o]), v.d2 = static_cast<uint32_t>(sp.shape[o + 1]);
   v.s0 = o ? static_cast<uint32_t>(sp.stride[0][0]) : 0, v.s2 = static_cast<uint32_t>(sp.stride[0][o + 1]);
   v.rows = static_cast<uint32_t>((o ? sp.shape[0] : 1) * sp.shape[o]);

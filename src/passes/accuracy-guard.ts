@@ -10,10 +10,10 @@
  * nothing or `maxRounds` have run. Errors inherited from an earlier layer never pin a later one.
  *
  * fp16 (`guardHalfPrecision`, before precision assignment): the samples given (compile(): the first
- * feeds of `calibration` when the build has one), else a seeded sample input (the CLI's generator:
- * floats uniform in [-1, 1), integers zero — an attention mask of zeros masks every key); a value
- * beyond the float16 range (±65504) in fp32 pins the layers that read or write it up front. The Plan given is not changed: the result names the
- * layers to pass to assignHalfPrecision.
+ * feeds of `calibration` when the build has one), else a seeded sample input (`generatedSample`, the
+ * CLI's generator: floats uniform in [-1, 1), integers zero — an attention mask of zeros masks every
+ * key); a value beyond the float16 range (±65504) in fp32 pins the layers that read or write it up
+ * front. The Plan given is not changed: the result names the layers to pass to assignHalfPrecision.
  * int8 (src/quant/index.ts): the calibration feeds as samples; the candidate is the graph rebuilt with
  * the pinned layers left out of quantization.
  */
@@ -301,14 +301,16 @@ export function guardPlans(ref: Plan, build: (pinned: ReadonlySet<string>) => Gu
   return { checked, pinned, rounds, clean };
 }
 
+/** The guards' generated sample: the CLI's seeded inputs for `plan` (input buffers in its order). */
+export function generatedSample(plan: Plan, seed = 1): ArrayBufferView[] {
+  const infos = plan.inputs.map((i) => ({ name: plan.tensors[i].name, type: dtypeName(plan.tensors[i].dtype), dims: [...plan.tensors[i].shape] }));
+  const sample = randomInputs(infos, seed);
+  return infos.map((i) => sample[i.name].data as ArrayBufferView);
+}
+
 /** Finds the layers of the fp32 `plan` that must stay fp32 for the fp16 build to keep its accuracy. */
 export function guardHalfPrecision(plan: Plan, options: GuardOptions & { keep?: ReadonlySet<string>; samples?: ArrayBufferView[][] } = {}): GuardResult {
-  let samples = options.samples ?? [];
-  if (!samples.length) {
-    const infos = plan.inputs.map((i) => ({ name: plan.tensors[i].name, type: dtypeName(plan.tensors[i].dtype), dims: [...plan.tensors[i].shape] }));
-    const sample = randomInputs(infos, options.seed ?? 1);
-    samples = [infos.map((i) => sample[i.name].data as ArrayBufferView)];
-  }
+  const samples = options.samples?.length ? options.samples : [generatedSample(plan, options.seed)];
   const ref = runAll(clonePlan(plan), samples);
   const early: PinnedLayer[] = [];
   const halfCandidates = new Set(assignHalfPrecision(clonePlan(plan), new Set()).half);

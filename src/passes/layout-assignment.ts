@@ -13,9 +13,10 @@
  *         and Reduce its axes (ReduceMean over H, W is how some exporters write GlobalAveragePool).
  *         One reformat (a StridedCopy) per tensor and direction, shared by all its readers, sits where
  *         a region meets a layer that stays NCHW (a QuantizeLinear that alone reads a graph input
- *         stays NCHW, so that the reformat moves its int8 output rather than the float input); a tensor whose bytes are the same in both layouts
- *         (C = 1, or H·W = 1 such as a GlobalAveragePool's output) crosses with a Copy instead, which
- *         copy elimination turns into a view.
+ *         stays NCHW, so that the reformat moves its int8 output rather than the float input); a
+ *         tensor whose bytes are the same in both layouts (C = 1, or H·W = 1 such as a
+ *         GlobalAveragePool's output) crosses with a Copy instead, which copy elimination turns into a
+ *         view.
  * Handles: regions are the connected groups of layers that can run channels-last, joined through the
  *          4-D tensors they read and write; a group is converted only when it holds a Conv or Int8Conv
  *          (a lone pool is not worth a reformat pair). Graph inputs and outputs keep NCHW. The layer kinds

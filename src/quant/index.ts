@@ -14,13 +14,9 @@
 import { KilnError } from '../errors';
 import { Graph } from '../ir/graph';
 import { lowerGraph } from '../lower/lower';
-import { Plan } from '../lower/plan';
-import type { TensorLike } from '../tensor';
 import { native } from '../native/binding';
-import { randomInputs } from '../cli/inputs';
-import { dtypeName } from '../dtype';
 import type { ResolvedOptions } from '../options';
-import { GuardResult, describePin, guardPlans } from '../passes/accuracy-guard';
+import { GuardResult, describePin, generatedSample, guardPlans } from '../passes/accuracy-guard';
 import { PassSummary, passEnabled } from '../passes/manager';
 import { int8MaxPool } from '../passes/int8-pool';
 import { Uses } from '../passes/match';
@@ -140,11 +136,7 @@ export async function quantizeGraph(g: Graph, modelBytes: Uint8Array, o: Resolve
     try {
       const ref = lowerGraph(cloneGraph(base));
       if (!samples.length && o.calibration) samples = await firstFeeds(o.calibration, ref, GUARD_SAMPLES);
-      if (!samples.length) {
-        const infos = ref.inputs.map((i) => ({ name: ref.tensors[i].name, type: dtypeName(ref.tensors[i].dtype), dims: [...ref.tensors[i].shape] }));
-        const r = randomInputs(infos, 1);
-        samples = [infos.map((i) => r[i.name].data as ArrayBufferView)];
-      }
+      if (!samples.length) samples = [generatedSample(ref)];
       const options = { precision: 'int8' as const, tolerance: o.tolerance ?? INT8_TOLERANCE, outputTolerance: o.tolerance ?? INT8_OUTPUT_TOLERANCE, keep };
       const gk = cache && guardKey(amax, samples, options, floatPins);
       const hit = gk ? cache!.guards[gk] : undefined;
@@ -194,7 +186,6 @@ function guardKey(amax: ReadonlyMap<string, number>, samples: ArrayBufferView[][
   return `int8|${h.digest('hex')}`;
 }
 
-/** The first `n` feeds of the calibration data, as input buffers (guard samples for a cached build). */
 const BOUNDED_OPS = new Set(['Clip', 'Sigmoid', 'HardSigmoid', 'Tanh', 'Softsign']);
 const BOUNDED_EPILOGUES = new Set(['clip', 'sigmoid', 'hard_sigmoid', 'tanh']);
 
