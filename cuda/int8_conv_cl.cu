@@ -55,35 +55,6 @@ using Shape64x6 = Shape<64, 64, 32, 32, 3, 6>;
 // over more of them; 46 KB)
 using Shape128w4 = Shape<128, 64, 64, 32, 3, 2>;
 
-// 16 bytes global → shared, asynchronously; the bytes past `src_bytes` (0 or 16) are zero-filled.
-__device__ __forceinline__ void copy16(void* smem, const void* gmem, int src_bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
-#endif
-}
-__device__ __forceinline__ void copy_commit() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.commit_group;\n" ::);
-#endif
-}
-template <int N>
-__device__ __forceinline__ void copy_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-#endif
-}
-
-// Four 8x8 matrices of 16-bit elements (here: 8 rows x 16 bytes) from shared memory, one row address
-// per lane (lanes 8i..8i+7 give matrix i's rows): the m16n8k32 int8 fragments are exactly those of
-// m16n8k16 f16 with each 16-bit element a pair of bytes.
-__device__ __forceinline__ void ldmatrix4(uint32_t (&r)[4], const void* smem) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
-#endif
-}
-
 // Split K (`split` > 1, for grids too small to fill the GPU): blockIdx.z = group * split + part; each
 // part sums its share of the K tiles into `sums` (int32 atomics: exact, in any order), and the last part
 // to finish a tile (an arrival counter per tile) reads the sums back and runs the epilogue. `sums` and

@@ -19,6 +19,7 @@ import { CompileOptions, ProgressEvent, ResolvedOptions, resolveOptions } from '
 import type { TensorLike } from './tensor';
 import { eliminateConcats } from './passes/concat-elimination';
 import { eliminateCopies } from './passes/copy-elimination';
+import { fuseConvPool } from './passes/conv-pool-fusion';
 import { fuseCopies } from './passes/copy-fusion';
 import { foldOperandWindows } from './passes/strided-operands';
 import { passEnabled, runPasses } from './passes/manager';
@@ -217,6 +218,8 @@ export async function compileResolved(model: ModelSource, o: ResolvedOptions, mi
     passes.push({ name: 'precision-assignment', changed: r.half.length, nodes: r.half });
   }
   for (const [name, pass] of [
+    // channels-last int8 convolutions exist on cuda only (layout assignment)
+    ['conv-pool-fusion', (p: Plan) => (backend === 'cuda' ? fuseConvPool(p) : [])],
     ['copy-fusion', fuseCopies],
     ['strided-operands', foldOperandWindows],
     ['concat-elimination', eliminateConcats],

@@ -14,6 +14,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <string>
@@ -253,15 +254,51 @@ int main(int argc, char** argv) {
       CK(conv_direct(g, Input{dx, false}, 0, dw, ep, st));
       CK(cudaStreamSynchronize(st));
       CK(cudaMemcpy(want.data(), dy, ys, cudaMemcpyDeviceToHost));
-      const char* names[] = {"mma (gather)", "im2col 64x64", "im2col 128x64w4", "s2d 64x64", "s2d 64x64b6", "s2d 128x64", "s2d 128x64w4"};
+      // the stem kernel with ResNet's max pool (3x3 stride 2 pad 1) checked against the pool of `want`
+      StemPool pool;
+      pool.k[0] = pool.k[1] = 3, pool.s[0] = pool.s[1] = 2, pool.p[0] = pool.p[1] = 1, pool.out[0] = pool.out[1] = 56;
+      const size_t ps = static_cast<size_t>(N) * 56 * 56 * 64;
+      const char* names[] = {"mma (gather)", "im2col 64x64", "im2col 128x64w4", "s2d 64x64", "s2d 64x64b6", "s2d 128x64", "s2d 128x64w4", "stem", "stem+pool"};
       const ClTile s2d_tiles[] = {kCl64, kCl64x6, kCl128, kCl128w4};
       std::printf("stem 7x7 3-64 (us):");
-      for (int v = 0; v < 7; ++v) {
+      for (int v = 0; v < 9; ++v) {
         auto launch = [&]() {
           if (v == 0) return conv_mma(g, Input{dx, false}, 0, dw1, ep, st);
           if (v < 3) return conv_im2col_cl(g, v == 1 ? kCl64 : kCl128w4, dx, dw2, ep, ws, st);
+          if (v >= 7) return conv_stem_cl(g, v == 8 ? &pool : nullptr, dx, dw3, ep, st);
           return conv_s2d_cl(g, s2d_tiles[v - 3], dx, dw3, ep, ws, st);
         };
+        if (v == 8) {
+          std::vector<int8_t> pwant(ps), pgot(ps);
+          for (int n = 0; n < N; ++n)
+            for (int py = 0; py < 56; ++py)
+              for (int px = 0; px < 56; ++px)
+                for (int c = 0; c < 64; ++c) {
+                  int best = -1000;
+                  for (int ky = 0; ky < 3; ++ky)
+                    for (int kx = 0; kx < 3; ++kx) {
+                      const int cy = 2 * py - 1 + ky, cx = 2 * px - 1 + kx;
+                      if (cy >= 0 && cy < 112 && cx >= 0 && cx < 112) best = std::max<int>(best, want[((static_cast<size_t>(n) * 112 + cy) * 112 + cx) * 64 + c]);
+                    }
+                  pwant[((static_cast<size_t>(n) * 56 + py) * 56 + px) * 64 + c] = static_cast<int8_t>(best);
+                }
+          CK(cudaMemsetAsync(dy, 0, ys, st));
+          CK(launch());
+          CK(cudaStreamSynchronize(st));
+          CK(cudaMemcpy(pgot.data(), dy, ps, cudaMemcpyDeviceToHost));
+          const bool eq = pgot == pwant;
+          all_equal &= eq;
+          if (once) continue;
+          for (int w = 0; w < 3; ++w) CK(launch());
+          CK(cudaEventRecord(e0, st));
+          for (int r = 0; r < reps; ++r) CK(launch());
+          CK(cudaEventRecord(e1, st));
+          CK(cudaEventSynchronize(e1));
+          float ms = 0;
+          CK(cudaEventElapsedTime(&ms, e0, e1));
+          std::printf("  %s %.1f%s", names[v], 1e3 * ms / reps, eq ? "" : "!");
+          continue;
+        }
         CK(cudaMemsetAsync(dy, 0, ys, st));
         CK(launch());
         CK(cudaStreamSynchronize(st));

@@ -58,6 +58,35 @@ inline void for_each_tap(const ConvGeom& g, int64_t oz, int64_t oy, int64_t ox, 
   }
 }
 
+// Int8ConvPool (src/passes/conv-pool-fusion.ts): a 2-D convolution and the max pool that alone reads
+// its output, as one layer whose Y is the pool's output. conv_geom took Y's spatial dims; this puts the
+// convolution's own (from X, the window and both pads) in g.out and returns the pool (attributes
+// pool_kernel, pool_strides, pool_pads as [begins..., ends...]; dilation 1) with its output dims.
+struct FusedPool {
+  int64_t k[2] = {1, 1}, s[2] = {1, 1}, p[2] = {0, 0}, out[2] = {1, 1};
+};
+inline FusedPool fused_pool(const LayerInfo& L, ConvGeom& g) {
+  const PlanOp& op = *L.op;
+  auto bad = [&](const std::string& why) { fail("INVALID_ENGINE", "layer '" + op.name + "' (" + op.kind + "): " + why); };
+  if (g.rank != 2) bad("the fused max pool needs a 2-D convolution");
+  if (g.has_residual) bad("the fused max pool takes no residual");
+  const auto pads = op.ints("pads"), pk = op.ints("pool_kernel"), ps = op.ints("pool_strides"), pp = op.ints("pool_pads");
+  if (pk.size() != 2 || ps.size() != 2 || pp.size() != 4) bad("pool_kernel, pool_strides and pool_pads must be 2, 2 and 4 values");
+  FusedPool f;
+  for (int i = 0; i < 2; ++i) {
+    const int64_t extent = (g.k[1 + i] - 1) * g.d[1 + i] + 1, span = g.in[1 + i] + pads[i] + pads[2 + i] - extent;
+    if (span < 0) bad("the window is larger than the padded input");
+    f.out[i] = g.out[1 + i];  // Y's dims: the pool's output
+    g.out[1 + i] = span / g.s[1 + i] + 1;
+    f.k[i] = pk[i], f.s[i] = ps[i], f.p[i] = pp[i];
+    if (pk[i] < 1 || ps[i] < 1 || pp[i] < 0 || pp[i] >= pk[i] || pp[2 + i] < 0 || pp[2 + i] >= pk[i]) bad("pool window, strides or pads out of range");
+    // the pool's output size, floor or ceil mode (ceil: the last window starts inside the input or its leading pad)
+    const int64_t room = g.out[1 + i] + pp[i] + pp[2 + i] - pk[i];
+    if (room < 0 || (f.out[i] != room / ps[i] + 1 && f.out[i] != (room + ps[i] - 1) / ps[i] + 1)) bad("Y's spatial dims are not the pool's output of the convolution's");
+  }
+  return f;
+}
+
 // transposed: W is [C, M/G, k...] (ConvTranspose) instead of [M, C/G, k...].
 inline ConvGeom conv_geom(const LayerInfo& L, bool transposed) {
   const PlanOp& op = *L.op;

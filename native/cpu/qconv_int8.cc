@@ -7,10 +7,13 @@
 //                          output position's im2col row (minus the zero point) and takes four output
 //                          channels per pass of the AVX2 int16 dot. Tasks split the output positions.
 // Both refuse channels-last layers (conv_geom.h): int8 layers are kept in the default layout.
+// Int8ConvPool (a convolution and its max pool, fused on CUDA int8 engines): cpu.int8_conv_pool, the
+// reference in either layout (the fallback when no CUDA kernel takes the layer, and the tests').
 #include "conv_geom.h"
 #include "qgemm_int8.h"
 
 #include <cstring>
+#include <vector>
 
 namespace kiln::int8 {
 namespace {
@@ -114,10 +117,64 @@ class Int8ConvIm2col : public Tactic {
   }
 };
 
+// Int8ConvPool (src/passes/conv-pool-fusion.ts: an int8 engine's convolution and the max pool that
+// alone reads its output): the reference in either layout, the convolution's int8/uint8 outputs into
+// a buffer (Int8ConvRef's sums and epilogue), then the max over each pool window's taps inside that
+// output (a window wholly outside gives 0, as the CUDA pools of bytes).
+class Int8ConvPoolRef : public Tactic {
+ public:
+  const char* name() const override { return "cpu.int8_conv_pool"; }
+  bool reference() const override { return true; }
+  void run(const LayerInfo& L, LayerState*, const Tensor* in, Tensor* out, RunContext&) const override {
+    ConvGeom g = conv_geom(L, false);
+    const FusedPool fp = fused_pool(L, g);
+    Params p = read_params(L, g.M);
+    if (p.out != DType::I8 && p.out != DType::U8) fail("INVALID_ENGINE", "layer '" + L.op->name + "' (Int8ConvPool): the output must be int8 or uint8");
+    if (g.has_bias && L.in[2]->dtype != DType::F32) fail("INVALID_ENGINE", "layer '" + L.op->name + "' (Int8ConvPool): the bias must be float32");
+    std::vector<uint8_t> conv(static_cast<size_t>(g.N * g.M * g.out_size()));
+    const Store st{p, g.has_bias ? in[2].as<float>() : nullptr, nullptr, conv.data()};
+    const int8_t* W = in[1].as<int8_t>();
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t m = 0; m < g.M; ++m) {
+        const int64_t grp = m / g.Mg;
+        for (int64_t o = 0; o < g.out_size(); ++o) {
+          const int64_t ox = o % g.out[2], oy = (o / g.out[2]) % g.out[1], oz = o / (g.out[2] * g.out[1]);
+          int32_t acc = 0;
+          for (int64_t c = 0; c < g.Cg; ++c)
+            for_each_tap(g, oz, oy, ox, [&](int64_t tap, int64_t iz, int64_t iy, int64_t ix, bool inside) {
+              if (inside) acc += centered(in[0].data, in[0].dtype, g.xi(n, grp * g.Cg + c, (iz * g.in[1] + iy) * g.in[2] + ix), p.x_zp) * W[g.wi(m, c, tap)];
+            });
+          st.put(g.yi(n, m, o), m, acc);
+        }
+      }
+    // Y's geometry: the pool's output in the same layout
+    ConvGeom yg = g;
+    yg.out[1] = fp.out[0], yg.out[2] = fp.out[1];
+    const bool sgn = p.out == DType::I8;
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t m = 0; m < g.M; ++m)
+        for (int64_t py = 0; py < fp.out[0]; ++py)
+          for (int64_t px = 0; px < fp.out[1]; ++px) {
+            int best = 0;
+            bool any = false;
+            for (int64_t ky = 0; ky < fp.k[0]; ++ky)
+              for (int64_t kx = 0; kx < fp.k[1]; ++kx) {
+                const int64_t cy = py * fp.s[0] - fp.p[0] + ky, cx = px * fp.s[1] - fp.p[1] + kx;
+                if (cy < 0 || cy >= g.out[1] || cx < 0 || cx >= g.out[2]) continue;
+                const uint8_t b = conv[static_cast<size_t>(g.yi(n, m, cy * g.out[2] + cx))];
+                const int v = sgn ? static_cast<int8_t>(b) : b;
+                if (!any || v > best) best = v, any = true;
+              }
+            static_cast<uint8_t*>(out[0].data)[yg.yi(n, m, py * fp.out[1] + px)] = static_cast<uint8_t>(best);
+          }
+  }
+};
+
 }  // namespace
 }  // namespace kiln::int8
 
 namespace kiln {
 KILN_REGISTER_TACTIC("cpu", "Int8Conv", int8::Int8ConvRef);
 KILN_REGISTER_TACTIC("cpu", "Int8Conv", int8::Int8ConvIm2col);
+KILN_REGISTER_TACTIC("cpu", "Int8ConvPool", int8::Int8ConvPoolRef);
 }  // namespace kiln

@@ -42,8 +42,18 @@ Layer read_layer(const LayerInfo& L) {
   const PlanOp& op = *L.op;
   Layer l;
   int64_t channels = 0;
-  if (op.kind == "Int8Conv") {
+  if (op.kind == "Int8Conv" || op.kind == "Int8ConvPool") {
     ConvGeom cg = conv_geom(L, false);
+    if (op.kind == "Int8ConvPool") {
+      // Y is the pool's output; the geometry is the convolution's
+      const FusedPool fp = fused_pool(L, cg);
+      l.pooled = true;
+      for (int i = 0; i < 2; ++i) {
+        if (fp.out[i] > kMaxElems || fp.k[i] > 64 || fp.s[i] > 64) bad(L, "UNSUPPORTED", "a pool too large for the CUDA int8 kernels");
+        l.pool.k[i] = static_cast<int>(fp.k[i]), l.pool.s[i] = static_cast<int>(fp.s[i]), l.pool.p[i] = static_cast<int>(fp.p[i]), l.pool.out[i] = static_cast<int>(fp.out[i]);
+      }
+      if (cg.N * cg.M * cg.out_size() > kMaxElems) bad(L, "UNSUPPORTED", "the convolution's output is too large for the CUDA int8 kernels");
+    }
     Geom& g = l.g;
     g.N = static_cast<int>(cg.N), g.C = static_cast<int>(cg.C), g.M = static_cast<int>(cg.M), g.G = static_cast<int>(cg.G);
     g.Cg = static_cast<int>(cg.Cg), g.Mg = static_cast<int>(cg.Mg);

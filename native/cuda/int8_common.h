@@ -39,9 +39,12 @@ struct Layer {
   int K = 0;              // window length (Cg * kernel size; K for Int8Gemm)
   int64_t rows = 0;       // Int8Gemm's M (positions of all images for Int8Conv)
   bool has_bias = false, has_residual = false;
+  bool pooled = false;  // Int8ConvPool: g is the convolution, `pool` the max pool whose output Y is
+  StemPool pool;
 };
 
-// Reads and validates the layer (throws INVALID_ENGINE naming it, like the CPU tactics) and refuses
+// Reads and validates the layer (Int8Conv, Int8ConvPool or Int8Gemm; throws INVALID_ENGINE naming it,
+// like the CPU tactics) and refuses
 // what the int32-indexed kernels cannot address (a tensor of 2^31 elements or more: UNSUPPORTED).
 Layer read_layer(const LayerInfo& L);
 // read_layer without the throw: false when it would throw.

@@ -131,6 +131,20 @@ size_t s2d_bytes(const Geom& g);
 void pack_s2d_weights(const Geom& g, const int8_t* w, int8_t* dst);
 cudaError_t conv_s2d_cl(const Geom& g, ClTile t, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, void* workspace, cudaStream_t s);
 
+// The stem kernel (cuda/int8_conv_stem.cu): the layers conv_s2d_cl takes with stride 2, at most 4
+// channels, a 4x4 block window (ResNet's 7x7 stride 2 pad 3) and 64 output channels, each block a 2-D
+// region of outputs from one patch of X in shared memory; with `pool` the max pool after it (kind
+// Int8ConvPool) in the same kernel, Y then the pool's output. W packed by pack_s2d_weights. The
+// epilogue: the folded form, an int8/uint8 output 16-byte aligned, no residual and no corrections.
+struct StemPool {
+  int k[2] = {1, 1}, s[2] = {1, 1}, p[2] = {0, 0};  // window, strides, leading pads (rows, columns)
+  int out[2] = {0, 0};                              // the pool's output size
+};
+bool stem_fits(const Geom& g);
+bool stem_pool_fits(const StemPool& p);
+bool stem_epilogue_fits(const Epilogue& ep);
+cudaError_t conv_stem_cl(const Geom& g, const StemPool* pool, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, cudaStream_t s);
+
 // The epilogue over an int32 product acc [rows, cols] (row-major, channel = column) into ep.out.
 cudaError_t gemm_epilogue(const int32_t* acc, int64_t rows, int64_t cols, const Epilogue& ep, cudaStream_t s);
 

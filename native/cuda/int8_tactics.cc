@@ -17,6 +17,9 @@
 //       tiles: 1x1 layers), 128 x 64 blocks of 4 warps of 64 x 32.
 //   cuda.int8_conv.im2col.bm64 / .bm128.w4   channels not a multiple of 16 (the stem's 3): the windows
 //       gathered into a workspace, then the channels-last kernel as a 1x1 convolution over them.
+//   cuda.int8_conv.stem / cuda.int8_conv_pool.stem   ResNet's stem (7x7 stride 2 over 3 channels into
+//       64) by space-to-depth from one shared-memory patch per block of outputs (cuda/int8_conv_stem.cu);
+//       the .int8_conv_pool one is the only CUDA tactic of Int8ConvPool (the stem and its max pool).
 // Both layouts (channels_last or not) and every group/stride/pad/dilation. Int8Gemm also has the
 // cuBLASLt IMMA tactics of int8_gemm_cublaslt.cc.
 #include "int8_common.h"
@@ -229,6 +232,48 @@ class GatherCl : public Tactic {
   std::string name_;
 };
 
+// The stem kernel (cuda/int8_conv_stem.cu): ResNet's 7x7 stride 2 over 3 channels by space-to-depth,
+// a 2-D region of outputs per block from one patch of X in shared memory; for Int8ConvPool the max
+// pool after it in the same kernel (the convolution's output never leaves the SM).
+class Stem : public Tactic {
+ public:
+  explicit Stem(const char* kind) : pooled_(std::string(kind) == "Int8ConvPool"), name_(pooled_ ? "cuda.int8_conv_pool.stem" : "cuda.int8_conv.stem") {}
+  const char* name() const override { return name_.c_str(); }
+  bool can_implement(const LayerInfo& L) const override {
+    if (!L.const_data(1) || device_major() < 8 || cu::alignment_of(*L.plan, L.out[0]) < 16) return false;
+    try {
+      Layer l = read_layer(L);
+      return l.pooled == pooled_ && l.g.channels_last && !l.u8 && l.pad8 == 0 && !l.has_residual && l.p.fold.on && (l.p.out == DType::I8 || l.p.out == DType::U8) &&
+             stem_fits(l.g) && (!l.pooled || stem_pool_fits(l.pool));
+    } catch (const Error&) {
+      return false;
+    }
+  }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
+    if (!can_implement(L))
+      fail("INVALID_ENGINE", cu::where(L) + ": tactic " + name_ + " cannot run this layer (it needs a channels-last stride-2 convolution of at most 4 int8 channels with zero point 0 into 64, a 4x4 space-to-depth window and an int8/uint8 output without residual)");
+    auto st = std::make_unique<MmaState>();
+    init_state(L, *st, false);
+    const Geom g2 = s2d_geom(st->l.g);
+    std::vector<int8_t> packed(static_cast<size_t>(mma_mgp(g2)) * mma_kp(g2));
+    pack_s2d_weights(st->l.g, reinterpret_cast<const int8_t*>(L.const_data(1)), packed.data());
+    st->w.upload(L, packed.data(), packed.size());
+    return st;
+  }
+  void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const auto& st = *static_cast<MmaState*>(s);
+    cudaGetLastError();
+    check(L,
+          conv_stem_cl(st.l.g, st.l.pooled ? &st.l.pool : nullptr, static_cast<const int8_t*>(in[0].data), st.w.as<int8_t>(), epilogue_for(st, in, out),
+                       static_cast<cudaStream_t>(ctx.stream)),
+          "int8 stem");
+  }
+
+ private:
+  bool pooled_;
+  std::string name_;
+};
+
 struct RegisterAll {
   RegisterAll() {
     for (const char* kind : {"Int8Conv", "Int8Gemm"}) {
@@ -241,6 +286,7 @@ struct RegisterAll {
       register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl64x6, false));
       register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl64, true));
       if (std::string(kind) == "Int8Conv") {
+        register_tactic("cuda", kind, std::make_unique<Stem>(kind));
         for (GatherCl::Kind gk : {GatherCl::kS2d, GatherCl::kIm2col}) {
           register_tactic("cuda", kind, std::make_unique<GatherCl>(gk, kCl64));
           register_tactic("cuda", kind, std::make_unique<GatherCl>(gk, kCl128w4));
@@ -249,6 +295,7 @@ struct RegisterAll {
       register_tactic("cuda", kind, std::make_unique<Mma>(kind));
       register_tactic("cuda", kind, std::make_unique<Direct>(kind));
     }
+    register_tactic("cuda", "Int8ConvPool", std::make_unique<Stem>("Int8ConvPool"));
   }
 } register_all;
 

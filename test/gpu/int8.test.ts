@@ -19,7 +19,8 @@ import { DataType } from '../../src/dtype';
 import { encodePlan, float, floats, int, ints, str } from '../../src/lower/plan';
 import { native } from '../../src/native/binding';
 import { smallCnn } from '../unit/quant/quant-models';
-import { Int8LayerCase, int8LayerPlan } from '../unit/ops/int8-helpers';
+import { fuseConvPool } from '../../src/passes/conv-pool-fusion';
+import { Int8LayerCase, PoolSpec, int8ConvPoolPlan, int8LayerPlan } from '../unit/ops/int8-helpers';
 
 type Arr = Int8Array | Uint8Array | Float32Array;
 import { rng } from '../unit/ops/tactic-helpers';
@@ -297,6 +298,10 @@ d('cuda int8 tactics vs the CPU reference', () => {
     (o.G ?? 1) === 1 && o.xt === I8 && o.zp === 0 && o.out === I8 && !o.clip && (o.act === undefined || (o.act === 'relu' && o.yzp === 0)) && !o.residual &&
     (o.residualType === undefined || o.residualType === I8);
   const cudnnHas = (o: ConvSpec) => cudnnTakes(o) && o.C % 16 === 0 && o.M % 16 === 0;
+  /** Whether the stem kernel's conditions hold (int8_conv_stem.cu's stem_fits, the folded epilogue). */
+  const stemTakes = (o: ConvSpec) =>
+    o.C <= 4 && o.M === 64 && (o.G ?? 1) === 1 && !o.d && o.k.every((k) => k === 7) && (o.s ?? [1]).every((s) => s === 2) && (o.p ?? [0]).every((p) => p === 3) &&
+    o.xt === I8 && o.zp === 0 && o.out !== F32 && !o.residual && o.residualType === undefined && (o.act === undefined || o.act === 'relu');
   /** Tactics whose epilogue rounds in a library's order (within one step of the CPU: diffStep). */
   const oneStep = (t: string) => t.includes('.lt.') || t.includes('.cudnn.');
   test.each(CL_CASES)('channels-last %s: every candidate equals the NCHW reference, transposed', async (name, spec, cl) => {
@@ -339,6 +344,9 @@ d('cuda int8 tactics vs the CPU reference', () => {
     if (cudnnTakes(spec) && spec.C % 16 !== 0 && spec.M % 16 === 0) expect(names).toContain('cuda.int8_conv.cudnn.im2col.0');
     if (spec.C % 16 === 0) expect(names.filter((t) => t.includes('.cudnn.im2col.'))).toEqual([]);
     if (!cudnnTakes(spec)) expect(names.filter((t) => t.includes('.cudnn.'))).toEqual([]);
+    // ResNet's stem (7x7 stride 2 pad 3 over at most 4 channels into 64): the stem kernel
+    if (stemTakes(spec)) expect(names).toContain('cuda.int8_conv.stem');
+    else expect(names.filter((t) => t.endsWith('.stem'))).toEqual([]);
     const want = nhwc(ref, M, OH, OW, N);
     for (const t of names) {
       const one = await buildCuda(p2.plan, { tactics: { Int8Conv: t }, timing: false });
@@ -351,6 +359,34 @@ d('cuda int8 tactics vs the CPU reference', () => {
     console.log(`channels-last ${name}: ${JSON.stringify(Object.fromEntries(layer.candidates.map((x) => [x.tactic, x.ms])))}, chosen ${layer.tactic}`);
     e.dispose();
   }, 180_000); // the large cases build and check nine candidates: 40-60 s on the H100 machine
+
+  // ResNet's stem and its max pool as one layer (src/passes/conv-pool-fusion.ts): the stem kernel
+  // pools in shared memory; against the CPU reference of the fused kind (cpu.int8_conv_pool, equal to
+  // the convolution and pool it replaces: test/unit/passes/conv-pool-fusion.test.ts)
+  const POOL_CASES: [string, ConvSpec, boolean][] = [
+    ['2x40x36, int8 + relu, y zero point 0', { N: 2, C: 3, M: 64, spatial: [40, 36], k: [7, 7], s: [2, 2], p: [3, 3], xt: I8, zp: 0, out: I8, act: 'relu', yzp: 0 }, false],
+    ['1x33x29, uint8 output, ceil-mode pool', { N: 1, C: 3, M: 64, spatial: [33, 29], k: [7, 7], s: [2, 2], p: [3, 3], xt: I8, zp: 0, out: U8, act: 'relu' }, true],
+    ['2x224x224 (ResNet-50\'s), no activation, y zero point -4', { N: 2, C: 3, M: 64, spatial: [224, 224], k: [7, 7], s: [2, 2], p: [3, 3], xt: I8, zp: 0, out: I8 }, false],
+  ];
+  test.each(POOL_CASES)('stem + max pool (Int8ConvPool) %s: equal to the CPU reference', async (name, spec, ceil) => {
+    const c = convCase(name, spec);
+    const [N, C, H, W] = c.x.shape;
+    const [, M, OH, OW] = c.out.shape;
+    const size = (x: number) => (ceil ? Math.ceil : Math.floor)((x + 2 - 3) / 2) + 1;
+    const pool: PoolSpec = { k: [3, 3], s: [2, 2], pads: [1, 1, 1, 1], out: [size(OH), size(OW)] };
+    const plan = int8ConvPoolPlan({ ...c, x: { ...c.x, data: nhwc(c.x.data, C, H, W, N) }, w: { shape: c.w.shape, data: nhwc(c.w.data, C, 7, 7, M) } }, pool, true);
+    expect(fuseConvPool(plan)).toEqual(['q']);
+    const x = nhwc(c.x.data, C, H, W, N);
+    const want = typed(c.out.dtype, native().runPlan(encodePlan(plan), [x], { Int8ConvPool: 'cpu.int8_conv_pool' })[0]);
+    expect(want.length).toBe(N * M * pool.out[0] * pool.out[1]);
+    const e = await buildCuda(plan);
+    expect(layers(e).map((l) => [l.kind, l.tactic])).toEqual([['Int8ConvPool', 'cuda.int8_conv_pool.stem']]);
+    for (const run of ['first', 'replay']) {
+      const got = typed(c.out.dtype, (await e.infer([x]))[0]);
+      expect([run, diff(got, want, c.out.dtype)]).toEqual([run, []]);
+    }
+    e.dispose();
+  }, 120_000);
 
   test('an int8 build of a small CNN on cuda runs its int8 layers there and matches the CPU int8 engine', async () => {
     const r2 = rng(11);

@@ -34,3 +34,50 @@ export function int8LayerPlan(c: Int8LayerCase): { plan: Plan; inputs: ArrayBuff
   const planInputs = [0, ...(c.residual ? [ins[3]] : [])];
   return { plan: { tensors, ops: [{ kind: c.kind, name: 'q', inputs: ins, outputs: [2], attrs: c.attrs, origin: ['q'] }], inputs: planInputs, outputs: [2] }, inputs };
 }
+
+/** A max pool after an int8 convolution: window, strides, pads [begins..., ends...], output spatial dims. */
+export interface PoolSpec {
+  k: number[];
+  s: number[];
+  pads: number[];
+  out: number[];
+}
+
+/**
+ * An Int8Conv case (NCHW) followed by a max Pool as a two-layer Plan: `channelsLast` stores every
+ * activation [N, spatial..., C] and W [M, k..., C] (the layout CUDA int8 engines use; the caller gives
+ * the data in that layout) and marks both layers channels_last, as layout assignment does.
+ */
+export function int8ConvPoolPlan(c: Int8LayerCase, pool: PoolSpec, channelsLast: boolean): Plan {
+  const { plan } = int8LayerPlan(c);
+  const [N, M] = c.out.shape;
+  const cl = (s: number[]) => (channelsLast ? [s[0], ...s.slice(2), s[1]] : s);
+  const conv = plan.ops[0];
+  const y = plan.tensors[2];
+  const pooled = plan.tensors.push({ name: 'pooled', dtype: y.dtype, shape: cl([N, M, ...pool.out]), kind: 'output' }) - 1;
+  plan.tensors[0].shape = cl(plan.tensors[0].shape);
+  plan.tensors[1].shape = cl(plan.tensors[1].shape);
+  plan.tensors[2] = { ...y, shape: cl(y.shape), kind: 'activation' };
+  const mark = channelsLast ? { channels_last: { t: 'i' as const, v: 1 } } : {};
+  conv.attrs = { ...conv.attrs, ...mark };
+  plan.ops.push({
+    kind: 'Pool',
+    name: 'pool',
+    inputs: [2],
+    outputs: [pooled],
+    attrs: {
+      mode: { t: 's', v: 'max' },
+      kernel: { t: 'I', v: pool.k },
+      strides: { t: 'I', v: pool.s },
+      dilations: { t: 'I', v: pool.k.map(() => 1) },
+      pads: { t: 'I', v: pool.pads },
+      count_include_pad: { t: 'i', v: 0 },
+      storage_order: { t: 'i', v: 0 },
+      p: { t: 'f', v: 2 },
+      ...mark,
+    },
+    origin: ['pool'],
+  });
+  plan.outputs = [pooled];
+  return plan;
+}
