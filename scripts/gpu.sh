@@ -170,9 +170,9 @@ stage_sanitize() {
 stage_kbench() {
   local bin="$WORK/int8_conv_cl" rc=0
   # sm_90a with the wgmma experiment (bench/kernels/int8_conv_wgmma.cu); without it if that fails to build
-  nvcc -O3 -std=c++17 -arch=sm_90a -DKILN_KBENCH_WGMMA -I. -Inative -Icuda -o "$bin" bench/kernels/int8_conv_cl.cu bench/kernels/int8_conv_wgmma.cu cuda/int8_conv_stem.cu \
+  nvcc -O3 -std=c++17 -arch=sm_90a -DKILN_KBENCH_WGMMA -I. -Inative -Icuda -o "$bin" bench/kernels/int8_conv_cl.cu bench/kernels/int8_conv_wgmma.cu cuda/int8_conv_stem.cu cuda/int8_conv_pw.cu \
     cuda/int8_conv_cl.cu cuda/int8_conv.cu 2>&1 | tail -20
-  [ -x "$bin" ] || nvcc -O3 -std=c++17 -arch=sm_90 -I. -Inative -Icuda -o "$bin" bench/kernels/int8_conv_cl.cu cuda/int8_conv_cl.cu cuda/int8_conv.cu cuda/int8_conv_stem.cu 2>&1 | tail -20
+  [ -x "$bin" ] || nvcc -O3 -std=c++17 -arch=sm_90 -I. -Inative -Icuda -o "$bin" bench/kernels/int8_conv_cl.cu cuda/int8_conv_cl.cu cuda/int8_conv.cu cuda/int8_conv_stem.cu cuda/int8_conv_pw.cu 2>&1 | tail -20
   [ -x "$bin" ] || return 1
   # shellcheck disable=SC2086
   "$bin" ${KILN_KBENCH_ARGS:-} 2>&1 | tee "$OUT/kbench.log" || rc=1

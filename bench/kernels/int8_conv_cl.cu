@@ -87,17 +87,20 @@ const Layer kLayers[] = {
 const ClTile kTiles[] = {kCl64, kCl128, kCl128x128, kCl256x128, kCl128x128w8, kCl64x6, kCl128w4};
 #ifdef KILN_KBENCH_WGMMA
 // the wgmma experiment (bench/kernels/int8_conv_wgmma.cu, sm_90a; K tiles of 64 and 128) as the last columns
-const char* kTileNames[] = {"64x64", "128x64", "128x128", "256x128", "128x128w8", "64x64b6", "128x64w4", "wgmma", "wgmma.k128"};
-constexpr int kShapes = 9;
+const char* kTileNames[] = {"64x64", "128x64", "128x128", "256x128", "128x128w8", "64x64b6", "128x64w4", "wgmma", "wgmma.k128", "pw"};
+constexpr int kShapes = 10;
 #else
-const char* kTileNames[] = {"64x64", "128x64", "128x128", "256x128", "128x128w8", "64x64b6", "128x64w4"};
-constexpr int kShapes = 7;
+const char* kTileNames[] = {"64x64", "128x64", "128x128", "256x128", "128x128w8", "64x64b6", "128x64w4", "pw"};
+constexpr int kShapes = 8;
 #endif
 
 }  // namespace
 
 namespace {
+int g_sms = 132;  // the device's SMs (the streaming pointwise kernel's grid)
 cudaError_t launch_shape(int ti, const Geom& g, const int8_t* x, const int8_t* w, const Epilogue& ep, cudaStream_t st) {
+  // the last column: the streaming pointwise kernel (cuda/int8_conv_pw.cu) where it takes the layer
+  if (ti == kShapes - 1) return pw_fits(g) && pw_epilogue_fits(ep) ? conv_pw_cl(g, x, w, ep, g_sms, st) : cudaErrorNotSupported;
 #ifdef KILN_KBENCH_WGMMA
   if (ti >= 7) return conv_wgmma(g, ti == 7 ? 64 : 128, x, w, ep, st);
 #endif
@@ -124,6 +127,7 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+  g_sms = prop.multiProcessorCount;
   std::mt19937 rng(7);
   cudaStream_t st;
   CK(cudaStreamCreate(&st));

@@ -145,6 +145,16 @@ bool stem_pool_fits(const StemPool& p);
 bool stem_epilogue_fits(const Epilogue& ep);
 cudaError_t conv_stem_cl(const Geom& g, const StemPool* pool, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, cudaStream_t s);
 
+// The streaming pointwise kernel (cuda/int8_conv_pw.cu): 1x1 stride-1 channels-last convolutions of
+// one group with C 64 or 128 and M a multiple of 256 (ResNet's layers that end a bottleneck), a
+// persistent grid (two blocks per SM of `sms`) whose blocks keep a 256-channel slice of W in shared
+// memory and stream tiles of 64 positions, the next tile's X and residual in flight during this one's
+// products. W packed by pack_mma_weights; X 16-byte aligned; the epilogue: the folded form, an
+// int8/uint8 output, no residual or an int8/uint8 one (both 16-byte aligned), no corrections.
+bool pw_fits(const Geom& g);
+bool pw_epilogue_fits(const Epilogue& ep);
+cudaError_t conv_pw_cl(const Geom& g, const int8_t* x, const int8_t* wpacked, const Epilogue& ep, int sms, cudaStream_t s);
+
 // The epilogue over an int32 product acc [rows, cols] (row-major, channel = column) into ep.out.
 cudaError_t gemm_epilogue(const int32_t* acc, int64_t rows, int64_t cols, const Epilogue& ep, cudaStream_t s);
 

@@ -17,6 +17,8 @@
 //       tiles: 1x1 layers), 128 x 64 blocks of 4 warps of 64 x 32.
 //   cuda.int8_conv.im2col.bm64 / .bm128.w4   channels not a multiple of 16 (the stem's 3): the windows
 //       gathered into a workspace, then the channels-last kernel as a 1x1 convolution over them.
+//   cuda.int8_conv.pw.bn256   1x1 layers of 64 or 128 channels into multiples of 256 (ResNet's
+//       64→256 and 128→512 with a residual): a persistent, streaming kernel (cuda/int8_conv_pw.cu).
 //   cuda.int8_conv.stem / cuda.int8_conv_pool.stem   ResNet's stem (7x7 stride 2 over 3 channels into
 //       64) by space-to-depth from one shared-memory patch per block of outputs (cuda/int8_conv_stem.cu);
 //       the .int8_conv_pool one is the only CUDA tactic of Int8ConvPool (the stem and its max pool).
@@ -232,6 +234,38 @@ class GatherCl : public Tactic {
   std::string name_;
 };
 
+// The streaming pointwise kernel (cuda/int8_conv_pw.cu): 1x1 layers of 64 or 128 input channels into
+// multiples of 256, with or without an int8 residual (the bottlenecks' last layers): memory-bound, so
+// a persistent grid keeps the next tile's loads in flight.
+class PwCl : public Tactic {
+ public:
+  const char* name() const override { return "cuda.int8_conv.pw.bn256"; }
+  bool can_implement(const LayerInfo& L) const override {
+    if (!L.const_data(1) || device_major() < 8 || cu::alignment_of(*L.plan, L.in[0]) < 16 || cu::alignment_of(*L.plan, L.out[0]) < 16) return false;
+    if (L.in.size() > 3 && L.in[3] && cu::alignment_of(*L.plan, L.in[3]) < 16) return false;
+    try {
+      Layer l = read_layer(L);
+      const bool res = !l.has_residual || l.p.res == DType::I8 || l.p.res == DType::U8;
+      return !l.pooled && !l.u8 && l.pad8 == 0 && res && l.p.fold.on && (l.p.out == DType::I8 || l.p.out == DType::U8) && pw_fits(l.g);
+    } catch (const Error&) {
+      return false;
+    }
+  }
+  std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
+    if (!can_implement(L))
+      fail("INVALID_ENGINE", cu::where(L) + ": tactic " + std::string(name()) + " cannot run this layer (it needs a channels-last 1x1 convolution of 64 or 128 int8 channels with zero point 0 into a multiple of 256, an int8/uint8 output)");
+    auto st = std::make_unique<MmaState>();
+    init_packed(L, *st, false);
+    return st;
+  }
+  void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
+    const auto& st = *static_cast<MmaState*>(s);
+    cudaGetLastError();
+    check(L, conv_pw_cl(st.l.g, static_cast<const int8_t*>(in[0].data), st.w.as<int8_t>(), epilogue_for(st, in, out), device_sms(), static_cast<cudaStream_t>(ctx.stream)),
+          "int8 pw");
+  }
+};
+
 // The stem kernel (cuda/int8_conv_stem.cu): ResNet's 7x7 stride 2 over 3 channels by space-to-depth,
 // a 2-D region of outputs per block from one patch of X in shared memory; for Int8ConvPool the max
 // pool after it in the same kernel (the convolution's output never leaves the SM).
@@ -287,6 +321,7 @@ struct RegisterAll {
       register_tactic("cuda", kind, std::make_unique<MmaCl>(kind, kCl64, true));
       if (std::string(kind) == "Int8Conv") {
         register_tactic("cuda", kind, std::make_unique<Stem>(kind));
+        register_tactic("cuda", kind, std::make_unique<PwCl>());
         for (GatherCl::Kind gk : {GatherCl::kS2d, GatherCl::kIm2col}) {
           register_tactic("cuda", kind, std::make_unique<GatherCl>(gk, kCl64));
           register_tactic("cuda", kind, std::make_unique<GatherCl>(gk, kCl128w4));

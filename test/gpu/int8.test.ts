@@ -280,6 +280,9 @@ d('cuda int8 tactics vs the CPU reference', () => {
     ['1x1 64→256 on 2x28x28, int8 residual + relu, y zero point 0 (a bottleneck\'s last conv)', { N: 2, C: 64, M: 256, spatial: [28, 28], k: [1, 1], xt: I8, zp: 0, out: I8, act: 'relu', residualType: I8, yzp: 0 }, true],
     ['1x1 256→64 + relu, y zero point 0', { N: 1, C: 256, M: 64, spatial: [20, 20], k: [1, 1], xt: I8, zp: 0, out: I8, act: 'relu', yzp: 0 }, true],
     ['1x1 128→68 without activation, y zero point -4 (in the folded bias), no bias', { N: 3, C: 128, M: 68, spatial: [5, 7], k: [1, 1], xt: I8, zp: 0, out: I8, bias: false }, true],
+    // the streaming pointwise kernel: a partial last tile (63 positions), a uint8 residual, two 256-channel slices
+    ['1x1 128→512 on 1x9x7, uint8 residual, no activation', { N: 1, C: 128, M: 512, spatial: [9, 7], k: [1, 1], xt: I8, zp: 0, out: I8, residualType: U8 }, true],
+    ['1x1 64→256 on 3x20x20 → uint8 + relu, no residual', { N: 3, C: 64, M: 256, spatial: [20, 20], k: [1, 1], xt: I8, zp: 0, out: U8, act: 'relu' }, true],
     // cuDNN's fused int8 graphs (cuda.int8_conv.cudnn.*) take 3x3 and strided layers too
     ['3x3 64→64 on 2x14x14, int8 residual + relu, y zero point 0', { N: 2, C: 64, M: 64, spatial: [14, 14], k: [3, 3], p: [1, 1], xt: I8, zp: 0, out: I8, act: 'relu', residualType: I8, yzp: 0 }, true],
     ['1x1 stride 2, 64→128 on 2x14x14 (a projection shortcut: no post padding), no activation', { N: 2, C: 64, M: 128, spatial: [14, 14], k: [1, 1], s: [2, 2], xt: I8, zp: 0, out: I8 }, true],
@@ -298,6 +301,10 @@ d('cuda int8 tactics vs the CPU reference', () => {
     (o.G ?? 1) === 1 && o.xt === I8 && o.zp === 0 && o.out === I8 && !o.clip && (o.act === undefined || (o.act === 'relu' && o.yzp === 0)) && !o.residual &&
     (o.residualType === undefined || o.residualType === I8);
   const cudnnHas = (o: ConvSpec) => cudnnTakes(o) && o.C % 16 === 0 && o.M % 16 === 0;
+  /** Whether the streaming pointwise kernel's conditions hold (int8_conv_pw.cu's pw_fits, the folded epilogue). */
+  const pwTakes = (o: ConvSpec) =>
+    o.k.every((k) => k === 1) && (o.s ?? [1]).every((s) => s === 1) && (o.G ?? 1) === 1 && (o.C === 64 || o.C === 128) && o.M % 256 === 0 && o.xt === I8 && o.zp === 0 &&
+    o.out !== F32 && !o.residual && (o.act === undefined || o.act === 'relu');
   /** Whether the stem kernel's conditions hold (int8_conv_stem.cu's stem_fits, the folded epilogue). */
   const stemTakes = (o: ConvSpec) =>
     o.C <= 4 && o.M === 64 && (o.G ?? 1) === 1 && !o.d && o.k.every((k) => k === 7) && (o.s ?? [1]).every((s) => s === 2) && (o.p ?? [0]).every((p) => p === 3) &&
@@ -344,6 +351,9 @@ d('cuda int8 tactics vs the CPU reference', () => {
     if (cudnnTakes(spec) && spec.C % 16 !== 0 && spec.M % 16 === 0) expect(names).toContain('cuda.int8_conv.cudnn.im2col.0');
     if (spec.C % 16 === 0) expect(names.filter((t) => t.includes('.cudnn.im2col.'))).toEqual([]);
     if (!cudnnTakes(spec)) expect(names.filter((t) => t.includes('.cudnn.'))).toEqual([]);
+    // 1x1 layers of 64 or 128 channels into multiples of 256: the streaming pointwise kernel
+    if (pwTakes(spec)) expect(names).toContain('cuda.int8_conv.pw.bn256');
+    else expect(names.filter((t) => t.includes('.pw.'))).toEqual([]);
     // ResNet's stem (7x7 stride 2 pad 3 over at most 4 channels into 64): the stem kernel
     if (stemTakes(spec)) expect(names).toContain('cuda.int8_conv.stem');
     else expect(names.filter((t) => t.endsWith('.stem'))).toEqual([]);
