@@ -34,7 +34,7 @@ constexpr int kRegion = 256;                // positions per block (8 warps x 32
 constexpr int kStemThreads = 256;
 
 struct StemArgs {
-  int N, C, H, W;        // X [N, H, W, C], C <= 4
+  int C, H, W;           // X [N, H, W, C] (N: gridDim.y), C <= 4
   int OH, OW;            // the convolution's output
   int py, px;            // s2d window padding (block pixels)
   int CH, CW;            // the block's region of conv outputs (CH * CW <= kRegion)
@@ -206,7 +206,7 @@ cudaError_t conv_stem_cl(const Geom& g, const StemPool* pool, const int8_t* x, c
   if (g.N <= 0 || g.out[1] <= 0 || g.out[2] <= 0) return cudaSuccess;
   const Geom g2 = s2d_geom(g);
   StemArgs a{};
-  a.N = g.N, a.C = g.C, a.H = g.in[1], a.W = g.in[2], a.OH = g.out[1], a.OW = g.out[2], a.py = g2.p[1], a.px = g2.p[2];
+  a.C = g.C, a.H = g.in[1], a.W = g.in[2], a.OH = g.out[1], a.OW = g.out[2], a.py = g2.p[1], a.px = g2.p[2];
   if (pool) {
     int r = 0, c = 0;
     pool_tile(pool->k, pool->s, r, c);

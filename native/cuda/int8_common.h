@@ -44,8 +44,8 @@ struct Layer {
 };
 
 // Reads and validates the layer (Int8Conv, Int8ConvPool or Int8Gemm; throws INVALID_ENGINE naming it,
-// like the CPU tactics) and refuses
-// what the int32-indexed kernels cannot address (a tensor of 2^31 elements or more: UNSUPPORTED).
+// like the CPU tactics) and refuses what the int32-indexed kernels cannot address (a tensor of 2^31
+// elements or more: UNSUPPORTED).
 Layer read_layer(const LayerInfo& L);
 // read_layer without the throw: false when it would throw.
 bool readable(const LayerInfo& L);
