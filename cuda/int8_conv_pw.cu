@@ -117,7 +117,7 @@ __global__ void __launch_bounds__(kPwThreads, 2) pw_kernel(int positions, int N,
               const int rq = RES == kOutI8 ? static_cast<int>(static_cast<int8_t>(rb >> (8 * j))) : static_cast<int>((rb >> (8 * j)) & 0xFFu);
               v = __fmaf_rn(__fsub_rn(__int2float_rn(rq), r_zp), f_res, v);
             }
-            q[j] = __float_as_uint(__fadd_rn(fminf(fmaxf(v, lo), hi), 12582912.f)) & 0xFFu;
+            q[j] = fold_bits(v, lo, hi) & 0xFFu;
           }
           *reinterpret_cast<uint16_t*>(row + c) = static_cast<uint16_t>(q[0] | (q[1] << 8));
         }

@@ -34,7 +34,7 @@ constexpr int kRegion = 256;                // positions per block (8 warps x 32
 constexpr int kStemThreads = 256;
 
 struct StemArgs {
-  int C, H, W;           // X [N, H, W, C] (N: gridDim.y), C <= 4
+  int N, C, H, W;        // X [N, H, W, C], C <= 4
   int OH, OW;            // the convolution's output
   int py, px;            // s2d window padding (block pixels)
   int CH, CW;            // the block's region of conv outputs (CH * CW <= kRegion)
@@ -122,7 +122,7 @@ __global__ void __launch_bounds__(kStemThreads, 2) stem_kernel(StemArgs a, const
   const float lo = ep.f_lo, hi = ep.f_hi;
   auto q8 = [&](int32_t v, int c) {
     const float f = __fmaf_rn(__int2float_rn(v), fm[c], fb[c]);
-    return __float_as_uint(__fadd_rn(fminf(fmaxf(f, lo), hi), 12582912.f)) & 0xFFu;
+    return fold_bits(f, lo, hi) & 0xFFu;
   };
   __syncthreads();
 #pragma unroll
@@ -206,7 +206,7 @@ cudaError_t conv_stem_cl(const Geom& g, const StemPool* pool, const int8_t* x, c
   if (g.N <= 0 || g.out[1] <= 0 || g.out[2] <= 0) return cudaSuccess;
   const Geom g2 = s2d_geom(g);
   StemArgs a{};
-  a.C = g.C, a.H = g.in[1], a.W = g.in[2], a.OH = g.out[1], a.OW = g.out[2], a.py = g2.p[1], a.px = g2.p[2];
+  a.N = g.N, a.C = g.C, a.H = g.in[1], a.W = g.in[2], a.OH = g.out[1], a.OW = g.out[2], a.py = g2.p[1], a.px = g2.p[2];
   if (pool) {
     int r = 0, c = 0;
     pool_tile(pool->k, pool->s, r, c);

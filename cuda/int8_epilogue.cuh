@@ -184,6 +184,11 @@ constexpr int kNoResidual = -1;
 // A residual byte b becomes the float b - r_zp in two steps: its bits below those of 2^23 (one byte
 // permute) give 2^23 + b (for int8, b + 128: the bytes' sign bits flipped first), and subtracting
 // 2^23 (+ 128) + r_zp is exact, as is the integer q - r_zp that residual_raw converts.
+// v clamped to [lo, hi] (within [-128, 255]) and rounded half to even, as the bits of the float
+// 1.5 * 2^23 + result: the low byte is the result's two's-complement byte (FastQuad below, and the
+// stem and pointwise kernels' epilogues).
+__device__ __forceinline__ uint32_t fold_bits(float v, float lo, float hi) { return __float_as_uint(__fadd_rn(fminf(fmaxf(v, lo), hi), 12582912.f)); }
+
 template <int RES, bool CORR>
 struct FastQuad {
   static constexpr int kRes = RES;
@@ -209,7 +214,7 @@ struct FastQuad {
       const int32_t sum = CORR ? static_cast<int32_t>(static_cast<uint32_t>(acc[j]) - static_cast<uint32_t>(corr[j])) : acc[j];
       float v = __fmaf_rn(__int2float_rn(sum), fm[j], fb[j]);
       if (RES != kNoResidual) v = __fmaf_rn(__fsub_rn(__uint_as_float(__byte_perm(res, 0x4B000000u, 0x7440u | j)), res_base), f_res, v);
-      t[j] = __float_as_uint(__fadd_rn(fminf(fmaxf(v, lo), hi), 12582912.f));
+      t[j] = fold_bits(v, lo, hi);
     }
     return __byte_perm(__byte_perm(t[0], t[1], 0x0040u), __byte_perm(t[2], t[3], 0x0040u), 0x5410u);
   }

@@ -35,6 +35,10 @@ export const int = (v: number | boolean): PlanAttr => ({ t: 'i', v: Number(v) })
 export const float = (v: number): PlanAttr => ({ t: 'f', v });
 export const str = (v: string): PlanAttr => ({ t: 's', v });
 export const ints = (v: readonly number[]): PlanAttr => ({ t: 'I', v: [...v] });
+/** An op's integer attribute, `dflt` when it has none. */
+export const attrInt = (op: PlanOp, k: string, dflt: number): number => (op.attrs[k]?.t === 'i' ? (op.attrs[k] as { v: number }).v : dflt);
+/** An op's integer-list attribute, [] when it has none. */
+export const attrInts = (op: PlanOp, k: string): number[] => (op.attrs[k]?.t === 'I' ? (op.attrs[k] as { v: number[] }).v : []);
 export const floats = (v: readonly number[]): PlanAttr => ({ t: 'F', v: [...v] });
 export const subplan = (v: Plan): PlanAttr => ({ t: 'p', v });
 

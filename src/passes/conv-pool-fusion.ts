@@ -15,17 +15,9 @@
  *          convolution's output is no graph output and no view. cpu.int8_conv_pool is the reference.
  */
 import { DataType } from '../dtype';
-import { Plan, PlanOp, ints } from '../lower/plan';
+import { Plan, PlanOp, attrInt, attrInts, ints } from '../lower/plan';
 
-const num = (op: PlanOp, name: string, d: number): number => {
-  const a = op.attrs[name];
-  return a && (a.t === 'i' || a.t === 'f') ? a.v : d;
-};
-const list = (op: PlanOp, name: string): number[] | undefined => {
-  const a = op.attrs[name];
-  return a && a.t === 'I' ? a.v : undefined;
-};
-const same = (a: number[] | undefined, b: number[]) => !!a && a.length === b.length && a.every((x, i) => x === b[i]);
+const same = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** Block taps of space-to-depth with stride s: window taps k with leading pad p read blocks floor((t − p) / s). */
 const s2dTaps = (k: number, p: number, s: number) => Math.floor((k - 1 - p) / s) - Math.floor(-p / s) + 1;
@@ -41,26 +33,26 @@ export function poolTile(k: number[], s: number[]): [number, number] | undefined
 
 /** Whether the stem kernel takes the convolution (stored channels-last: X [N, H, W, C], W [M, kH, kW, C]). */
 function stemConv(plan: Plan, op: PlanOp): boolean {
-  if (op.kind !== 'Int8Conv' || num(op, 'channels_last', 0) !== 1 || num(op, 'group', 1) !== 1) return false;
+  if (op.kind !== 'Int8Conv' || attrInt(op, 'channels_last', 0) !== 1 || attrInt(op, 'group', 1) !== 1) return false;
   if ((op.inputs[3] ?? -1) >= 0 || plan.tensors[op.inputs[1]]?.kind !== 'constant') return false;
   const x = plan.tensors[op.inputs[0]];
   const y = plan.tensors[op.outputs[0]];
   const w = plan.tensors[op.inputs[1]];
-  if (x.dtype !== DataType.INT8 || num(op, 'x_zero_point', 0) !== 0 || (y.dtype !== DataType.INT8 && y.dtype !== DataType.UINT8)) return false;
+  if (x.dtype !== DataType.INT8 || attrInt(op, 'x_zero_point', 0) !== 0 || (y.dtype !== DataType.INT8 && y.dtype !== DataType.UINT8)) return false;
   const act = op.attrs.activation;
   if (act && !(act.t === 's' && ['none', 'relu', 'clip'].includes(act.v))) return false;
   if (x.shape.length !== 4 || w.shape.length !== 4 || x.shape[3] > 4 || w.shape[0] !== 64) return false;
-  const pads = list(op, 'pads');
-  if (!same(list(op, 'strides'), [2, 2]) || !same(list(op, 'dilations'), [1, 1]) || !pads || pads.length !== 4) return false;
+  const pads = attrInts(op, 'pads');
+  if (!same(attrInts(op, 'strides'), [2, 2]) || !same(attrInts(op, 'dilations'), [1, 1]) || pads.length !== 4) return false;
   return [0, 1].every((i) => s2dTaps(w.shape[1 + i], pads[i], 2) === 4);
 }
 
 function maxPool(op: PlanOp): boolean {
-  if (op.kind !== 'Pool' || op.attrs.mode?.v !== 'max' || num(op, 'channels_last', 0) !== 1 || op.outputs.filter((o) => o >= 0).length !== 1) return false;
-  const k = list(op, 'kernel');
-  const s = list(op, 'strides');
-  const p = list(op, 'pads');
-  if (!k || !s || !p || k.length !== 2 || s.length !== 2 || p.length !== 4 || !same(list(op, 'dilations'), [1, 1])) return false;
+  if (op.kind !== 'Pool' || op.attrs.mode?.v !== 'max' || attrInt(op, 'channels_last', 0) !== 1 || op.outputs.filter((o) => o >= 0).length !== 1) return false;
+  const k = attrInts(op, 'kernel');
+  const s = attrInts(op, 'strides');
+  const p = attrInts(op, 'pads');
+  if (k.length !== 2 || s.length !== 2 || p.length !== 4 || !same(attrInts(op, 'dilations'), [1, 1])) return false;
   return p.every((v, i) => v >= 0 && v < k[i % 2]) && s.every((v) => v >= 1) && poolTile(k, s) !== undefined;
 }
 
@@ -78,7 +70,7 @@ export function fuseConvPool(plan: Plan): string[] {
     if (plan.tensors[pool.outputs[0]].dtype !== plan.tensors[t].dtype) continue;
     conv.kind = 'Int8ConvPool';
     conv.outputs = [pool.outputs[0]];
-    conv.attrs = { ...conv.attrs, pool_kernel: ints(list(pool, 'kernel')!), pool_strides: ints(list(pool, 'strides')!), pool_pads: ints(list(pool, 'pads')!) };
+    conv.attrs = { ...conv.attrs, pool_kernel: ints(attrInts(pool, 'kernel')), pool_strides: ints(attrInts(pool, 'strides')), pool_pads: ints(attrInts(pool, 'pads')) };
     conv.origin = [...new Set([...conv.origin, ...pool.origin])];
     dead.add(pool);
     changed.push(conv.name);

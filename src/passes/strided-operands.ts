@@ -13,7 +13,7 @@
  *          every operand element is reached by one offset, one stride per batch dim and a unit stride
  *          along rows or columns — checked element by element before the Gemm is changed.
  */
-import { Plan, PlanOp, int, ints } from '../lower/plan';
+import { Plan, PlanOp, attrInt, attrInts, int, ints } from '../lower/plan';
 import { sources, windowOf } from './copy-fusion';
 
 interface Operand {
@@ -114,8 +114,6 @@ export function outputThrough(src: Int32Array, batch: number[], R: number, C: nu
   return { batchStrides, ld };
 }
 
-const num = (op: PlanOp, k: string, dflt: number) => (op.attrs[k]?.t === 'i' ? (op.attrs[k] as { v: number }).v : dflt);
-const list = (op: PlanOp, k: string) => (op.attrs[k]?.t === 'I' ? (op.attrs[k] as { v: number[] }).v : []);
 
 export function foldOperandWindows(plan: Plan): string[] {
   const changed: string[] = [];
@@ -127,8 +125,8 @@ export function foldOperandWindows(plan: Plan): string[] {
   const dead = new Set<PlanOp>();
   for (const op of plan.ops) {
     if (op.kind !== 'Gemm') continue;
-    const M = num(op, 'M', 0), N = num(op, 'N', 0), K = num(op, 'K', 0);
-    const batch = list(op, 'batch');
+    const M = attrInt(op, 'M', 0), N = attrInt(op, 'N', 0), K = attrInt(op, 'K', 0);
+    const batch = attrInts(op, 'batch');
     for (const [slot, p] of [[0, 'a'], [1, 'b']] as const) {
       const t = op.inputs[slot];
       const w = writer.get(t);
@@ -136,13 +134,13 @@ export function foldOperandWindows(plan: Plan): string[] {
       if (!w || !win || readers.get(t) !== 1 || outputs.has(t) || plan.tensors[t].view) continue;
       const x = w.inputs[0];
       if (plan.tensors[x].dtype !== plan.tensors[t].dtype) continue;
-      const trans = num(op, slot === 0 ? 'transA' : 'transB', 0) !== 0;
+      const trans = attrInt(op, slot === 0 ? 'transA' : 'transB', 0) !== 0;
       const [R, C] = slot === 0 ? [M, K] : [K, N];
       const current: Operand = {
-        offset: num(op, `${p}_offset`, 0),
-        ld: num(op, `${p}_ld`, trans ? R : C),
+        offset: attrInt(op, `${p}_offset`, 0),
+        ld: attrInt(op, `${p}_ld`, trans ? R : C),
         trans,
-        batchStrides: list(op, `${p}_batch_strides`),
+        batchStrides: attrInts(op, `${p}_batch_strides`),
       };
       if (current.batchStrides.length !== batch.length) continue;
       const next = operandThrough(sources(win), batch, current, R, C);
@@ -173,7 +171,7 @@ export function foldOperandWindows(plan: Plan): string[] {
     if (rd.length !== 1 || !win || outputs.has(t) || plan.tensors[t].view) continue;
     const y = w.outputs[0];
     if (plan.tensors[y].dtype !== plan.tensors[t].dtype || plan.tensors[y].view) continue;
-    const lay = outputThrough(sources(win), list(op, 'batch'), num(op, 'M', 0), num(op, 'N', 0));
+    const lay = outputThrough(sources(win), attrInts(op, 'batch'), attrInt(op, 'M', 0), attrInt(op, 'N', 0));
     if (!lay) continue;
     op.outputs = [y];
     op.attrs = { ...op.attrs, d_batch_strides: ints(lay.batchStrides), d_ld: int(lay.ld) };

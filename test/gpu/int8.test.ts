@@ -20,7 +20,7 @@ import { encodePlan, float, floats, int, ints, str } from '../../src/lower/plan'
 import { native } from '../../src/native/binding';
 import { smallCnn } from '../unit/quant/quant-models';
 import { fuseConvPool } from '../../src/passes/conv-pool-fusion';
-import { Int8LayerCase, PoolSpec, int8ConvPoolPlan, int8LayerPlan } from '../unit/ops/int8-helpers';
+import { Int8LayerCase, PoolSpec, int8ConvPoolPlan, int8LayerPlan, nhwc } from '../unit/ops/int8-helpers';
 
 type Arr = Int8Array | Uint8Array | Float32Array;
 import { rng } from '../unit/ops/tactic-helpers';
@@ -164,13 +164,6 @@ function gemmCase(name: string, o: { M: number; K: number; N: number; xt: DataTy
     },
     expect: [...(imma ? ['cuda.int8_gemm.imma.algo0'] : []), 'cuda.int8_gemm.mma', 'cuda.int8_gemm.direct'],
   };
-}
-
-/** [n, ch, h, w] → [n, h, w, ch]. */
-function nhwc<T extends Arr>(a: T, ch: number, h: number, w: number, n: number): T {
-  const t = new (a.constructor as new (n: number) => T)(a.length);
-  for (let b = 0; b < n; b++) for (let q = 0; q < ch; q++) for (let i = 0; i < h * w; i++) t[(b * h * w + i) * ch + q] = a[(b * ch + q) * h * w + i];
-  return t;
 }
 
 const U8 = DataType.UINT8;

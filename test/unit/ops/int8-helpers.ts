@@ -5,6 +5,13 @@ import { Plan, PlanAttr } from '../../../src/lower/plan';
 type Arr = Int8Array | Uint8Array | Float32Array;
 export const bytes = (a: Arr) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
+/** [n, ch, h, w] → [n, h, w, ch] (the channels-last copy of an NCHW tensor). */
+export function nhwc<T extends Arr>(a: T, ch: number, h: number, w: number, n: number): T {
+  const t = new (a.constructor as new (n: number) => T)(a.length);
+  for (let b = 0; b < n; b++) for (let q = 0; q < ch; q++) for (let i = 0; i < h * w; i++) t[(b * h * w + i) * ch + q] = a[(b * ch + q) * h * w + i];
+  return t;
+}
+
 export interface Int8LayerCase {
   kind: 'Int8Conv' | 'Int8Gemm';
   x: { dtype: DataType; shape: number[]; data: Int8Array | Uint8Array };

@@ -8,7 +8,7 @@ import { DataType } from '../../../src/dtype';
 import { Plan, encodePlan, float, floats, int, ints, str } from '../../../src/lower/plan';
 import { native } from '../../../src/native/binding';
 import { fuseConvPool, poolTile } from '../../../src/passes/conv-pool-fusion';
-import { Int8LayerCase, PoolSpec, int8ConvPoolPlan } from '../ops/int8-helpers';
+import { Int8LayerCase, PoolSpec, int8ConvPoolPlan, nhwc } from '../ops/int8-helpers';
 import { rng } from '../ops/tactic-helpers';
 
 const r = rng(71);
@@ -62,18 +62,11 @@ function pool3(c: Int8LayerCase, ceil = false, k = 3, s = 2, p = 1): PoolSpec {
   return { k: [k, k], s: [s, s], pads: [p, p, p, p], out: [size(oh), size(ow)] };
 }
 
-/** [n, ch, ...spatial] → [n, ...spatial, ch] */
-function nhwc<T extends Int8Array | Uint8Array>(a: T, shape: number[]): T {
-  const [n, ch] = shape;
-  const sp = shape.slice(2).reduce((x, y) => x * y, 1);
-  const t = new (a.constructor as new (n: number) => T)(a.length);
-  for (let b = 0; b < n; b++) for (let q = 0; q < ch; q++) for (let i = 0; i < sp; i++) t[(b * sp + i) * ch + q] = a[(b * ch + q) * sp + i];
-  return t;
-}
-
 /** The case stored channels-last (X, W). */
 function channelsLast(c: Int8LayerCase): Int8LayerCase {
-  return { ...c, x: { ...c.x, data: nhwc(c.x.data, c.x.shape) }, w: { ...c.w, data: nhwc(c.w.data, c.w.shape) } };
+  const [N, C, H, W] = c.x.shape;
+  const [M, , KH, KW] = c.w.shape;
+  return { ...c, x: { ...c.x, data: nhwc(c.x.data, C, H, W, N) }, w: { ...c.w, data: nhwc(c.w.data, C, KH, KW, M) } };
 }
 
 const run = (plan: Plan, x: ArrayBufferView) => new Uint8Array(native().runPlan(encodePlan(plan), [x])[0]);
@@ -95,7 +88,7 @@ test.each([
   const got = run(plan, cl.x.data);
   const [N, M, ph, pw] = [c.out.shape[0], c.out.shape[1], ...pool.out];
   expect(got.length).toBe(N * M * ph * pw);
-  expect(Buffer.from(got).equals(Buffer.from(nhwc(ref, [N, M, ph, pw])))).toBe(true);
+  expect(Buffer.from(got).equals(Buffer.from(nhwc(ref, M, ph, pw, N)))).toBe(true);
 });
 
 test('what the stem kernel does not take stays a convolution and a pool', () => {
