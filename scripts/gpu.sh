@@ -13,7 +13,7 @@
 #              (KILN_GPU_ONLY=1: the gpu project alone; KILN_GPU_TESTS: jest path patterns to run)
 #     trained  scripts/gpu/train_shapes.py trains ResNet-18 on generated shapes (KILN_TRAIN_SECONDS, 90;
 #              KILN_TRAIN_ARCH=resnet50 and KILN_TRAIN_SIZE for another model and image size) and
-#              kiln builds it fp32/fp16/int8/best (KILN_TRAIN_PRECISIONS) at batch 1 and 32; accuracy against the held-out labels
+#              kiln builds it fp32/fp16/int8/best (KILN_TRAIN_PRECISIONS) at batch 1 and 32 (KILN_TRAIN_BATCHES); accuracy against the held-out labels
 #              (top1_label)                                       -> $OUT/gpu.jsonl, $OUT/train.json
 #     sanitize compute-sanitizer memcheck over the model tests on cuda (test/gpu/models-cuda.test.ts,
 #              KILN_GPU_MODELS picks models; KILN_SANITIZE_TESTS: other jest paths and
@@ -149,7 +149,7 @@ stage_trained() {
   cp "$dir/train.json" "$OUT/train.json"
   # shellcheck disable=SC2086
   node bench/gpu.js --results "$OUT/gpu.jsonl" --iters "${KILN_BENCH_ITERS:-100}" --data "$dir" --classes 10 --calib 64 --holdout 16 \
-    --devices cuda --batches 1,32 --precisions "${KILN_TRAIN_PRECISIONS:-fp32,fp16,int8,best}" --unoptimized , ${KILN_BENCH_ARGS:-} "$dir/shapes_$arch.onnx" 2>&1 | tee "$OUT/bench-trained.log" || rc=1
+    --devices cuda --batches "${KILN_TRAIN_BATCHES:-1,32}" --precisions "${KILN_TRAIN_PRECISIONS:-fp32,fp16,int8,best}" --unoptimized , ${KILN_BENCH_ARGS:-} "$dir/shapes_$arch.onnx" 2>&1 | tee "$OUT/bench-trained.log" || rc=1
   return "$rc"
 }
 
