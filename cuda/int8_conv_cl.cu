@@ -75,8 +75,7 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks) mma_cl_kernel(Geom
   const int grp = sk.split == 1 ? blockIdx.z : blockIdx.z / sk.split, part = sk.split == 1 ? 0 : blockIdx.z % sk.split, m0 = blockIdx.y * BN, p0 = blockIdx.x * BM;
   const int osz = g.out[0] * g.out[1] * g.out[2];
   const int64_t isz = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
-  const bool pointwise = g.k[0] == 1 && g.k[1] == 1 && g.k[2] == 1 && g.s[0] == 1 && g.s[1] == 1 && g.s[2] == 1 && g.p[0] == 0 && g.p[1] == 0 && g.p[2] == 0 &&
-                         g.out[0] == g.in[0] && g.out[1] == g.in[1] && g.out[2] == g.in[2];
+  const bool pointwise = is_pointwise(g);
 
   // This thread's A rows: the window origin (bz, by, bx) of the row's output position, and the offset
   // of that origin's pixel in X (channel 0 of the group), which may lie outside X (never read there).

@@ -148,9 +148,7 @@ cudaError_t pw_launch(int positions, int N, const int8_t* x, const int8_t* wp, c
 }  // namespace
 
 bool pw_fits(const Geom& g) {
-  const bool pointwise = g.k[0] == 1 && g.k[1] == 1 && g.k[2] == 1 && g.s[0] == 1 && g.s[1] == 1 && g.s[2] == 1 && g.p[0] == 0 && g.p[1] == 0 && g.p[2] == 0 &&
-                         g.out[0] == g.in[0] && g.out[1] == g.in[1] && g.out[2] == g.in[2];
-  return pointwise && g.channels_last && g.G == 1 && (g.C == 64 || g.C == 128) && g.M % kPwBN == 0 && g.M / kPwBN <= 65535;
+  return is_pointwise(g) && g.channels_last && g.G == 1 && (g.C == 64 || g.C == 128) && g.M % kPwBN == 0 && g.M / kPwBN <= 65535;
 }
 
 bool pw_epilogue_fits(const Epilogue& ep) {

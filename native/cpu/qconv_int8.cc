@@ -42,6 +42,25 @@ void gather(const ConvGeom& g, const void* X, DType xt, int32_t zp, int64_t n, i
   }
 }
 
+// The reference's loops, one int32 sum per output element, in g's layout (X in[0], W in[1]); each
+// sum goes through st at its Y index.
+void reference_conv(const ConvGeom& g, const Params& p, const Tensor* in, const Store& st) {
+  const int8_t* W = in[1].as<int8_t>();
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t m = 0; m < g.M; ++m) {
+      const int64_t grp = m / g.Mg;
+      for (int64_t o = 0; o < g.out_size(); ++o) {
+        const int64_t ox = o % g.out[2], oy = (o / g.out[2]) % g.out[1], oz = o / (g.out[2] * g.out[1]);
+        int32_t acc = 0;
+        for (int64_t c = 0; c < g.Cg; ++c)
+          for_each_tap(g, oz, oy, ox, [&](int64_t tap, int64_t iz, int64_t iy, int64_t ix, bool inside) {
+            if (inside) acc += centered(in[0].data, in[0].dtype, g.xi(n, grp * g.Cg + c, (iz * g.in[1] + iy) * g.in[2] + ix), p.x_zp) * W[g.wi(m, c, tap)];
+          });
+        st.put(g.yi(n, m, o), m, acc);
+      }
+    }
+}
+
 class Int8ConvRef : public Tactic {
  public:
   const char* name() const override { return "cpu.int8_conv"; }
@@ -49,22 +68,7 @@ class Int8ConvRef : public Tactic {
   void run(const LayerInfo& L, LayerState*, const Tensor* in, Tensor* out, RunContext&) const override {
     ConvGeom g = geom(L);
     Params p = read_params(L, g.M);
-    Store st = store_for(p, g, in, out);
-    const int8_t* W = in[1].as<int8_t>();
-    int64_t isz = g.in_size(), P = g.out_size(), ks = g.k_size();
-    for (int64_t n = 0; n < g.N; ++n)
-      for (int64_t m = 0; m < g.M; ++m) {
-        int64_t grp = m / g.Mg;
-        for (int64_t o = 0; o < P; ++o) {
-          int64_t ox = o % g.out[2], oy = (o / g.out[2]) % g.out[1], oz = o / (g.out[2] * g.out[1]);
-          int32_t acc = 0;
-          for (int64_t c = 0; c < g.Cg; ++c)
-            for_each_tap(g, oz, oy, ox, [&](int64_t tap, int64_t iz, int64_t iy, int64_t ix, bool inside) {
-              if (inside) acc += centered(in[0].data, in[0].dtype, (n * g.C + grp * g.Cg + c) * isz + (iz * g.in[1] + iy) * g.in[2] + ix, p.x_zp) * W[(m * g.Cg + c) * ks + tap];
-            });
-          st.put((n * g.M + m) * P + o, m, acc);
-        }
-      }
+    reference_conv(g, p, in, store_for(p, g, in, out));
   }
 };
 
@@ -119,7 +123,7 @@ class Int8ConvIm2col : public Tactic {
 
 // Int8ConvPool (src/passes/conv-pool-fusion.ts: an int8 engine's convolution and the max pool that
 // alone reads its output): the reference in either layout, the convolution's int8/uint8 outputs into
-// a buffer (Int8ConvRef's sums and epilogue), then the max over each pool window's taps inside that
+// a buffer (reference_conv, Int8ConvRef's loops), then the max over each pool window's taps inside that
 // output (a window wholly outside gives 0, as the CUDA pools of bytes).
 class Int8ConvPoolRef : public Tactic {
  public:
@@ -132,21 +136,7 @@ class Int8ConvPoolRef : public Tactic {
     if (p.out != DType::I8 && p.out != DType::U8) fail("INVALID_ENGINE", "layer '" + L.op->name + "' (Int8ConvPool): the output must be int8 or uint8");
     if (g.has_bias && L.in[2]->dtype != DType::F32) fail("INVALID_ENGINE", "layer '" + L.op->name + "' (Int8ConvPool): the bias must be float32");
     std::vector<uint8_t> conv(static_cast<size_t>(g.N * g.M * g.out_size()));
-    const Store st{p, g.has_bias ? in[2].as<float>() : nullptr, nullptr, conv.data()};
-    const int8_t* W = in[1].as<int8_t>();
-    for (int64_t n = 0; n < g.N; ++n)
-      for (int64_t m = 0; m < g.M; ++m) {
-        const int64_t grp = m / g.Mg;
-        for (int64_t o = 0; o < g.out_size(); ++o) {
-          const int64_t ox = o % g.out[2], oy = (o / g.out[2]) % g.out[1], oz = o / (g.out[2] * g.out[1]);
-          int32_t acc = 0;
-          for (int64_t c = 0; c < g.Cg; ++c)
-            for_each_tap(g, oz, oy, ox, [&](int64_t tap, int64_t iz, int64_t iy, int64_t ix, bool inside) {
-              if (inside) acc += centered(in[0].data, in[0].dtype, g.xi(n, grp * g.Cg + c, (iz * g.in[1] + iy) * g.in[2] + ix), p.x_zp) * W[g.wi(m, c, tap)];
-            });
-          st.put(g.yi(n, m, o), m, acc);
-        }
-      }
+    reference_conv(g, p, in, Store{p, g.has_bias ? in[2].as<float>() : nullptr, nullptr, conv.data()});
     // Y's geometry: the pool's output in the same layout
     ConvGeom yg = g;
     yg.out[1] = fp.out[0], yg.out[2] = fp.out[1];

@@ -66,6 +66,12 @@ struct Geom {
   bool channels_last = false;  // X [N, spatial, C], W [M, k, Cg], Y [N, spatial, M]
 };
 
+// A 1x1 stride-1 window without padding: output position p reads input pixel p.
+__host__ __device__ inline bool is_pointwise(const Geom& g) {
+  return g.k[0] == 1 && g.k[1] == 1 && g.k[2] == 1 && g.s[0] == 1 && g.s[1] == 1 && g.s[2] == 1 && g.p[0] == 0 && g.p[1] == 0 && g.p[2] == 0 && g.out[0] == g.in[0] &&
+         g.out[1] == g.in[1] && g.out[2] == g.in[2];
+}
+
 // The activation tensor: int8, or uint8 (x_u8) read by the kernels as the int8 value x - 128.
 struct Input {
   const void* x = nullptr;

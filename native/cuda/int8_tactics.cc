@@ -70,6 +70,16 @@ void init_packed(const LayerInfo& L, MmaState& st, bool with_corr) {
   st.w.upload(L, packed.data(), packed.size());
 }
 
+// init_state, then the constant W rearranged for the space-to-depth convolution (pack_s2d_weights) and
+// uploaded: the s2d and stem tactics.
+void init_s2d_packed(const LayerInfo& L, MmaState& st) {
+  init_state(L, st, false);
+  const Geom g2 = s2d_geom(st.l.g);
+  std::vector<int8_t> packed(static_cast<size_t>(mma_mgp(g2)) * mma_kp(g2));
+  pack_s2d_weights(st.l.g, reinterpret_cast<const int8_t*>(L.const_data(1)), packed.data());
+  st.w.upload(L, packed.data(), packed.size());
+}
+
 // An attribute of the current device (0 when it cannot be read).
 int device_attribute(cudaDeviceAttr a) {
   int dev = 0, v = 0;
@@ -198,20 +208,20 @@ class GatherCl : public Tactic {
   std::unique_ptr<LayerState> prepare(const LayerInfo& L) const override {
     if (!can_implement(L)) fail("INVALID_ENGINE", cu::where(L) + ": tactic " + name_ + " cannot run this layer (it needs channels-last int8 activations with zero point 0 and one group)");
     auto st = std::make_unique<MmaState>();
+    if (kind_ == kS2d) {
+      init_s2d_packed(L, *st);
+      return st;
+    }
     init_state(L, *st, false);
     const Geom& g = st->l.g;
     const int8_t* src = reinterpret_cast<const int8_t*>(L.const_data(1));
-    const Geom g2 = kind_ == kIm2col ? im2col_geom(g) : s2d_geom(g);
+    const Geom g2 = im2col_geom(g);
     std::vector<int8_t> packed(static_cast<size_t>(mma_mgp(g2)) * mma_kp(g2));
-    if (kind_ == kS2d) {
-      pack_s2d_weights(g, src, packed.data());
-    } else {
-      // W's rows of K values, zero-padded to the gathered rows' Kc
-      const int K = st->l.K, Kc = g2.C;
-      std::vector<int8_t> w(static_cast<size_t>(g2.M) * Kc, 0);
-      for (int m = 0; m < g2.M; ++m) std::copy(src + static_cast<size_t>(m) * K, src + static_cast<size_t>(m + 1) * K, w.begin() + static_cast<size_t>(m) * Kc);
-      pack_mma_weights(g2, w.data(), packed.data());
-    }
+    // W's rows of K values, zero-padded to the gathered rows' Kc
+    const int K = st->l.K, Kc = g2.C;
+    std::vector<int8_t> w(static_cast<size_t>(g2.M) * Kc, 0);
+    for (int m = 0; m < g2.M; ++m) std::copy(src + static_cast<size_t>(m) * K, src + static_cast<size_t>(m + 1) * K, w.begin() + static_cast<size_t>(m) * Kc);
+    pack_mma_weights(g2, w.data(), packed.data());
     st->w.upload(L, packed.data(), packed.size());
     return st;
   }
@@ -287,11 +297,7 @@ class Stem : public Tactic {
     if (!can_implement(L))
       fail("INVALID_ENGINE", cu::where(L) + ": tactic " + name_ + " cannot run this layer (it needs a channels-last stride-2 convolution of at most 4 int8 channels with zero point 0 into 64, a 4x4 space-to-depth window and an int8/uint8 output without residual)");
     auto st = std::make_unique<MmaState>();
-    init_state(L, *st, false);
-    const Geom g2 = s2d_geom(st->l.g);
-    std::vector<int8_t> packed(static_cast<size_t>(mma_mgp(g2)) * mma_kp(g2));
-    pack_s2d_weights(st->l.g, reinterpret_cast<const int8_t*>(L.const_data(1)), packed.data());
-    st->w.upload(L, packed.data(), packed.size());
+    init_s2d_packed(L, *st);
     return st;
   }
   void run(const LayerInfo& L, LayerState* s, const Tensor* in, Tensor* out, RunContext& ctx) const override {
